@@ -1,0 +1,50 @@
+# convbench: `make bench` runs the default sweep, `make test` the tests.
+# Both create .venv and install what they need on first use (quick afterwards).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PEERS  ?= 1# 1: also install the pinned PyTorch CPU build (torch==2.13.0) as a peer
+PIP    := $(BIN)/python -m pip -q --disable-pip-version-check
+# pip prints a warning per missing local index entry on this machine; keep the output readable
+PIPF   := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+
+BENCH_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: bench test floors clean help
+
+help:
+	@echo "make bench   - default sweep: tables in results/<timestamp>/tables.md"
+	@echo "make test    - the test suite"
+	@echo "make floors  - the speed floors of the issues, as ratios from one run"
+	@echo "options: PEERS=0 (no torch), BENCH_ARGS='--threads 2 ...', PYTEST_ARGS='-k cli'"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.deps: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[test]' $(PIPF)
+	@$(BIN)/python -c "import convbench.cli, numpy, scipy, numba, pyfftw, pandas, threadpoolctl, matplotlib" \
+		|| { echo "dependency installation failed"; exit 1; }
+	@touch $@
+
+# torch==2.13.0 is pinned: here it is the local CPU build; an unpinned torch pulls CUDA (GBs)
+$(VENV)/.peers: $(VENV)/.deps
+	$(PIP) install 'torch==2.13.0' $(PIPF)
+	@$(BIN)/python -c "import torch" || { echo "torch==2.13.0 installation failed"; exit 1; }
+	@touch $@
+
+PEER_DEP := $(if $(filter 1,$(PEERS)),$(VENV)/.peers)
+
+bench: $(VENV)/.deps $(PEER_DEP)
+	$(BIN)/convbench run $(BENCH_ARGS)
+
+test: $(VENV)/.deps $(PEER_DEP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+floors: $(VENV)/.deps $(VENV)/.peers
+	$(BIN)/python benchmarks/floors.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks

@@ -1,0 +1,262 @@
+"""The backend contract: capabilities as data, one-off ``prepare``, hot ``run``.
+
+A backend is one class in one module plus one line in ``backends/__init__.py``.
+What it can do is declared in :class:`Capabilities` (a frozen dataclass the
+generic :meth:`Backend.supports` reads, and that ``convbench list`` and the test
+suite's skips are driven by); a backend adds only the checks data cannot express
+by overriding :meth:`Backend._supports`.
+
+Lifecycle, as the runner times it::
+
+    reason = b.supports(problem)        # None, or why not (no work done)
+    plan = b.prepare(problem, weights)  # timed as prepare_s: JIT, planning, weight
+                                        # transforms, matrix assembly
+    y = b.run(plan, x)                  # timed: the hot path, validates nothing
+
+``flops(problem)`` and ``workspace_bytes(problem)`` describe what ``run`` really
+does, from the shape alone (no allocation), so the runner can refuse a problem
+before touching memory.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..problem import ConvProblem
+
+__all__ = ["Unsupported", "Capabilities", "Backend", "Plan"]
+
+
+class Unsupported(NotImplementedError):
+    """Raised when a backend's declared capabilities exclude a problem; ``str(e)`` is the reason."""
+
+
+#: Relative error tolerance of algorithms that are exact in exact arithmetic (direct
+#: loops, im2col + GEMM): on benchdnn-style integer data they reproduce the float64
+#: result bit for bit, so this only leaves room for reassociation on large sums.
+EXACT_RTOL = {"float32": 1e-6, "float64": 1e-13}
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend supports, as data.
+
+    Attributes
+    ----------
+    dtypes : tuple of str
+        Data types it runs in (``"float32"``, ``"float64"``).
+    kernel_sizes : tuple of (int, int), optional
+        The only ``(kh, kw)`` it accepts; ``None`` means any.
+    max_kernel : int, optional
+        Largest ``kh``/``kw``; ``None`` means no limit.
+    strides : tuple of int, optional
+        Accepted stride values (both axes); ``None`` means any.
+    dilation : bool
+        Whether dilated kernels are supported.
+    groups : bool
+        Whether ``g > 1`` is supported.
+    asymmetric_padding : bool
+        Whether problems whose output size implies bottom/right padding different
+        from PyTorch's symmetric rule are supported.
+    forward, transposed : bool
+        Which directions (forward convolution, transposed convolution) it runs.
+    exact : bool
+        True for algorithms that are exact in exact arithmetic; they are held to
+        :data:`EXACT_RTOL`. Transform algorithms set False and give ``rtol``.
+    rtol : dict, optional
+        Norm-wise relative error tolerance per dtype for inexact algorithms.
+    memory_limit_bytes : int, optional
+        Largest ``workspace_bytes`` it may use; larger problems are refused from the
+        shape alone, before anything is allocated.
+    max_channel_pairs : int, optional
+        For per-channel-pair loops (peers): refuse ``oc * ic/g`` above this.
+    threads : str
+        Which thread control applies (``"numba"``, ``"blas"``, ``"fftw"``,
+        ``"scipy.fft"``, ``"torch"`` or ``"single"`` for code that never runs threads).
+    """
+
+    dtypes: tuple[str, ...] = ("float32", "float64")
+    kernel_sizes: tuple[tuple[int, int], ...] | None = None
+    max_kernel: int | None = None
+    strides: tuple[int, ...] | None = None
+    dilation: bool = True
+    groups: bool = True
+    asymmetric_padding: bool = True
+    forward: bool = True
+    transposed: bool = False
+    exact: bool = True
+    rtol: dict | None = None
+    memory_limit_bytes: int | None = None
+    max_channel_pairs: int | None = None
+    threads: str = "single"
+
+    def tolerance(self, dtype: str) -> float:
+        """Norm-wise relative error allowed for ``dtype``."""
+        if self.exact or not self.rtol:
+            return EXACT_RTOL[dtype]
+        return float(self.rtol[dtype])
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class Plan:
+    """What ``prepare`` hands to ``run``: the problem plus backend-specific state."""
+
+    problem: ConvProblem
+    state: dict = field(default_factory=dict)
+
+
+def fill_padded(buf: np.ndarray, x: np.ndarray, p: ConvProblem) -> np.ndarray:
+    """Copy the part of NCHW ``x`` the convolution reads into zero-bordered ``buf``
+    (``(mb, ic, >= hp, >= wp)``, allocated once by ``prepare``; its border stays zero)."""
+    h, w = p.read_h, p.read_w
+    buf[:, :, p.ph:p.ph + h, p.pw:p.pw + w] = x[:, :, :h, :w]
+    return buf
+
+
+def crop_padded(yp: np.ndarray, p: ConvProblem) -> np.ndarray:
+    """The ``(mb, ic, ih, iw)`` image inside a padded ``(mb, ic, hp, wp)`` result
+    (transposed convolutions); input rows/columns the forward problem never reads are 0."""
+    y = np.zeros(p.input_shape, dtype=yp.dtype)
+    h, w = p.read_h, p.read_w
+    y[:, :, :h, :w] = yp[:, :, p.ph:p.ph + h, p.pw:p.pw + w]
+    return y
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError
+
+
+def available_memory_bytes() -> int:
+    """Memory available to this process now (``MemAvailable``), or 8 GiB when unknown."""
+    from ..machine import memory_bytes
+    return memory_bytes("MemAvailable") or (8 << 30)
+
+
+class Backend:
+    """Base class of every backend. Subclasses set the class attributes and implement
+    :meth:`prepare`, :meth:`run`, :meth:`flops` and :meth:`workspace_bytes`."""
+
+    #: name used in tables and on the command line
+    name: ClassVar[str] = ""
+    #: algorithm family shown in tables (``direct``, ``im2col+gemm``, ``fft``, ...)
+    algorithm: ClassVar[str] = ""
+    #: one-line description for ``convbench list``
+    description: ClassVar[str] = ""
+    #: True for third-party implementations shown for comparison
+    peer: ClassVar[bool] = False
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    # ---------------------------------------------------------------- availability
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """None when the backend can run on this machine, else why not (e.g. missing package)."""
+        return None
+
+    # ---------------------------------------------------------------- capabilities
+    def supports(self, p: ConvProblem) -> str | None:
+        """None when this backend can run ``p``, else the reason it cannot (one line)."""
+        c = self.capabilities
+        if p.transposed and not c.transposed:
+            return f"{self.name} implements forward convolution only, not the transposed one"
+        if not p.transposed and not c.forward:
+            return f"{self.name} implements the transposed convolution only"
+        if p.dtype not in c.dtypes:
+            return f"dtype {p.dtype} not supported (supports {', '.join(c.dtypes)})"
+        if c.kernel_sizes is not None and (p.kh, p.kw) not in c.kernel_sizes:
+            ks = ", ".join(f"{a}x{b}" for a, b in c.kernel_sizes)
+            return f"kernel {p.kh}x{p.kw} not supported (supports {ks})"
+        if c.max_kernel is not None and max(p.kh, p.kw) > c.max_kernel:
+            return f"kernel {p.kh}x{p.kw} larger than {c.max_kernel}"
+        if c.strides is not None and (p.sh not in c.strides or p.sw not in c.strides):
+            return f"stride {p.sh}x{p.sw} not supported (supports {', '.join(map(str, c.strides))})"
+        if not c.dilation and (p.dh or p.dw):
+            return "dilation not supported"
+        if not c.groups and p.g > 1:
+            return "groups > 1 not supported"
+        if not c.asymmetric_padding and not p.torch_compatible:
+            return (f"asymmetric padding (bottom/right {p.ph_r}/{p.pw_r} vs top/left {p.ph}/{p.pw}) "
+                    f"not supported")
+        if c.max_channel_pairs is not None and p.oc * p.icg > c.max_channel_pairs:
+            return (f"{p.oc * p.icg} channel pairs exceed this per-pair loop's limit of "
+                    f"{c.max_channel_pairs}")
+        limit = self.memory_limit()
+        if limit is not None:
+            need = self.workspace_bytes(p)
+            if need > limit:
+                return (f"needs {need} bytes ({_fmt_bytes(need)}) of workspace, over the memory limit "
+                        f"of {limit} bytes ({_fmt_bytes(limit)})")
+        return self._supports(p)
+
+    def memory_limit(self) -> int | None:
+        """The workspace limit in force (capability, overridable per instance)."""
+        return getattr(self, "_memory_limit", None) or self.capabilities.memory_limit_bytes
+
+    def set_memory_limit(self, nbytes: int | None) -> None:
+        """Override the declared memory limit (e.g. from ``--memory-limit``)."""
+        self._memory_limit = nbytes
+
+    def _supports(self, p: ConvProblem) -> str | None:
+        """Extra checks a subclass cannot express as capability data."""
+        return None
+
+    def check(self, p: ConvProblem) -> None:
+        """Raise :class:`Unsupported` with the reason if ``p`` is not supported."""
+        reason = self.supports(p)
+        if reason is not None:
+            raise Unsupported(f"{self.name}: {reason}")
+
+    # ---------------------------------------------------------------- the work
+    def prepare(self, p: ConvProblem, w: np.ndarray) -> Any:
+        """All one-off work for problem ``p`` with weights ``w``; returns the plan ``run`` needs."""
+        raise NotImplementedError
+
+    def run(self, plan: Any, x: np.ndarray) -> np.ndarray:
+        """The hot path: apply the plan to ``x`` and return a new output array."""
+        raise NotImplementedError
+
+    def flops(self, p: ConvProblem) -> float:
+        """Floating-point operations ``run`` executes (NaN when unknown, e.g. a peer)."""
+        return float("nan")
+
+    def workspace_bytes(self, p: ConvProblem) -> int | None:
+        """Bytes held besides input, weights and output while ``run`` executes
+        (None when unknown, e.g. inside a peer library)."""
+        return None
+
+    def note(self, plan: Any) -> str:
+        """A short remark for the results row (e.g. which kernel or dispatch was chosen)."""
+        return ""
+
+    def phases(self, plan: Any, x: np.ndarray) -> dict[str, float] | None:
+        """Seconds spent per phase of one run, for transform algorithms; None otherwise."""
+        return None
+
+    def describe(self) -> dict:
+        """Name, algorithm and capabilities as a plain dict (for ``convbench list``)."""
+        d = {"name": self.name, "algorithm": self.algorithm, "peer": self.peer,
+             "description": self.description}
+        d.update(self.capabilities.as_dict())
+        d["memory_limit_bytes"] = self.memory_limit()
+        return d
+
+    def __repr__(self) -> str:
+        return f"<backend {self.name} ({self.algorithm})>"
+
+
+def default_memory_limit(fraction: float = 0.25) -> int:
+    """A fraction of the memory available now, overridable with ``CONVBENCH_MEMORY_LIMIT`` (bytes)."""
+    env = os.environ.get("CONVBENCH_MEMORY_LIMIT")
+    if env:
+        return int(float(env))
+    return int(available_memory_bytes() * fraction)

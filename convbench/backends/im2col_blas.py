@@ -1,0 +1,166 @@
+"""``im2col_blas``: unfold the input into a column matrix, then a BLAS GEMM per group.
+
+Chellapilla et al. (2006): every output pixel's receptive field becomes one column
+of a ``(ic/g * kh * kw) x (mb * oh * ow)`` matrix, and the convolution becomes
+``W_g @ cols`` with ``W_g`` the ``(oc/g) x (ic/g * kh * kw)`` weights of group g.
+
+The unfold is a single strided view (``as_strided`` over the zero-padded input:
+one axis per kernel tap, one per output pixel) copied into a contiguous buffer,
+with no Python loop over pixels. Its innermost axis runs along an output row, so
+for stride 1 the copy is a sequence of contiguous row moves.
+
+Cache blocking: the column matrix is built and multiplied in chunks of output rows
+sized to the CPU's L2 cache (``K * columns * itemsize ~ L2``), so the GEMM reads
+columns the copy has just written while they are still in L2, instead of
+streaming a matrix of several MiB through L3. Measured on the ResNet-50 layers
+(one thread, interleaved with oneDNN): one unblocked unfold + GEMM ran 0.75x of
+oneDNN's speed on 64@56^2 and 0.89x on 128@28^2; 8-row chunks (~1 MiB of columns)
+ran 0.87x and 0.91x. Small images are not split; instead several images share
+one GEMM (a wider N keeps BLAS efficient). The padded input, the column buffer, the GEMM
+scratch and every strided view over them are made once in ``prepare`` and reused,
+as a framework's scratchpad would be; ``run`` is copies and GEMMs only.
+
+The transposed convolution is the adjoint: ``cols = W_g^T @ x`` (one GEMM per
+group) followed by col2im, a scatter-add of each kernel tap's slab into the
+padded output (a loop over the kh*kw taps, each a vectorised strided add).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..flops import dense_flops
+from ..machine import cache_bytes
+from ..problem import ConvProblem
+from .base import Backend, Capabilities, Plan, crop_padded, default_memory_limit, fill_padded
+
+#: bytes of column buffer per chunk: the L2 cache (the column block of one GEMM)
+CHUNK_BYTES = cache_bytes(2)
+#: bytes of column buffer per GEMM for the transposed path (no cache blocking there)
+WORKSPACE_CAP = 256 << 20
+
+
+def chunks(p: ConvProblem) -> list[tuple[int, int, int, int]]:
+    """Forward GEMM chunks ``(first image, images, first output row, rows)``.
+
+    Whole images are grouped while their columns fit :data:`CHUNK_BYTES`; a larger
+    image is split into blocks of output rows that do (at least one row).
+    """
+    row_bytes = p.icg * p.kh * p.kw * p.ow * p.itemsize
+    rows = max(1, CHUNK_BYTES // row_bytes)
+    if rows >= p.oh:
+        nb = max(1, rows // p.oh)
+        return [(n0, min(nb, p.mb - n0), 0, p.oh) for n0 in range(0, p.mb, nb)]
+    # split rows evenly so that the last block is not a sliver
+    nblk = -(-p.oh // rows)
+    rows = -(-p.oh // nblk)
+    return [(n, 1, y0, min(rows, p.oh - y0)) for n in range(p.mb) for y0 in range(0, p.oh, rows)]
+
+
+def _chunk(p: ConvProblem) -> int:
+    """Images per GEMM on the transposed path, so columns stay under :data:`WORKSPACE_CAP`."""
+    per_image = p.icg * p.kh * p.kw * p.oh * p.ow * p.itemsize
+    return max(1, min(p.mb, WORKSPACE_CAP // max(per_image, 1)))
+
+
+class Im2colBlas(Backend):
+    name = "im2col_blas"
+    algorithm = "im2col+gemm"
+    description = "unfold (strided view, one copy) + one BLAS GEMM per group; col2im for transposed"
+    capabilities = Capabilities(exact=True, transposed=True, threads="blas",
+                                memory_limit_bytes=default_memory_limit(0.5))
+
+    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan:
+        dt = np.dtype(p.dtype)
+        K = p.icg * p.kh * p.kw
+        P = p.oh * p.ow
+        wg = np.ascontiguousarray(w, dtype=dt).reshape(p.g, p.ocg, K)
+        if p.transposed:
+            mbc = _chunk(p)
+            return Plan(p, dict(mbc=mbc, K=K, P=P, wt=np.ascontiguousarray(wg.transpose(0, 2, 1)),
+                                cols=np.empty((K, mbc * P), dtype=dt),
+                                yp=np.zeros((p.mb, p.ic, p.hp, p.wp), dtype=dt)))
+        ch = chunks(p)
+        ncols = max(nb * nr for _, nb, _, nr in ch) * p.ow
+        whole = len(ch) == p.mb and all(nb == 1 and nr == p.oh for _, nb, _, nr in ch)
+        xp = np.zeros((p.mb, p.ic, p.hp, p.wp), dtype=dt)
+        cols = np.empty((K, ncols), dtype=dt)
+        tmp = None if whole else np.empty((p.ocg, ncols), dtype=dt)
+        # Every strided view is built here once, over buffers the plan owns, so run()
+        # is only copies and GEMMs (as_strided costs ~10 us a call in Python).
+        sN, sC, sH, sW = xp.strides
+        icg, ow = p.icg, p.ow
+        steps = []
+        for n0, nb, y0, nr in ch:
+            ncol = nb * nr * ow
+            c = cols[:, :ncol]
+            for gi in range(p.g):
+                src = as_strided(xp[n0:n0 + nb, gi * icg:(gi + 1) * icg, y0 * p.sh:],
+                                 shape=(icg, p.kh, p.kw, nb, nr, ow),
+                                 strides=(sC, (p.dh + 1) * sH, (p.dw + 1) * sW, sN, p.sh * sH, p.sw * sW),
+                                 writeable=False)
+                t = None if whole else tmp[:, :ncol]
+                steps.append((src, c.reshape(icg, p.kh, p.kw, nb, nr, ow), c, wg[gi], t,
+                              t.reshape(p.ocg, nb, nr, ow).transpose(1, 0, 2, 3) if t is not None else None,
+                              (slice(n0, n0 + nb), slice(gi * p.ocg, (gi + 1) * p.ocg), slice(y0, y0 + nr))))
+        return Plan(p, dict(K=K, P=P, w=wg, chunks=ch, cols=cols, xp=xp, tmp=tmp, steps=steps, whole=whole))
+
+    def run(self, plan: Plan, x: np.ndarray) -> np.ndarray:
+        p = plan.problem
+        return self._transposed(plan, x) if p.transposed else self._forward(plan, x)
+
+    def _forward(self, plan: Plan, x: np.ndarray) -> np.ndarray:
+        p, st = plan.problem, plan.state
+        xp = fill_padded(st["xp"], x, p)
+        y = np.empty(p.output_shape, dtype=xp.dtype)
+        if st["whole"]:  # one chunk per image: the GEMM writes straight into the output
+            for src, dst, cols, wmat, _, _, (n, g, _) in st["steps"]:
+                np.copyto(dst, src)
+                np.matmul(wmat, cols, out=y[n.start, g].reshape(p.ocg, st["P"]))
+            return y
+        for src, dst, cols, wmat, tmp, tmp4, idx in st["steps"]:
+            np.copyto(dst, src)
+            np.matmul(wmat, cols, out=tmp)
+            y[idx] = tmp4
+        return y
+
+    def _transposed(self, plan: Plan, x: np.ndarray) -> np.ndarray:
+        p, st = plan.problem, plan.state
+        yp = st["yp"]
+        yp.fill(0)
+        icg, ocg, P, mbc = p.icg, p.ocg, st["P"], st["mbc"]
+        dil_h, dil_w = p.dh + 1, p.dw + 1
+        for n0 in range(0, p.mb, mbc):
+            nb = min(mbc, p.mb - n0)
+            cols = st["cols"][:, :nb * P]
+            for gi in range(p.g):
+                xg = x[n0:n0 + nb, gi * ocg:(gi + 1) * ocg]  # (nb, ocg, oh, ow)
+                if nb == 1:
+                    np.matmul(st["wt"][gi], xg.reshape(ocg, P), out=cols)
+                else:
+                    np.matmul(st["wt"][gi], xg.transpose(1, 0, 2, 3).reshape(ocg, nb * P), out=cols)
+                c6 = cols.reshape(icg, p.kh, p.kw, nb, p.oh, p.ow)
+                dst = yp[n0:n0 + nb, gi * icg:(gi + 1) * icg]
+                for r in range(p.kh):
+                    for s in range(p.kw):
+                        dst[:, :, r * dil_h:r * dil_h + (p.oh - 1) * p.sh + 1:p.sh,
+                            s * dil_w:s * dil_w + (p.ow - 1) * p.sw + 1:p.sw] += c6[:, r, s].transpose(1, 0, 2, 3)
+        return crop_padded(yp, p)
+
+    def flops(self, p: ConvProblem) -> float:
+        # the GEMM multiplies padding taps too: 2 * oc * (ic/g*kh*kw) * (mb*oh*ow);
+        # col2im adds (transposed) are kh*kw*ic/g*oh*ow*mb*g more
+        extra = p.mb * p.ic * p.kh * p.kw * p.oh * p.ow if p.transposed else 0
+        return float(dense_flops(p) + extra)
+
+    def workspace_bytes(self, p: ConvProblem) -> int:
+        it = p.itemsize
+        K = p.icg * p.kh * p.kw
+        pad = p.mb * p.ic * p.hp * p.wp * it
+        if p.transposed:
+            return K * _chunk(p) * p.oh * p.ow * it + pad
+        ch = chunks(p)
+        ncols = max(nb * nr for _, nb, _, nr in ch) * p.ow
+        whole = len(ch) == p.mb and all(nb == 1 and nr == p.oh for _, nb, _, nr in ch)
+        return K * ncols * it + pad + (0 if whole else p.ocg * ncols * it)  # cols + padded x + GEMM out

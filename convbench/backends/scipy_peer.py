@@ -1,0 +1,130 @@
+"""scipy peers: what a scipy user would write, one 2-D call per (image, out, in) channel triple.
+
+``scipy_signal``
+    ``scipy.signal.correlate(x, w, mode="valid", method=m)`` with ``m`` from scipy's
+    own public chooser ``scipy.signal.choose_conv_method`` (direct or FFT), decided
+    in ``prepare`` on the problem's shapes and recorded in the row's note.
+``scipy_ndimage``
+    ``scipy.ndimage.correlate`` (scipy's compiled direct loop), the reference point for
+    direct single-channel filtering.
+``scipy_fftconv``
+    ``scipy.signal.fftconvolve`` on the flipped kernel (convolution = correlation with
+    the kernel reversed), the reference point for FFT filtering.
+
+All three run on the zero-padded input and subsample for stride (scipy has no
+strided correlation), so stride > 1 is honest but wasteful, exactly as it would be
+for a scipy user. Multi-channel problems cost ``mb * oc * ic/g`` Python-level
+calls, so the capability ``max_channel_pairs`` refuses large layers up front.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..problem import ConvProblem
+from .base import Backend, Capabilities, Plan, fill_padded
+
+try:
+    import scipy.ndimage as ndi
+    import scipy.signal as sps
+except ImportError:  # pragma: no cover
+    sps = ndi = None
+
+_CAPS = dict(asymmetric_padding=True, threads="single", max_channel_pairs=1024)
+
+
+def _dilated_kernel(k: np.ndarray, p: ConvProblem) -> np.ndarray:
+    """The kernel with the dilation gaps made explicit (zeros), for libraries without dilation."""
+    if not (p.dh or p.dw):
+        return k
+    out = np.zeros(k.shape[:-2] + (p.ext_h, p.ext_w), dtype=k.dtype)
+    out[..., ::p.dh + 1, ::p.dw + 1] = k
+    return out
+
+
+class _ScipyBase(Backend):
+    peer = True
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        return None if sps is not None else "scipy is not installed"
+
+    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan:
+        wd = _dilated_kernel(np.ascontiguousarray(w, dtype=p.dtype), p)
+        st = {"w": wd, "xp": np.zeros((p.mb, p.ic, p.hp, p.wp), dtype=p.dtype)}
+        st.update(self._extra(p, wd))
+        return Plan(p, st)
+
+    def _extra(self, p: ConvProblem, wd: np.ndarray) -> dict:
+        return {}
+
+    def _correlate_valid(self, st: dict, a: np.ndarray, k: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def run(self, plan: Plan, x: np.ndarray) -> np.ndarray:
+        p, st = plan.problem, plan.state
+        xp = fill_padded(st["xp"], x, p)
+        y = np.empty(p.output_shape, dtype=x.dtype)
+        w = st["w"]
+        for n in range(p.mb):
+            for o in range(p.oc):
+                cb = (o // p.ocg) * p.icg
+                acc = self._correlate_valid(st, xp[n, cb], w[o, 0])
+                for c in range(1, p.icg):
+                    acc += self._correlate_valid(st, xp[n, cb + c], w[o, c])
+                y[n, o] = acc[::p.sh, ::p.sw]
+        return y
+
+    def note(self, plan: Plan) -> str:
+        return plan.state.get("note", "")
+
+    def workspace_bytes(self, p: ConvProblem) -> int:
+        # the zero-padded input; scipy's own temporaries are not visible from here
+        return p.mb * p.ic * p.hp * p.wp * p.itemsize
+
+
+class ScipySignal(_ScipyBase):
+    name = "scipy_signal"
+    algorithm = "scipy.signal (auto)"
+    description = "scipy.signal.correlate per channel pair, method from choose_conv_method"
+    capabilities = Capabilities(exact=False, rtol={"float32": 1e-5, "float64": 1e-12}, **_CAPS)
+
+    def _extra(self, p: ConvProblem, wd: np.ndarray) -> dict:
+        sample = np.zeros((p.hp, p.wp), dtype=p.dtype)
+        method = sps.choose_conv_method(sample, wd[0, 0], mode="valid")
+        return {"method": method, "note": f"scipy chose method={method}"}
+
+    def _correlate_valid(self, st, a, k):
+        return sps.correlate(a, k, mode="valid", method=st["method"])
+
+
+class ScipyNdimage(_ScipyBase):
+    name = "scipy_ndimage"
+    algorithm = "scipy.ndimage (direct)"
+    description = "scipy.ndimage.correlate per channel pair (compiled direct loop)"
+    capabilities = Capabilities(exact=True, **_CAPS)
+
+    def _correlate_valid(self, st, a, k):
+        # ndimage centres the kernel (origin 0 at k//2) and keeps the input size;
+        # the 'valid' region starts at the kernel centre
+        kh, kw = k.shape
+        full = ndi.correlate(a, k, mode="constant", cval=0.0)
+        return full[kh // 2:kh // 2 + a.shape[0] - kh + 1, kw // 2:kw // 2 + a.shape[1] - kw + 1]
+
+
+class ScipyFFTConv(_ScipyBase):
+    name = "scipy_fftconv"
+    algorithm = "scipy.signal.fftconvolve"
+    description = "scipy.signal.fftconvolve per channel pair (kernel flipped: correlation)"
+    capabilities = Capabilities(exact=False, rtol={"float32": 1e-5, "float64": 1e-12}, **_CAPS)
+
+    def _extra(self, p: ConvProblem, wd: np.ndarray) -> dict:
+        return {"flipped": np.ascontiguousarray(wd[:, :, ::-1, ::-1])}
+
+    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan:
+        plan = super().prepare(p, w)
+        plan.state["w"] = plan.state.pop("flipped")
+        return plan
+
+    def _correlate_valid(self, st, a, k):
+        return sps.fftconvolve(a, k, mode="valid")

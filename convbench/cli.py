@@ -1,0 +1,597 @@
+"""Command line: every flag parsed and validated here, in one place.
+
+``convbench run | list | info | report | suites`` (and ``compare``/``calibrate``).
+
+Bad input never produces a traceback: one line on stderr says what is wrong and
+what is accepted, and the exit status is 2. This module imports nothing that
+loads numpy at module level, because ``--blas-coretype`` must set
+``OPENBLAS_CORETYPE`` before OpenBLAS is loaded; :func:`main` applies it first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .blas import CORETYPES, apply_coretype
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no usage dump
+        raise UsageError(f"{self.prog}: error: {message}")
+
+
+# ---------------------------------------------------------------------------- value parsers
+def _split(text: str, flag: str, what: str) -> list[str]:
+    items = [t.strip() for t in str(text).split(",")]
+    if not text or any(t == "" for t in items):
+        raise argparse.ArgumentTypeError(f"{text!r} has an empty value; expected {what}")
+    return items
+
+
+def _pos_int(tok: str, flag: str, what: str, minimum: int = 1) -> int:
+    try:
+        v = int(tok)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{tok!r} is not an integer; expected {what}") from None
+    if v < minimum:
+        raise argparse.ArgumentTypeError(f"{v} is out of range; expected {what}")
+    return v
+
+
+def int_list(flag: str, minimum: int = 1):
+    what = f"comma-separated integers >= {minimum}, e.g. 1,2"
+
+    def parse(text):
+        return [_pos_int(t, flag, what, minimum) for t in _split(text, flag, what)]
+    return parse
+
+
+def pair_list(flag: str, example: str):
+    what = f"comma-separated positive integers or HxW pairs, e.g. {example}"
+
+    def parse(text):
+        out = []
+        for t in _split(text, flag, what):
+            parts = t.lower().split("x")
+            if len(parts) == 1:
+                v = _pos_int(parts[0], flag, what)
+                out.append((v, v))
+            elif len(parts) == 2:
+                out.append((_pos_int(parts[0], flag, what), _pos_int(parts[1], flag, what)))
+            else:
+                raise argparse.ArgumentTypeError(f"{t!r} is not N or HxW; expected {what}")
+        return out
+    return parse
+
+
+def padding_list(text):
+    what = "comma-separated 'valid', 'same' or integers >= 0, e.g. valid,same,1"
+    out = []
+    for t in _split(text, "--padding", what):
+        if t.lower() in ("valid", "same"):
+            out.append(t.lower())
+        else:
+            out.append(_pos_int(t, "--padding", what, 0))
+    return out
+
+
+def dtype_list(text):
+    what = "comma-separated float32 (f32) and/or float64 (f64)"
+    names = {"f32": "float32", "float32": "float32", "f64": "float64", "float64": "float64"}
+    out = []
+    for t in _split(text, "--dtype", what):
+        if t.lower() not in names:
+            raise argparse.ArgumentTypeError(f"unknown dtype {t!r}; expected {what}")
+        out.append(names[t.lower()])
+    return list(dict.fromkeys(out))
+
+
+def positive_float(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0 or v != v or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive finite number")
+    return v
+
+
+def density(text):
+    v = positive_float(text)
+    if v > 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be in (0, 1]")
+    return v
+
+
+def byte_size(text):
+    units = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+             "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
+    t = str(text).strip().lower()
+    num = t.rstrip("kmgib")
+    unit = t[len(num):]
+    try:
+        v = float(num)
+    except ValueError:
+        v = -1
+    if v <= 0 or unit not in units:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size; expected bytes such as 4G, 512M or 1000000")
+    return int(v * units[unit])
+
+
+def threads_arg(text):
+    n = _pos_int(text, "--threads", "a positive integer")
+    cores = os.cpu_count() or 1
+    if n > cores:
+        raise argparse.ArgumentTypeError(f"{n} exceeds the {cores} cores of this machine; expected 1..{cores}")
+    return n
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="convbench", description="Benchmark convolution algorithms against each other, honestly.")
+    p.add_argument("--version", action="version", version=f"convbench {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    coretype_help = ("OpenBLAS kernel set, applied before numpy loads: auto (best this CPU supports; "
+                     "default), native (OpenBLAS's own detection) or one of " + ", ".join(CORETYPES))
+
+    r = sub.add_parser("run", help="run a sweep and write tables", description=(
+        "Sweep problems x backends. Problems come from --problem, --suite/--suite-file and the grid "
+        "flags (--sizes with --kernels, --strides, ...); with none of them the default suite runs."))
+    g = r.add_argument_group("problems")
+    g.add_argument("--problem", action="append", default=[], metavar="DESC",
+                   help="a benchdnn descriptor, e.g. mb1ic64ih56oc64kh3ph1 (repeatable)")
+    g.add_argument("--suite", action="append", default=[], metavar="NAME", help="a shipped suite (see `convbench suites`)")
+    g.add_argument("--suite-file", action="append", default=[], metavar="PATH", help="a file of descriptors")
+    g.add_argument("--sizes", type=pair_list("--sizes", "32,64 or 32x48"), help="input sizes (ih=iw, or HxW)")
+    g.add_argument("--kernels", type=pair_list("--kernels", "3,5 or 3x1"), help="kernel sizes (default 3)")
+    g.add_argument("--strides", type=int_list("--strides"), help="strides (default 1)")
+    g.add_argument("--channels", type=int_list("--channels"), help="input channels (default 16)")
+    g.add_argument("--out-channels", type=int_list("--out-channels"), help="output channels (default: = input)")
+    g.add_argument("--batch", type=int_list("--batch"), help="minibatch sizes (overrides descriptors' mb too)")
+    g.add_argument("--padding", type=padding_list, help="valid, same or N (default valid)")
+    g.add_argument("--dilation", type=int_list("--dilation"), help="dilation, PyTorch convention (default 1)")
+    g.add_argument("--groups", type=int_list("--groups"), help="groups (default 1)")
+    g.add_argument("--dtype", type=dtype_list, help="float32 (default) and/or float64")
+    g.add_argument("--direction", choices=("fwd", "bwd_d", "both"), default=None,
+                   help="forward convolution (fwd, default), transposed (bwd_d) or both")
+    g.add_argument("--weight-density", type=density, default=1.0, metavar="D",
+                   help="fraction of non-zero weights (pruned kernels, same zeros for every backend)")
+    g.add_argument("--dry-run", action="store_true", help="list the problems and backends, run nothing")
+    b = r.add_argument_group("backends and fairness")
+    b.add_argument("--backends", default="all", metavar="all|a,b",
+                   help="backends to run (default: every available one except the reference oracle)")
+    b.add_argument("--exclude", default="", metavar="a,b", help="backends to leave out")
+    b.add_argument("--threads", type=threads_arg, default=1, help="threads for every library (default 1)")
+    b.add_argument("--blas-coretype", default="auto", metavar="KIND", help=coretype_help)
+    b.add_argument("--memory-limit", type=byte_size, default=None, metavar="BYTES",
+                   help="workspace limit for backends that declare one (default: a fraction of free RAM)")
+    t = r.add_argument_group("timing")
+    t.add_argument("--min-time", type=positive_float, default=0.2, metavar="S", help="timed seconds per cell at least (0.2)")
+    t.add_argument("--max-time", type=positive_float, default=2.0, metavar="S", help="timed seconds per cell at most (2)")
+    t.add_argument("--min-rounds", type=int_list("--min-rounds"), default=[5], metavar="N", help="rounds per cell at least (5)")
+    t.add_argument("--round-time", type=positive_float, default=1e-3, metavar="S", help="target seconds per round (0.001)")
+    t.add_argument("--cell-budget", type=positive_float, default=30.0, metavar="S",
+                   help="skip timing a cell whose single run exceeds this (30)")
+    o = r.add_argument_group("output")
+    o.add_argument("--out", default=None, metavar="DIR", help="result directory (default results/<timestamp>)")
+    o.add_argument("--resume", default=None, metavar="DIR", help="finish an interrupted run in DIR with its stored settings")
+    o.add_argument("--baseline", default=None, metavar="NAME", help="backend for the speed-up table (default torch_onednn)")
+    o.add_argument("--quiet", action="store_true", help="no progress display")
+
+    lst = sub.add_parser("list", help="backends, their algorithm and capabilities")
+    lst.add_argument("--json", action="store_true", help="machine-readable output")
+
+    inf = sub.add_parser("info", help="machine, BLAS kernel set and measured peak GFLOP/s")
+    inf.add_argument("--blas-coretype", default="auto", metavar="KIND", help=coretype_help)
+    inf.add_argument("--threads", type=threads_arg, default=1, help="threads for the peak measurement (1)")
+    inf.add_argument("--json", action="store_true", help="machine-readable output")
+
+    rep = sub.add_parser("report", help="(re)write tables.md for a result directory")
+    rep.add_argument("dir", metavar="DIR")
+    rep.add_argument("--baseline", default=None, metavar="NAME")
+
+    sub.add_parser("suites", help="list the shipped problem suites")
+    return p
+
+
+# ---------------------------------------------------------------------------- helpers
+def _prescan_coretype(argv: list[str]) -> str | None:
+    """Value of --blas-coretype in argv (for use before argparse and numpy)."""
+    for i, a in enumerate(argv):
+        if a == "--blas-coretype" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--blas-coretype="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def _expand_problems(a) -> list:
+    from .problem import ConvProblem
+    from .suites import load_suite
+    from .sweep import expand_grid
+
+    directions = {"fwd": [False], "bwd_d": [True], "both": [False, True], None: [False]}[a.direction]
+    dtypes = a.dtype or ["float32"]
+    problems: list = []
+
+    def add_variants(p):
+        for mb in (a.batch or [None]):
+            for dt in (a.dtype or [None]):
+                for tr in (directions if a.direction else [None]):
+                    ch = {}
+                    if mb is not None:
+                        ch["mb"] = mb
+                    if dt is not None:
+                        ch["dtype"] = dt
+                    if tr is not None:
+                        ch["transposed"] = tr
+                    problems.append(p.replace(**ch) if ch and hasattr(p, "replace") else p)
+
+    for d in a.problem:
+        try:
+            add_variants(ConvProblem.parse(d))
+        except ValueError as e:
+            raise UsageError(f"--problem: {e}") from None
+    for name in a.suite:
+        try:
+            entries = load_suite(name)
+        except ValueError as e:
+            raise UsageError(f"--suite: {e}") from None
+        for e in entries:
+            add_variants(e.problem)
+    for path in a.suite_file:
+        try:
+            entries = load_suite(path, is_path=True)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        for e in entries:
+            add_variants(e.problem)
+    grid_flags = [a.kernels, a.strides, a.channels, a.out_channels, a.padding, a.dilation, a.groups]
+    if a.sizes:
+        problems += expand_grid(
+            sizes=a.sizes, kernels=a.kernels or [(3, 3)], strides=a.strides or [1],
+            channels=a.channels or [16], out_channels=a.out_channels, batch=a.batch or [1],
+            padding=a.padding or [0], dilation=a.dilation or [1], groups=a.groups or [1],
+            dtypes=dtypes, transposed=directions)
+    elif any(v is not None for v in grid_flags):
+        raise UsageError("convbench run: grid flags (--kernels, --strides, ...) need --sizes, e.g. --sizes 32,64")
+    if not problems:
+        for e in load_suite("default"):
+            add_variants(e.problem)
+    # drop exact duplicates, keep order
+    seen = set()
+    uniq = []
+    for p in problems:
+        if p.label not in seen:
+            seen.add(p.label)
+            uniq.append(p)
+    return uniq
+
+
+def _resolve_backends(spec: str, exclude: str) -> list[str]:
+    from .backends import available_backends, registered_backends, unavailable_reason
+    avail = available_backends()
+    if spec.strip().lower() == "all":
+        names = [n for n in avail if n != "reference"]
+    else:
+        names = []
+        for n in spec.split(","):
+            n = n.strip()
+            if not n:
+                raise UsageError(f"--backends {spec!r}: empty name; expected all or names from: {', '.join(avail)}")
+            if n not in registered_backends():
+                raise UsageError(f"--backends: unknown backend {n!r}; available: {', '.join(avail)}")
+            if n not in avail:
+                raise UsageError(f"--backends: {n!r} is not available here ({unavailable_reason(n)}); "
+                                 f"available: {', '.join(avail)}")
+            names.append(n)
+    for n in [e.strip() for e in exclude.split(",") if e.strip()]:
+        if n not in registered_backends():
+            raise UsageError(f"--exclude: unknown backend {n!r}; registered: {', '.join(registered_backends())}")
+        names = [m for m in names if m != n]
+    if not names:
+        raise UsageError("no backends left to run")
+    return list(dict.fromkeys(names))
+
+
+def _check_out_dir(path: Path, resume: bool) -> None:
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {str(path)!r} is a file; expected a directory (new or empty)")
+    if not resume and (path / "summary.csv").exists():
+        raise UsageError(f"--out {str(path)!r} already holds results; use --resume {path} to finish it "
+                         f"or choose another directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".convbench-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"--out {str(path)!r} is not writable ({e.strerror})") from None
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_run(a, argv: list[str], coretype: dict) -> int:
+    from .problem import ConvProblem
+    from .sweep import InvalidProblem
+
+    stored = None
+    if a.resume:
+        rdir = Path(a.resume)
+        if not (rdir / "meta.json").is_file():
+            raise UsageError(f"--resume {a.resume!r}: no meta.json there; expected a convbench result directory")
+        try:
+            stored = json.loads((rdir / "meta.json").read_text())["config"]
+        except (ValueError, KeyError, OSError) as e:
+            raise UsageError(f"--resume {a.resume!r}: unreadable meta.json ({e})") from None
+        out = rdir
+    else:
+        out = Path(a.out) if a.out else Path("results") / time.strftime("%Y%m%d-%H%M%S")
+    if a.out and a.resume and Path(a.out) != Path(a.resume):
+        raise UsageError("--out and --resume name different directories; give only --resume DIR")
+
+    if stored is None:
+        problems = _expand_problems(a)
+        backends = _resolve_backends(a.backends, a.exclude)
+        config = dict(problems=[p.label if isinstance(p, ConvProblem) else
+                                {"invalid": p.label, "reason": p.reason, "dtype": p.dtype,
+                                 "transposed": p.transposed} for p in problems],
+                      backends=backends, threads=a.threads, min_time=a.min_time, max_time=max(a.max_time, a.min_time),
+                      min_rounds=a.min_rounds[0], round_time=a.round_time, cell_budget=a.cell_budget,
+                      weight_density=a.weight_density, memory_limit=a.memory_limit,
+                      baseline=a.baseline, blas_coretype=a.blas_coretype)
+    else:
+        config = stored
+        problems = [ConvProblem.parse(x) if isinstance(x, str) else
+                    InvalidProblem(x["invalid"], x["reason"], x.get("dtype", "float32"), x.get("transposed", False))
+                    for x in config["problems"]]
+        backends = _resolve_backends(",".join(config["backends"]), "")
+
+    if a.dry_run:
+        print(f"{len(problems)} problems x {len(backends)} backends: {', '.join(backends)}")
+        for p in problems:
+            print(f"  {p.label}" + (f"   (invalid: {p.reason})" if isinstance(p, InvalidProblem) else ""))
+        return EXIT_OK
+
+    _check_out_dir(out, resume=bool(a.resume))
+
+    from . import threads
+    from .blas import autodetected_coretype
+    from .machine import git_commit, machine_info
+    from .report import write_tables
+    from .results import SCHEMA_VERSION, ResultWriter, load_summary, write_meta
+    from .runner import Progress, RunConfig, run_sweep
+    from .timing import TimingConfig
+
+    threads.set_threads(config["threads"])
+    cfg = RunConfig(problems=problems, backends=backends, threads=config["threads"],
+                    timing=TimingConfig(round_time=config["round_time"], min_rounds=config["min_rounds"],
+                                        min_time=config["min_time"], max_time=config["max_time"]),
+                    cell_budget_s=config["cell_budget"], weight_density=config["weight_density"],
+                    memory_limit_bytes=config["memory_limit"])
+    done = set()
+    meta_path = out / "meta.json"
+    if a.resume:
+        meta = json.loads(meta_path.read_text())
+        try:
+            df = load_summary(out)
+            done = set(zip(df.problem, df.backend))
+        except Exception:
+            done = set()
+        meta.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "argv": argv})
+    else:
+        meta = {"tool": "convbench", "schema_version": SCHEMA_VERSION, "convbench_version": __version__,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "argv": ["convbench"] + argv,
+                "config": config, "machine": machine_info(), "git": git_commit(),
+                "blas_coretype": coretype, "blas_autodetected": autodetected_coretype()}
+    meta["threads"] = threads.thread_report()
+    write_meta(out, meta)
+    warn = meta.get("machine", {}).get("blas", {}).get("warning")
+    if warn:
+        print(f"warning: {warn}", file=sys.stderr)
+
+    writer = ResultWriter(out)
+    progress = Progress(len(problems), enabled=not a.quiet)
+    n_cells = sum(1 for _ in problems) * len(backends)
+    print(f"convbench: {len(problems)} problems x {len(backends)} backends ({n_cells} cells), "
+          f"{config['threads']} thread(s), results in {out}", file=sys.stderr)
+    try:
+        res = run_sweep(cfg, writer, done=done, progress=progress)
+    finally:
+        writer.close()
+        meta["threads"] = threads.thread_report()
+    meta["finished"] = None if res["interrupted"] else time.strftime("%Y-%m-%dT%H:%M:%S")
+    write_meta(out, meta)
+    tables = write_tables(out, a.baseline or config.get("baseline"))
+    if res["interrupted"]:
+        print(f"interrupted: {res['problems']} of {len(problems)} problems finished, every finished row "
+              f"is in {out}/summary.csv. Resume with:\n  convbench run --resume {shlex.quote(str(out))}",
+              file=sys.stderr)
+        return 130
+    _print_summary(out, tables)
+    return EXIT_OK
+
+
+def _print_summary(out: Path, tables: Path) -> None:
+    from .results import load_summary
+    df = load_summary(out)
+    counts = df.status.value_counts().to_dict()
+    print(f"\nwrote {out}/summary.csv ({len(df)} rows: "
+          + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("passed", "skipped", "mistrusted", "failed")) + ")")
+    print(f"      {out}/samples.csv, {out}/meta.json")
+    print(f"tables: {tables}")
+    text = tables.read_text()
+    start = text.find("## Fastest backend per problem")
+    end = text.find("\n## ", start + 5)
+    if start >= 0:
+        print("\n" + text[start:end].strip())
+
+
+def cmd_list(a) -> int:
+    from .backends import get_backend, registered_backends, unavailable_reason
+    rows = []
+    for name in registered_backends():
+        reason = unavailable_reason(name)
+        if reason is None:
+            d = get_backend(name).describe()
+            d["available"] = True
+        else:
+            d = {"name": name, "available": False, "reason": reason}
+        rows.append(d)
+    if a.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return EXIT_OK
+    for d in rows:
+        if not d["available"]:
+            print(f"{d['name']:<16} not available: {d['reason']}")
+            continue
+        caps = []
+        caps.append("dtypes " + "/".join(x.replace("float", "f") for x in d["dtypes"]))
+        if d["kernel_sizes"]:
+            caps.append("kernels " + ",".join(f"{a}x{b}" for a, b in d["kernel_sizes"]))
+        if d["max_kernel"]:
+            caps.append(f"kernel <= {d['max_kernel']}")
+        caps.append("strides " + (",".join(map(str, d["strides"])) if d["strides"] else "any"))
+        caps.append("dilation" if d["dilation"] else "no dilation")
+        caps.append("groups" if d["groups"] else "no groups")
+        if d["transposed"]:
+            caps.append("transposed")
+        caps.append("exact" if d["exact"] else f"tol {d['rtol']['float32']:g} (f32)")
+        if d["memory_limit_bytes"]:
+            caps.append(f"workspace <= {d['memory_limit_bytes'] / 2**30:.1f} GiB")
+        if d["max_channel_pairs"]:
+            caps.append(f"<= {d['max_channel_pairs']} channel pairs")
+        caps.append(f"threads: {d['threads']}")
+        kind = "peer" if d["peer"] else "own"
+        print(f"{d['name']:<16} {d['algorithm']:<26} [{kind}] {d['description']}")
+        print(f"{'':<16} {'; '.join(caps)}")
+    return EXIT_OK
+
+
+def cmd_info(a, coretype: dict) -> int:
+    from . import threads
+    from .blas import autodetected_coretype
+    from .machine import git_commit, machine_info, peak_gflops
+    threads.set_threads(a.threads)
+    info = machine_info()
+    info["blas_coretype"] = coretype
+    info["blas_autodetected"] = autodetected_coretype()
+    info["peak"] = peak_gflops(1.0, a.threads)
+    info["git"] = git_commit()
+    if a.json:
+        print(json.dumps(info, indent=2, default=str))
+        return EXIT_OK
+    blas = info["blas"]
+    print(f"convbench {info['convbench']} on {info['cpu_model']} ({info['cores']} cores, "
+          f"{(info['memory_bytes'] or 0) / 2**30:.1f} GiB), Python {info['python']}")
+    print(f"CPU flags: {' '.join(info['cpu_flags'])}")
+    print(f"OpenBLAS kernel set: best for this CPU {blas['cpu_best']}; environment had "
+          f"OPENBLAS_CORETYPE={coretype.get('env_before')}; OpenBLAS alone picks "
+          f"{info['blas_autodetected']}; this process runs "
+          f"{', '.join(str(lib['architecture']) for lib in blas['libraries']) or '?'} "
+          f"(OPENBLAS_CORETYPE={blas['env']}, --blas-coretype {coretype['requested']})")
+    from .blas import coretype_rank
+    env_before = coretype.get("env_before")
+    for origin, kind in (("the environment's OPENBLAS_CORETYPE", env_before),
+                         ("OpenBLAS's own detection", info["blas_autodetected"])):
+        if kind and coretype_rank(kind) < coretype_rank(blas["cpu_best"]):
+            print(f"  note: {origin} selects {kind}, below what this CPU supports ({blas['cpu_best']}); "
+                  f"`--blas-coretype auto` (the default) runs {blas['cpu_best']}, `native` would run {kind}.")
+    if blas.get("warning"):
+        print(f"  WARNING: {blas['warning']}")
+    for lib in blas["libraries"]:
+        print(f"  {lib['internal_api']} {lib['version']} [{lib['architecture']}] {lib['filepath']}")
+    print(f"peak, {a.threads} thread(s): sgemm {info['peak']['sgemm_gflops']:.1f} GFLOP/s, "
+          f"dgemm {info['peak']['dgemm_gflops']:.1f} GFLOP/s (best 1024^3 GEMM in ~1 s)")
+    libs = info["libraries"]
+    print("libraries: " + ", ".join(f"{k} {v}" for k, v in libs.items() if v))
+    missing = [k for k, v in libs.items() if not v]
+    if missing:
+        print("not installed: " + ", ".join(missing))
+    return EXIT_OK
+
+
+def cmd_report(a) -> int:
+    from .report import write_tables
+    from .results import ResultsError
+    d = Path(a.dir)
+    if not d.is_dir():
+        raise UsageError(f"report: {a.dir!r} is not a directory; expected a convbench result directory")
+    try:
+        path = write_tables(d, a.baseline)
+    except ResultsError as e:
+        raise UsageError(f"report: {e}") from None
+    print(f"tables: {path}")
+    return EXIT_OK
+
+
+def cmd_suites(a) -> int:
+    from .suites import list_suites, load_suite
+    for name, desc in list_suites().items():
+        entries = load_suite(name)
+        layers = sum(e.multiplicity for e in entries)
+        print(f"{name:<22} {len(entries):>3} shapes {layers:>4} layers  {desc}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------- entry
+def _prescan_threads(argv: list[str]) -> int:
+    for i, a in enumerate(argv):
+        val = argv[i + 1] if a == "--threads" and i + 1 < len(argv) else \
+            a.split("=", 1)[1] if a.startswith("--threads=") else None
+        if val is not None:
+            try:
+                return max(1, int(val))
+            except ValueError:
+                return 1  # argparse reports the bad value
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 failure found, 2 usage error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        coretype = {"requested": None}
+        if argv[:1] in (["run"], ["info"]):
+            # both must happen before numpy/OpenMP runtimes load
+            coretype = apply_coretype(_prescan_coretype(argv) or "auto")
+            from . import threads
+            threads.preset_environment(_prescan_threads(argv))
+        a = build_parser().parse_args(argv)
+        if a.command == "run":
+            return cmd_run(a, argv, coretype)
+        if a.command == "list":
+            return cmd_list(a)
+        if a.command == "info":
+            return cmd_info(a, coretype)
+        if a.command == "report":
+            return cmd_report(a)
+        return cmd_suites(a)
+    except (UsageError, ValueError) as e:
+        msg = str(e)
+        print(msg if msg.startswith("convbench") else f"convbench: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as e:  # argparse --help / --version
+        return int(e.code or 0)
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Provenance: what machine, libraries, threads and commit produced a result.
+
+Everything a reader needs to judge whether two result directories are comparable
+(``convbench compare`` warns when these differ) and to reproduce a run.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .blas import best_coretype, blas_status, cpu_flags, cpu_model
+
+__all__ = ["machine_info", "library_versions", "git_commit", "peak_gflops"]
+
+_FLAGS_OF_INTEREST = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512cd", "avx512bw",
+                      "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile", "neon", "asimd")
+_LIBS = ("numpy", "scipy", "numba", "llvmlite", "pyfftw", "pandas", "threadpoolctl", "torch",
+         "matplotlib", "pytest-benchmark")
+
+
+def library_versions() -> dict:
+    out = {}
+    for name in _LIBS:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit() -> dict:
+    """Commit and dirty flag of the convbench checkout (None outside a git checkout)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": sha, "dirty": dirty if sha else None}
+
+
+def cache_bytes(level: int = 2, default: int = 1 << 20) -> int:
+    """Size of this CPU's level-``level`` data/unified cache (per core), from sysfs."""
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    try:
+        for idx in sorted(base.glob("index*")):
+            if int((idx / "level").read_text()) == level and (idx / "type").read_text().strip() != "Instruction":
+                text = (idx / "size").read_text().strip().upper()
+                mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1], 1)
+                return int(text.rstrip("KMG")) * mult
+    except (OSError, ValueError):
+        pass
+    return default
+
+
+def memory_bytes(field: str = "MemTotal") -> int | None:
+    """A ``/proc/meminfo`` field in bytes (None off Linux)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def machine_info() -> dict:
+    flags = cpu_flags()
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu_model": cpu_model(),
+        "cpu_flags": [f for f in _FLAGS_OF_INTEREST if f in flags],
+        "cores": os.cpu_count(),
+        "memory_bytes": memory_bytes(),
+        "l2_cache_bytes": cache_bytes(2),
+        "openblas_best_coretype": best_coretype(flags),
+        "blas": blas_status(),
+        "convbench": __version__,
+        "libraries": library_versions(),
+    }
+
+
+def peak_gflops(seconds: float = 1.0, threads: int | None = None) -> dict:
+    """Measured sgemm and dgemm GFLOP/s on this machine (best of repeated 1024^3 GEMMs)."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+    out = {}
+    n = 1024
+    with threadpool_limits(threads) if threads else _null():
+        for name, dt in (("sgemm", np.float32), ("dgemm", np.float64)):
+            a = np.random.default_rng(0).standard_normal((n, n)).astype(dt)
+            b = a.copy()
+            c = np.empty_like(a)
+            np.matmul(a, b, out=c)
+            best = float("inf")
+            t_end = time.perf_counter() + seconds / 2
+            while time.perf_counter() < t_end:
+                t0 = time.perf_counter()
+                np.matmul(a, b, out=c)
+                best = min(best, time.perf_counter() - t0)
+            out[name + "_gflops"] = 2 * n ** 3 / best / 1e9
+    return out
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False

@@ -1,0 +1,483 @@
+"""The convolution problem: one validated, immutable description of a 2-D conv layer.
+
+Every other module takes a :class:`ConvProblem`; nothing downstream re-validates
+shapes. The canonical text form is oneDNN benchdnn's conv descriptor
+(``mb1ic64ih56oc64kh3ph1``), so benchdnn ``inputs/conv/shapes_*`` lines load
+unchanged and every table row can be pasted back into ``convbench run --problem``
+or into benchdnn itself.
+
+benchdnn conventions kept here on purpose (they differ from PyTorch):
+
+* ``mb`` defaults to 2 when a descriptor omits it (benchdnn's default);
+* dilation ``dh``/``dw`` counts the *gaps*: ``dh0`` is a dense kernel, ``dh1`` is
+  PyTorch's ``dilation=2``. :attr:`ConvProblem.dil_h` gives the PyTorch value;
+* padding ``ph``/``pw`` is the top/left padding. The bottom/right padding is
+  implied by the output size: ``ph_r = (oh-1)*sh - ih + ext_h - ph``. When a
+  descriptor gives no ``oh``, ``oh`` is derived with floor division exactly as
+  PyTorch does, and ``ph_r <= ph``. A descriptor may give an ``oh`` larger than
+  that (benchdnn's "gemm" shapes do); the problem is then *asymmetric*, which
+  :attr:`ConvProblem.torch_compatible` reports.
+
+1-D descriptors (only ``iw``/``kw``...) are read as 2-D problems with ``ih = kh = 1``.
+3-D descriptors (``id``/``kd``/``od``...) are rejected with a clear error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+
+__all__ = ["ConvProblem", "DTYPES"]
+
+#: dtypes a problem may carry, by name. Kept as strings so the module needs no numpy.
+DTYPES = ("float32", "float64")
+
+_DT_ALIASES = {"f32": "float32", "float32": "float32", "f64": "float64", "float64": "float64"}
+
+# Keys benchdnn accepts, longest first is not needed: all are two letters except g.
+_KEYS = ("mb", "ic", "id", "ih", "iw", "oc", "od", "oh", "ow", "kd", "kh", "kw",
+         "sd", "sh", "sw", "pd", "ph", "pw", "dd", "dh", "dw", "g")
+_TOKEN = re.compile(r"(" + "|".join(_KEYS) + r")(-?\d+)")
+
+
+def _ext(k: int, d: int) -> int:
+    """Extent of a kernel of size ``k`` with benchdnn dilation ``d`` (gaps)."""
+    return (k - 1) * (d + 1) + 1
+
+
+@dataclass(frozen=True)
+class ConvProblem:
+    """A forward 2-D convolution, NCHW input and OIHW weights (grouped: ``(oc, ic/g, kh, kw)``).
+
+    Parameters
+    ----------
+    mb, ic, ih, iw : int
+        Batch, input channels, input height and width.
+    oc : int
+        Output channels.
+    kh, kw : int
+        Kernel height and width.
+    sh, sw : int, optional
+        Strides (default 1).
+    ph, pw : int, optional
+        Top and left zero padding (default 0).
+    dh, dw : int, optional
+        Dilation in benchdnn's convention: number of gaps between taps (default 0).
+    g : int, optional
+        Groups (default 1); ``ic`` and ``oc`` must be divisible by ``g``.
+    oh, ow : int, optional
+        Output size. Derived (floor, as PyTorch) when omitted; giving a larger one
+        implies extra bottom/right padding.
+    dtype : {"float32", "float64"}, optional
+        Data type of inputs, weights and output (default ``"float32"``).
+    name : str, optional
+        Free-form layer name, printed as benchdnn's ``n"..."`` suffix.
+    transposed : bool, optional
+        The transposed convolution (benchdnn ``--dir=BWD_D``, PyTorch
+        ``conv_transpose2d``) of this forward problem: it consumes
+        :attr:`output_shape` and produces :attr:`input_shape`.
+
+    Raises
+    ------
+    ValueError
+        Naming the field, the bad value and what is accepted.
+
+    Examples
+    --------
+    >>> p = ConvProblem.parse("mb1ic64ih56oc64kh3ph1")
+    >>> p.oh, p.ow, p.descriptor
+    (56, 56, 'mb1ic64ih56oc64kh3ph1')
+    """
+
+    mb: int
+    ic: int
+    ih: int
+    iw: int
+    oc: int
+    kh: int
+    kw: int
+    sh: int = 1
+    sw: int = 1
+    ph: int = 0
+    pw: int = 0
+    dh: int = 0
+    dw: int = 0
+    g: int = 1
+    oh: int | None = None
+    ow: int | None = None
+    dtype: str = "float32"
+    name: str = ""
+    transposed: bool = False
+
+    def __post_init__(self) -> None:
+        for f in ("mb", "ic", "ih", "iw", "oc", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw", "g"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int):
+                try:
+                    iv = int(v)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{f}={v!r}: expected an integer") from None
+                if iv != v:
+                    raise ValueError(f"{f}={v!r}: expected an integer")
+                object.__setattr__(self, f, iv)
+        for f in ("mb", "ic", "ih", "iw", "oc", "kh", "kw", "g"):
+            if getattr(self, f) < 1:
+                raise ValueError(f"{f}={getattr(self, f)}: must be a positive integer (>= 1)")
+        for f in ("sh", "sw"):
+            if getattr(self, f) < 1:
+                raise ValueError(f"stride {f}={getattr(self, f)}: must be >= 1")
+        for f in ("ph", "pw"):
+            if getattr(self, f) < 0:
+                raise ValueError(f"padding {f}={getattr(self, f)}: must be >= 0")
+        for f in ("dh", "dw"):
+            if getattr(self, f) < 0:
+                raise ValueError(
+                    f"dilation {f}={getattr(self, f)}: must be >= 0 (benchdnn counts gaps: 0 = dense kernel)")
+        if self.ic % self.g:
+            raise ValueError(f"ic={self.ic} is not divisible by groups g={self.g}: ic and oc must be multiples of g")
+        if self.oc % self.g:
+            raise ValueError(f"oc={self.oc} is not divisible by groups g={self.g}: ic and oc must be multiples of g")
+        dt = _DT_ALIASES.get(str(self.dtype))
+        if dt is None:
+            raise ValueError(f"dtype={self.dtype!r}: accepted are float32 (f32) and float64 (f64)")
+        object.__setattr__(self, "dtype", dt)
+        for dim, i, k, s, p, d, o in (("h", self.ih, self.kh, self.sh, self.ph, self.dh, self.oh),
+                                      ("w", self.iw, self.kw, self.sw, self.pw, self.dw, self.ow)):
+            ext = _ext(k, d)
+            if o is None:
+                if ext > i + 2 * p:
+                    raise ValueError(
+                        f"kernel k{dim}={k} (extent {ext} with d{dim}={d}) is larger than the padded input "
+                        f"i{dim}={i} + 2*p{dim}={2 * p}: kernel extent must be <= {i + 2 * p}")
+                object.__setattr__(self, "o" + dim, (i + 2 * p - ext) // s + 1)
+            else:
+                if isinstance(o, bool) or not isinstance(o, int) or o < 1:
+                    raise ValueError(f"o{dim}={o!r}: must be a positive integer")
+                pr = (o - 1) * s + ext - i - p
+                if pr <= -i:
+                    raise ValueError(
+                        f"o{dim}={o} is too small for i{dim}={i}, k{dim}={k}, s{dim}={s}, p{dim}={p}: the "
+                        f"windows would read no input row/column; accepted is a bottom/right padding > {-i}")
+        if not isinstance(self.transposed, bool):
+            raise ValueError(f"transposed={self.transposed!r}: expected True or False")
+        if not isinstance(self.name, str) or '"' in self.name:
+            raise ValueError(f"name={self.name!r}: must be a string without double quotes")
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def icg(self) -> int:
+        """Input channels per group."""
+        return self.ic // self.g
+
+    @property
+    def ocg(self) -> int:
+        """Output channels per group."""
+        return self.oc // self.g
+
+    @property
+    def dil_h(self) -> int:
+        """Vertical dilation in PyTorch's convention (1 = dense)."""
+        return self.dh + 1
+
+    @property
+    def dil_w(self) -> int:
+        """Horizontal dilation in PyTorch's convention (1 = dense)."""
+        return self.dw + 1
+
+    @property
+    def ext_h(self) -> int:
+        """Vertical extent of the (dilated) kernel."""
+        return _ext(self.kh, self.dh)
+
+    @property
+    def ext_w(self) -> int:
+        """Horizontal extent of the (dilated) kernel."""
+        return _ext(self.kw, self.dw)
+
+    @property
+    def ph_r(self) -> int:
+        """Bottom padding implied by ``oh`` (negative: bottom input rows are never read)."""
+        return (self.oh - 1) * self.sh + self.ext_h - self.ih - self.ph
+
+    @property
+    def pw_r(self) -> int:
+        """Right padding implied by ``ow`` (negative: right input columns are never read)."""
+        return (self.ow - 1) * self.sw + self.ext_w - self.iw - self.pw
+
+    @property
+    def hp(self) -> int:
+        """Rows of the padded input that the convolution reads: ``(oh-1)*sh + ext_h``."""
+        return (self.oh - 1) * self.sh + self.ext_h
+
+    @property
+    def wp(self) -> int:
+        """Columns of the padded input that the convolution reads: ``(ow-1)*sw + ext_w``."""
+        return (self.ow - 1) * self.sw + self.ext_w
+
+    @property
+    def read_h(self) -> int:
+        """Input rows the convolution reads (all of them unless ``oh`` crops the bottom)."""
+        return min(self.ih, self.hp - self.ph)
+
+    @property
+    def read_w(self) -> int:
+        """Input columns the convolution reads."""
+        return min(self.iw, self.wp - self.pw)
+
+    @property
+    def torch_compatible(self) -> bool:
+        """True when symmetric padding ``(ph, pw)`` with floor division gives ``(oh, ow)``."""
+        return (self.oh == (self.ih + 2 * self.ph - self.ext_h) // self.sh + 1
+                and self.ow == (self.iw + 2 * self.pw - self.ext_w) // self.sw + 1
+                and self.ih + 2 * self.ph >= self.ext_h and self.iw + 2 * self.pw >= self.ext_w)
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per element of :attr:`dtype`."""
+        return 4 if self.dtype == "float32" else 8
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        return (self.mb, self.ic, self.ih, self.iw)
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        return (self.oc, self.icg, self.kh, self.kw)
+
+    @property
+    def output_shape(self) -> tuple[int, int, int, int]:
+        return (self.mb, self.oc, self.oh, self.ow)
+
+    @property
+    def src_shape(self) -> tuple[int, int, int, int]:
+        """Shape of the array the operation consumes (the output shape when transposed)."""
+        return self.output_shape if self.transposed else self.input_shape
+
+    @property
+    def dst_shape(self) -> tuple[int, int, int, int]:
+        """Shape of the array the operation produces (the input shape when transposed)."""
+        return self.input_shape if self.transposed else self.output_shape
+
+    @property
+    def params(self) -> int:
+        """Number of weights: ``oc * ic/g * kh * kw`` (no bias)."""
+        return self.oc * self.icg * self.kh * self.kw
+
+    @property
+    def is_pointwise(self) -> bool:
+        return self.kh == 1 and self.kw == 1
+
+    @property
+    def is_depthwise(self) -> bool:
+        return self.g > 1 and self.g == self.ic == self.oc
+
+    # ------------------------------------------------------------------ text form
+    @property
+    def descriptor(self) -> str:
+        """Canonical benchdnn descriptor (dtype is not part of it; see :attr:`label`)."""
+        s = []
+        if self.g != 1:
+            s.append(f"g{self.g}")
+        s.append(f"mb{self.mb}ic{self.ic}ih{self.ih}")
+        if self.iw != self.ih:
+            s.append(f"iw{self.iw}")
+        s.append(f"oc{self.oc}")
+        # the output size is printed only when it is not the PyTorch-derived one
+        if not self.torch_compatible:
+            s.append(f"oh{self.oh}")
+            if self.ow != self.oh:
+                s.append(f"ow{self.ow}")
+        s.append(f"kh{self.kh}")
+        if self.kw != self.kh:
+            s.append(f"kw{self.kw}")
+        if self.sh != 1 or self.sw != 1:
+            s.append(f"sh{self.sh}")
+            if self.sw != self.sh:
+                s.append(f"sw{self.sw}")
+        # with an explicit output size, padding must be explicit too (benchdnn would derive it)
+        if self.ph != 0 or self.pw != 0 or not self.torch_compatible:
+            s.append(f"ph{self.ph}")
+            if self.pw != self.ph:
+                s.append(f"pw{self.pw}")
+        if self.dh != 0 or self.dw != 0:
+            s.append(f"dh{self.dh}")
+            if self.dw != self.dh:
+                s.append(f"dw{self.dw}")
+        if self.name:
+            s.append(f'n"{self.name}"')
+        return "".join(s)
+
+    @property
+    def label(self) -> str:
+        """Descriptor with benchdnn's ``--dir=BWD_D`` / ``--dt=f64`` knobs when they apply.
+
+        Unique per problem and accepted by :meth:`parse`."""
+        knobs = ("--dir=BWD_D " if self.transposed else "") + ("--dt=f64 " if self.dtype == "float64" else "")
+        return knobs + self.descriptor
+
+    def __str__(self) -> str:
+        return self.label
+
+    def replace(self, **changes) -> "ConvProblem":
+        """A copy with some fields changed (revalidated).
+
+        ``oh``/``ow`` are re-derived when a geometry field changes (unless given),
+        and kept otherwise (e.g. when only ``mb`` or ``dtype`` change)."""
+        if changes.keys() & {"ih", "iw", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw"}:
+            changes.setdefault("oh", None)
+            changes.setdefault("ow", None)
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def parse(cls, text: str, *, dtype: str | None = None, mb: int | None = None) -> "ConvProblem":
+        """Parse a benchdnn conv descriptor.
+
+        Accepts everything benchdnn's ``str2desc`` does for 1-D and 2-D problems:
+        ``_`` separators, omitted defaults (``mb2``, stride 1, square sizes), a given
+        output size with or without padding (padding is then computed as benchdnn does),
+        a trailing name ``n"..."`` or ``nNAME``, and an optional leading ``--dt=f32|f64``.
+
+        Parameters
+        ----------
+        text : str
+            The descriptor.
+        dtype : str, optional
+            Overrides the dtype (else ``--dt=`` in the text, else float32).
+        mb : int, optional
+            Overrides the minibatch, as benchdnn's ``--mb``.
+
+        Raises
+        ------
+        ValueError
+            If the text is not a descriptor or describes an invalid problem.
+        """
+        if not isinstance(text, str):
+            raise ValueError(f"descriptor {text!r}: expected a string such as 'mb1ic64ih56oc64kh3ph1'")
+        orig = text
+        s = text.strip()
+        dt_text = None
+        transposed = False
+        # benchdnn knobs that `label` prints: --dir=FWD_*|BWD_D and --dt=/--cfg=
+        while True:
+            m = re.match(r"--(dt|cfg|dir)=(\S+)\s+", s)
+            if not m:
+                break
+            if m.group(1) == "dir":
+                d = m.group(2).upper()
+                if d not in ("FWD_D", "FWD_B", "FWD_I", "BWD_D"):
+                    raise ValueError(f"descriptor {orig!r}: --dir={m.group(2)} is not supported; accepted are "
+                                     f"FWD_D, FWD_B, FWD_I (forward) and BWD_D (transposed convolution)")
+                transposed = d == "BWD_D"
+            else:
+                dt_text = m.group(2)
+            s = s[m.end():]
+        name = ""
+        # name: everything after the first 'n' that is not part of a key
+        vals: dict[str, int] = {}
+        pos = 0
+        while pos < len(s):
+            c = s[pos]
+            if c == "_":
+                pos += 1
+                continue
+            if c == "n":
+                name = s[pos + 1:].strip()
+                if len(name) >= 2 and name[0] == name[-1] == '"':
+                    name = name[1:-1]
+                break
+            m = _TOKEN.match(s, pos)
+            if not m:
+                raise ValueError(
+                    f"descriptor {orig!r}: cannot read {s[pos:pos + 12]!r} at position {pos}; expected "
+                    f"benchdnn fields like mb1ic64ih56oc64kh3sh1ph1dh0 (g mb ic ih iw oc oh ow kh kw sh sw ph pw dh dw)")
+            vals[m.group(1)] = int(m.group(2))
+            pos = m.end()
+        if any(vals.get(k) for k in ("id", "kd", "od", "dd")) or vals.get("sd", 1) != 1 or vals.get("pd", 0) > 0:
+            raise ValueError(f"descriptor {orig!r}: 3-D convolutions (id/kd/od/sd/pd/dd) are not supported; "
+                             f"convbench runs 1-D and 2-D problems")
+        for k, v in vals.items():
+            if v < 0:
+                raise ValueError(f"descriptor {orig!r}: {k}={v} must be non-negative")
+        if not vals.get("ic") or not vals.get("oc"):
+            raise ValueError(f"descriptor {orig!r}: ic and oc are required and must be >= 1")
+
+        def axis(d: str) -> dict:
+            i, o, k = vals.get("i" + d, 0), vals.get("o" + d, 0), vals.get("k" + d, 0)
+            st, p, dl = vals.get("s" + d, 1), vals.get("p" + d, -1), vals.get("d" + d, 0)
+            return dict(i=i, o=o, k=k, s=st, p=p, d=dl)
+
+        h, w = axis("h"), axis("w")
+        no_h = not (h["i"] or h["k"] or h["o"] or h["d"]) and h["s"] == 1 and h["p"] < 1
+        no_w = not (w["i"] or w["k"] or w["o"] or w["d"]) and w["s"] == 1 and w["p"] < 1
+        if no_h and no_w:
+            raise ValueError(f"descriptor {orig!r}: needs an input size and a kernel size (ih..kh.. or iw..kw..)")
+        if no_h:  # 1-D problem along w
+            h = dict(i=1, o=1, k=1, s=1, p=0, d=0)
+        elif no_w:  # square defaults: missing w takes h's values (benchdnn's implicit rule)
+            w = dict(h)
+        else:
+            for key in ("i", "o", "k", "s", "d"):
+                if ("%sw" % key) not in vals and ("%sh" % key) in vals:
+                    w[key] = h[key]
+            if "pw" not in vals and "ph" in vals:
+                w["p"] = h["p"]
+        for d, ax in (("h", h), ("w", w)):
+            if not ax["i"] or not ax["k"]:
+                raise ValueError(f"descriptor {orig!r}: i{d} and k{d} are required and must be >= 1")
+            if ax["o"]:
+                if ax["p"] < 0:  # benchdnn: padding computed from the output size
+                    ax["p"] = max(0, ((ax["o"] - 1) * ax["s"] - ax["i"] + _ext(ax["k"], ax["d"])) // 2)
+            else:
+                ax["o"] = None
+                if ax["p"] < 0:
+                    ax["p"] = 0
+        g = vals.get("g", 1)
+        if g < 1:
+            raise ValueError(f"descriptor {orig!r}: g={g} must be >= 1")
+        if dtype is None and dt_text is not None:
+            dtype = dt_text
+        try:
+            return cls(mb=mb if mb is not None else vals.get("mb", 2), ic=vals["ic"], ih=h["i"], iw=w["i"],
+                       oc=vals["oc"], kh=h["k"], kw=w["k"], sh=h["s"], sw=w["s"], ph=h["p"], pw=w["p"],
+                       dh=h["d"], dw=w["d"], g=g, oh=h["o"], ow=w["o"], dtype=dtype or "float32", name=name,
+                       transposed=transposed)
+        except ValueError as e:
+            raise ValueError(f"descriptor {orig!r}: {e}") from None
+
+    @classmethod
+    def from_torch_args(cls, input_shape, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
+                        dtype="float32") -> "ConvProblem":
+        """Build a problem from ``torch.nn.functional.conv2d`` arguments (NCHW, OIHW).
+
+        ``stride``, ``padding`` and ``dilation`` take an int or a pair, as in PyTorch.
+        """
+        def pair(v, what):
+            if isinstance(v, bool):
+                raise ValueError(f"{what}={v!r}: expected an int or a pair of ints")
+            if isinstance(v, int):
+                return v, v
+            try:
+                a, b = v
+                return int(a), int(b)
+            except (TypeError, ValueError):
+                raise ValueError(f"{what}={v!r}: expected an int or a pair of ints") from None
+
+        if len(input_shape) != 4:
+            raise ValueError(f"input shape {tuple(input_shape)}: expected 4-D NCHW (mb, ic, ih, iw)")
+        if len(weight_shape) != 4:
+            raise ValueError(f"weight shape {tuple(weight_shape)}: expected 4-D (oc, ic/groups, kh, kw)")
+        mb, ic, ih, iw = (int(v) for v in input_shape)
+        oc, icg, kh, kw = (int(v) for v in weight_shape)
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+            raise ValueError(f"groups={groups!r}: expected a positive int")
+        if icg * groups != ic:
+            raise ValueError(f"weight shape {tuple(weight_shape)} has ic/groups={icg} but input has ic={ic} "
+                             f"with groups={groups}: expected weight.shape[1] == {ic // groups if ic % groups == 0 else 'ic/groups'}")
+        sh, sw = pair(stride, "stride")
+        ph, pw = pair(padding, "padding")
+        dh, dw = pair(dilation, "dilation")
+        if dh < 1 or dw < 1:
+            raise ValueError(f"dilation={dilation!r}: must be >= 1 (PyTorch convention)")
+        return cls(mb=mb, ic=ic, ih=ih, iw=iw, oc=oc, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw,
+                   dh=dh - 1, dw=dw - 1, g=groups, dtype=dtype)

@@ -1,0 +1,82 @@
+"""One thread count for every library: BLAS, OpenMP, numba, FFTW, scipy.fft and torch.
+
+Fair timing needs every backend to run with the same number of threads. Each
+library has its own knob, and they interfere: measured on this project's machine,
+calling ``torch.set_num_threads(1)`` *before* numba launched its pool and
+threadpoolctl capped the OpenMP runtimes left torch running two threads (CPU time
+twice the wall time). :func:`set_threads` therefore applies the knobs in the order
+that holds (numba, then torch, then threadpoolctl over every loaded BLAS/OpenMP
+runtime) and can be re-applied cheaply after a backend imports a new library.
+The runner also records each cell's CPU-time/wall-time ratio (``cpu_util``) so a
+library that ignores the setting shows up in the results rather than going unseen.
+
+Environment variables (``OMP_NUM_THREADS`` ...) only matter before a runtime loads;
+:func:`preset_environment` sets them for a fresh process (the CLI calls it first).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["set_threads", "get_threads", "preset_environment", "thread_report"]
+
+_THREADS = 1
+_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+             "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def preset_environment(n: int) -> None:
+    """Set the thread environment variables for runtimes not loaded yet.
+
+    Also selects numba's ``workqueue`` threading layer unless the user chose one:
+    it has no OpenMP runtime of its own to fight with torch's and pyFFTW's.
+    """
+    for var in _ENV_VARS:
+        os.environ[var] = str(n)
+    os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+
+
+def get_threads() -> int:
+    """The thread count set by :func:`set_threads` (FFTW plans and scipy.fft read it)."""
+    return _THREADS
+
+
+def set_threads(n: int) -> None:
+    """Apply ``n`` threads to numba, torch (if imported) and every loaded BLAS/OpenMP runtime."""
+    global _THREADS
+    if n < 1:
+        raise ValueError(f"threads={n}: must be >= 1")
+    _THREADS = n
+    os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+    try:
+        import numba
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    except ImportError:
+        pass
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(n)
+
+
+def thread_report() -> dict:
+    """What each runtime reports now: for the run metadata."""
+    out: dict = {"requested": _THREADS}
+    try:
+        from threadpoolctl import threadpool_info
+        out["threadpools"] = [
+            {k: i.get(k) for k in ("user_api", "internal_api", "prefix", "version", "num_threads",
+                                   "architecture", "threading_layer")}
+            for i in threadpool_info()]
+    except ImportError:
+        pass
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        out["numba"] = {"num_threads": numba.get_num_threads(),
+                        "threading_layer": os.environ.get("NUMBA_THREADING_LAYER", "default")}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        out["torch"] = {"num_threads": torch.get_num_threads()}
+    return out

@@ -1,0 +1,65 @@
+"""A sweep interrupted (Ctrl-C, or killed outright) keeps its rows and --resume finishes it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from convbench.results import load_summary
+
+PROBLEMS = ["mb1ic4ih12oc4kh3ph1", "mb1ic4ih14oc4kh3ph1", "mb1ic4ih16oc4kh3ph1", "mb1ic4ih18oc4kh3ph1",
+            "mb1ic4ih20oc4kh3ph1", "mb1ic4ih22oc4kh3ph1"]
+
+
+def _start(out: Path, extra=()):
+    argv = [sys.executable, "-m", "convbench", "run", "--backends", "im2col_blas,direct_numba",
+            "--min-time", "0.3", "--max-time", "0.4", "--out", str(out), *extra]
+    for p in PROBLEMS:
+        argv += ["--problem", p]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_rows(out: Path, n: int, proc, timeout=120.0):
+    t_end = time.time() + timeout
+    path = out / "summary.csv"
+    while time.time() < t_end:
+        if path.exists() and len(path.read_text().splitlines()) - 1 >= n:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"sweep ended early: {proc.stderr.read()}")
+        time.sleep(0.05)
+    pytest.fail("no rows appeared")
+
+
+@pytest.mark.parametrize("how", ["sigint", "sigkill"])
+def test_interrupt_then_resume(tmp_path, how):
+    out = tmp_path / "r"
+    proc = _start(out)
+    _wait_rows(out, 2, proc)
+    if how == "sigint":
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+        assert "Resume with:" in err and f"convbench run --resume {out}" in err
+        assert "Traceback" not in err
+    else:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    before = load_summary(out)
+    assert 2 <= len(before) < 2 * len(PROBLEMS)
+    assert (before.status == "passed").all()
+    res = subprocess.run([sys.executable, "-m", "convbench", "run", "--resume", str(out), "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    after = load_summary(out)
+    assert len(after) == 2 * len(PROBLEMS)
+    assert not after.duplicated(["problem", "backend"]).any()
+    # rows measured before the interruption are kept as they were
+    merged = before.merge(after, on=["problem", "backend"], suffixes=("_a", "_b"))
+    assert (merged.time_median_s_a == merged.time_median_s_b).all()

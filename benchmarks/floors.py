@@ -29,6 +29,18 @@ FLOORS = [
     (2, "mb1ic128ih28oc128kh3ph1", "im2col_blas", "torch_onednn", 0.7, ">= 0.7x torch"),
     (2, "mb1ic256ih14oc256kh3ph1", "im2col_blas", "torch_onednn", 0.7, ">= 0.7x torch"),
     (2, "mb1ic512ih7oc512kh3ph1", "im2col_blas", "torch_onednn", 0.7, ">= 0.7x torch"),
+    (3, "mb1ic1ih256oc1kh15ph7", "fft_pyfftw", "scipy_fftconv", 1.3, ">= 1.3x fftconvolve"),
+    (3, "mb1ic1ih256oc1kh31ph15", "fft_pyfftw", "scipy_fftconv", 1.3, ">= 1.3x fftconvolve"),
+    (3, "mb1ic1ih1024oc1kh15ph7", "fft_pyfftw", "scipy_fftconv", 1.3, ">= 1.3x fftconvolve"),
+    (3, "mb1ic1ih1024oc1kh31ph15", "fft_pyfftw", "scipy_fftconv", 1.3, ">= 1.3x fftconvolve"),
+    (3, "mb1ic1ih256oc1kh15ph7", "fft_pyfftw", "torch_onednn", 10.0, ">= 10x torch"),
+    (3, "mb1ic1ih256oc1kh31ph15", "fft_pyfftw", "torch_onednn", 10.0, ">= 10x torch"),
+    (3, "mb1ic1ih1024oc1kh15ph7", "fft_pyfftw", "torch_onednn", 10.0, ">= 10x torch"),
+    (3, "mb1ic1ih1024oc1kh31ph15", "fft_pyfftw", "torch_onednn", 10.0, ">= 10x torch"),
+    (3, "mb1ic64ih56oc64kh3ph1", "winograd_*", "torch_onednn", 1 / 1.5, "within 1.5x of torch (aim: faster)"),
+    (3, "mb1ic128ih28oc128kh3ph1", "winograd_*", "torch_onednn", 1.0, "faster than torch"),
+    (3, "mb1ic256ih14oc256kh3ph1", "winograd_*", "torch_onednn", 1.0, "faster than torch"),
+    (3, "mb1ic512ih7oc512kh3ph1", "winograd_*", "torch_onednn", 1 / 1.5, "within 1.5x of torch (aim: faster)"),
 ]
 
 

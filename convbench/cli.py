@@ -133,6 +133,23 @@ def byte_size(text):
     return int(v * units[unit])
 
 
+def fftw_effort(text):
+    names = ("estimate", "measure", "patient", "exhaustive")
+    t = str(text).lower().removeprefix("fftw_")
+    if t not in names:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a planner effort; expected one of {', '.join(names)}")
+    return t
+
+
+def winograd_points(text):
+    from .toomcook import validate_points
+    try:
+        validate_points(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def threads_arg(text):
     n = _pos_int(text, "--threads", "a positive integer")
     cores = os.cpu_count() or 1
@@ -182,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--blas-coretype", default="auto", metavar="KIND", help=coretype_help)
     b.add_argument("--memory-limit", type=byte_size, default=None, metavar="BYTES",
                    help="workspace limit for backends that declare one (default: a fraction of free RAM)")
+    b.add_argument("--fftw-effort", type=fftw_effort, default="measure", metavar="EFFORT",
+                   help="FFTW planner effort for fft_pyfftw: estimate, measure (default), patient, exhaustive")
+    b.add_argument("--winograd-points", type=winograd_points, default="lavin", metavar="SET",
+                   help="Winograd interpolation points: lavin (default), balanced, barabasz, or a "
+                        "comma-separated list of rationals such as 0,1,-1,1/2,-1/2,2,-2")
     t = r.add_argument_group("timing")
     t.add_argument("--min-time", type=positive_float, default=0.2, metavar="S", help="timed seconds per cell at least (0.2)")
     t.add_argument("--max-time", type=positive_float, default=2.0, metavar="S", help="timed seconds per cell at most (2)")
@@ -311,6 +333,17 @@ def _resolve_backends(spec: str, exclude: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _apply_algorithm_settings(config: dict) -> None:
+    """Module-level knobs of some backends, from the run configuration (recorded in meta.json)."""
+    from .backends import unavailable_reason
+    if unavailable_reason("fft_pyfftw") is None:
+        from .backends.fft import set_planner_effort
+        set_planner_effort(config.get("fftw_effort", "measure"))
+    if unavailable_reason("winograd_f4x3") is None:
+        from .backends.winograd import set_points
+        set_points(config.get("winograd_points", "lavin"))
+
+
 def _check_out_dir(path: Path, resume: bool) -> None:
     if path.exists() and not path.is_dir():
         raise UsageError(f"--out {str(path)!r} is a file; expected a directory (new or empty)")
@@ -355,7 +388,8 @@ def cmd_run(a, argv: list[str], coretype: dict) -> int:
                       backends=backends, threads=a.threads, min_time=a.min_time, max_time=max(a.max_time, a.min_time),
                       min_rounds=a.min_rounds[0], round_time=a.round_time, cell_budget=a.cell_budget,
                       weight_density=a.weight_density, memory_limit=a.memory_limit,
-                      baseline=a.baseline, blas_coretype=a.blas_coretype)
+                      baseline=a.baseline, blas_coretype=a.blas_coretype, fftw_effort=a.fftw_effort,
+                      winograd_points=a.winograd_points)
     else:
         config = stored
         problems = [ConvProblem.parse(x) if isinstance(x, str) else
@@ -380,6 +414,7 @@ def cmd_run(a, argv: list[str], coretype: dict) -> int:
     from .timing import TimingConfig
 
     threads.set_threads(config["threads"])
+    _apply_algorithm_settings(config)
     cfg = RunConfig(problems=problems, backends=backends, threads=config["threads"],
                     timing=TimingConfig(round_time=config["round_time"], min_rounds=config["min_rounds"],
                                         min_time=config["min_time"], max_time=config["max_time"]),

@@ -218,19 +218,43 @@ def render_frame(df, meta: dict, baseline: str | None = None) -> str:
     L.append("`flops_direct` is benchdnn's count (2 ops per multiply-add on a real input pixel, "
              "padding excluded), the same for every backend. Executed counts what each algorithm's "
              "code does, including padding taps and transforms; below 1.0 means fewer operations "
-             "than the direct loop (FFT, Winograd). Peers' internals are not counted.\n")
+             "than the direct loop (FFT, Winograd). Shown for cells that ran; peers' internals are "
+             "not counted.\n")
     rows = []
     for prob in problems:
         sub = real[real.problem == prob]
         fd = _num(sub.flops_direct.iloc[0])
         r = [prob, fmt_count(fd)]
         for b in backends:
-            c = sub[sub.backend == b]
+            c = sub[(sub.backend == b) & (sub.status == "passed")]
             fe = _num(c.iloc[-1].flops_executed) if not c.empty else float("nan")
             r.append("" if math.isnan(fe) else f"{fmt_count(fe)} ({fe / fd:.2f})")
         rows.append(r)
     L.append(md_table(["problem", "flops_direct"] + backends, rows))
     L.append("")
+
+    mult = real[real.flops_multiply.notna() & real.flops_executed.notna()
+                & (real.flops_multiply < real.flops_executed) & (real.status == "passed")]
+    if not mult.empty:
+        mbk = list(dict.fromkeys(mult.backend))
+        L.append("## Multiplication reduction of transform algorithms\n")
+        L.append("Multiply-adds a direct loop spends (all `kh*kw` taps of every output, padding "
+                 "included) divided by those of the transform algorithm's element-wise/GEMM stage: "
+                 "Winograd F(m,r) reaches (m*r/(m+r-1))^2 on outputs that are a multiple of m and "
+                 "less where edge tiles are partial; transforms are extra (previous table).\n")
+        rows = []
+        for prob in list(dict.fromkeys(mult.problem)):
+            sub = real[real.problem == prob]
+            r0 = sub.iloc[0]
+            dense = 2.0 * r0.mb * r0.oc * (r0.ic / r0.g) * r0.oh * r0.ow * r0.kh * r0.kw
+            r = [prob]
+            for b in mbk:
+                c = sub[(sub.backend == b) & (sub.status == "passed")]
+                fm = _num(c.iloc[-1].flops_multiply) if not c.empty else float("nan")
+                r.append("" if math.isnan(fm) or fm <= 0 else f"{dense / fm:.2f}x")
+            rows.append(r)
+        L.append(md_table(["problem"] + mbk, rows))
+        L.append("")
 
     L.append("## Parameters and workspace\n")
     rows = []
@@ -258,6 +282,11 @@ def render_frame(df, meta: dict, baseline: str | None = None) -> str:
             else:
                 r.append(ecell(c.iloc[-1]))
         rows.append(r)
+    worst = ["**worst relative error**"]
+    for b in backends:
+        errs = real[real.backend == b].rel_err.dropna()
+        worst.append(f"**{errs.max():.1e}**" if not errs.empty else "")
+    rows.append(worst)
     L.append(md_table(["problem"] + backends, rows))
     L.append("")
 
@@ -265,8 +294,8 @@ def render_frame(df, meta: dict, baseline: str | None = None) -> str:
     ph = real[real[phase_cols].notna().any(axis=1)] if phase_cols else real.iloc[0:0]
     if not ph.empty:
         L.append("## Transform phases (median seconds of one run, measured separately)\n")
-        rows = [[r.problem, r.backend] + [fmt_time(_num(r[c])) for c in phase_cols] +
-                [fmt_time(r.time_median_s)] for r in ph.itertuples()]
+        rows = [[r["problem"], r["backend"]] + [fmt_time(_num(r[c])) for c in phase_cols] +
+                [fmt_time(r["time_median_s"])] for _, r in ph.iterrows()]
         L.append(md_table(["problem", "backend"] + [c[6:-2] for c in phase_cols] + ["total median"], rows))
         L.append("")
 

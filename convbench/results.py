@@ -38,7 +38,7 @@ SUMMARY_COLUMNS = PROBLEM_COLUMNS + [
     "prepare_s", "first_run_s",
     "time_min_s", "time_median_s", "time_mean_s", "time_stddev_s", "time_q1_s", "time_q3_s",
     "time_iqr_s", "rounds", "iterations", "cpu_util",
-    "flops_direct", "flops_executed", "gflops_effective", "params", "workspace_bytes",
+    "flops_direct", "flops_executed", "flops_multiply", "gflops_effective", "params", "workspace_bytes",
     "max_abs_err", "rel_err", "tolerance",
 ] + [f"phase_{ph}_s" for ph in PHASES]
 SAMPLE_COLUMNS = ["problem", "backend", "round", "iterations", "time_s"]

@@ -255,6 +255,7 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
             continue
         row["workspace_bytes"] = _safe(lambda: b.workspace_bytes(p))
         row["flops_executed"] = _safe(lambda: b.flops(p))
+        row["flops_multiply"] = _safe(lambda: b.multiply_flops(p))
         if reason is not None:
             rows.append(dict(row, status="skipped", reason=reason))
             continue

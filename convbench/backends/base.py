@@ -229,6 +229,11 @@ class Backend:
         """Floating-point operations ``run`` executes (NaN when unknown, e.g. a peer)."""
         return float("nan")
 
+    def multiply_flops(self, p: ConvProblem) -> float:
+        """Flops of the multiplication stage alone (the element-wise/GEMM stage of a
+        transform algorithm). For direct and GEMM algorithms that is all of ``flops``."""
+        return self.flops(p)
+
     def workspace_bytes(self, p: ConvProblem) -> int | None:
         """Bytes held besides input, weights and output while ``run`` executes
         (None when unknown, e.g. inside a peer library)."""

@@ -258,7 +258,7 @@ class DirectNumba(Backend):
             wg[:, :q.ocg] = wq.reshape(q.g, q.ocg, q.icg, q.kh, q.kw).transpose(0, 1, 3, 4, 2)
             state["wf"] = np.ascontiguousarray(wg.reshape(q.g * ocg4, q.kh, q.kw * q.icg))
         else:
-            state["w"] = np.ascontiguousarray(wq, dtype=dt)
+            state["w"] = np.array(wq, dtype=dt, order="C", copy=True)  # the plan owns its weights
         state.update(self._buffers(q, lay, dt))
         plan = Plan(p, state)
         # compile now (or load numba's on-disk cache), never inside a timed run

@@ -75,7 +75,7 @@ class Im2colBlas(Backend):
         dt = np.dtype(p.dtype)
         K = p.icg * p.kh * p.kw
         P = p.oh * p.ow
-        wg = np.ascontiguousarray(w, dtype=dt).reshape(p.g, p.ocg, K)
+        wg = np.array(w, dtype=dt, order="C", copy=True).reshape(p.g, p.ocg, K)  # owned copy
         if p.transposed:
             mbc = _chunk(p)
             return Plan(p, dict(mbc=mbc, K=K, P=P, wt=np.ascontiguousarray(wg.transpose(0, 2, 1)),

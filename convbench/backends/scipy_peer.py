@@ -50,7 +50,7 @@ class _ScipyBase(Backend):
         return None if sps is not None else "scipy is not installed"
 
     def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan:
-        wd = _dilated_kernel(np.ascontiguousarray(w, dtype=p.dtype), p)
+        wd = _dilated_kernel(np.array(w, dtype=p.dtype, order="C", copy=True), p)
         st = {"w": wd, "xp": np.zeros((p.mb, p.ic, p.hp, p.wp), dtype=p.dtype)}
         st.update(self._extra(p, wd))
         return Plan(p, st)

@@ -46,7 +46,7 @@ class TorchOneDNN(Backend):
         return None
 
     def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan:
-        wt = torch.from_numpy(np.ascontiguousarray(w, dtype=p.dtype))
+        wt = torch.from_numpy(np.array(w, dtype=p.dtype, order="C", copy=True))
         kw = dict(stride=(p.sh, p.sw), padding=(p.ph, p.pw), dilation=(p.dh + 1, p.dw + 1), groups=p.g)
         if p.transposed:
             kw["output_padding"] = (p.ph - p.ph_r, p.pw - p.pw_r)

@@ -1,0 +1,110 @@
+"""FFT backends: lengths, tiling, cost model, memory guard, plan cache, wisdom, engines."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from convbench.backends import get_backend
+from convbench.backends import fft as F
+from convbench.problem import ConvProblem
+from convbench.runner import check_output, make_data, reference_output
+
+from .conftest import backend_params
+
+FFT = [p for p in backend_params() if p.values[0].startswith("fft_")]
+
+
+def test_fast_len_is_7_smooth_and_minimal():
+    for n in range(1, 400):
+        m = F.fast_len(n)
+        assert m >= n and all(F._factor_counts(k) != {} or k == 1 for k in [m])
+        k = m
+        for f in (2, 3, 5, 7):
+            while k % f == 0:
+                k //= f
+        assert k == 1
+        assert all(F.fast_len(j) != j for j in range(n, m))
+
+
+def test_fft_flops_model():
+    # 8x8 real transform: 8 rows of real length-8 (2.5*8*3) + 5 complex columns (5*8*3)
+    assert F.fft_flops(8, 8) == 8 * 2.5 * 8 * 3 + 5 * 5 * 8 * 3
+    # pruned: only 3 rows transformed
+    assert F.fft_flops(8, 8, rows=3) == 3 * 2.5 * 8 * 3 + 5 * 5 * 8 * 3
+    assert F.length_efficiency(256) == 1.0 and F.length_efficiency(270) < F.length_efficiency(288)
+
+
+def test_geometry_covers_output_and_tiles_large_images():
+    big = ConvProblem.parse("mb1ic1ih1024oc1kh5ph2")
+    g = F.fft_geometry(big)
+    assert g.tiles > 1, "a 1024^2 image with a 5x5 kernel should be tiled"
+    assert g.th * g.Th >= big.hp - big.ext_h + 1 and g.tw * g.Tw >= big.wp - big.ext_w + 1
+    assert g.Th == g.nh - big.ext_h + 1
+    small = ConvProblem.parse("mb1ic1ih32oc1kh15ph7")
+    assert F.fft_geometry(small).tiles == 1
+
+
+def test_memory_limit_refuses_with_bytes():
+    b = get_backend("fft_pyfftw")
+    b.set_memory_limit(10_000)
+    reason = b.supports(ConvProblem.parse("mb1ic64ih56oc64kh3ph1"))
+    assert reason and "bytes" in reason and "memory limit of 10000" in reason
+
+
+@pytest.mark.parametrize("name", FFT)
+@pytest.mark.parametrize("desc", ["mb1ic1ih200oc1kh9ph4", "mb2ic3ih40iw33oc4kh5sh2ph2dh1", "g2mb1ic4ih30oc6kh7ph3"])
+def test_tiled_and_whole_image_agree_with_reference(name, desc):
+    b = get_backend(name)
+    p = ConvProblem.parse(desc)
+    x, w = make_data(p)
+    ref = reference_output(p, x, w)
+    for geo in F.ranked_geometries(p)[:3]:
+        from convbench.backends.base import Plan
+        plan = Plan(p, b._build(p, geo, w))
+        chk = check_output(b.run(plan, x), ref, p, b.capabilities.tolerance(p.dtype))
+        assert chk["status"] == "passed", (geo, chk)
+
+
+def test_pyfftw_plans_are_cached_and_reused():
+    pytest.importorskip("pyfftw")
+    b = get_backend("fft_pyfftw")
+    p = ConvProblem.parse("mb1ic1ih64oc1kh5ph2")
+    x, w = make_data(p)
+    a = b.prepare(p, w)
+    misses = F.PLAN_CACHE_STATS["misses"]
+    c = b.prepare(p, w * 2)
+    assert F.PLAN_CACHE_STATS["misses"] == misses, "the second prepare planned again"
+    assert a.state["geo"] == c.state["geo"] and a.state["f_rows"] is c.state["f_rows"]
+    y2 = b.run(c, x).copy()
+    np.testing.assert_allclose(b.run(a, x) * 2, y2, rtol=1e-4, atol=1e-3)
+
+
+def test_wisdom_round_trip(tmp_path, monkeypatch):
+    pytest.importorskip("pyfftw")
+    monkeypatch.setenv("CONVBENCH_CACHE_DIR", str(tmp_path))
+    F._save_wisdom()
+    assert (tmp_path / "fftw_wisdom.pkl").stat().st_size > 0
+    F._load_wisdom()  # must not raise
+    (tmp_path / "fftw_wisdom.pkl").write_bytes(b"garbage")
+    F._load_wisdom()  # a corrupt file is ignored
+
+
+def test_planner_effort_setting():
+    F.set_planner_effort("estimate")
+    assert F.get_planner_effort() == "FFTW_ESTIMATE"
+    F.set_planner_effort("measure")
+    with pytest.raises(ValueError, match="accepted are estimate, measure"):
+        F.set_planner_effort("sloppy")
+
+
+def test_autotune_records_what_it_timed():
+    b = get_backend("fft_scipy")
+    p = ConvProblem.parse("mb1ic1ih128oc1kh9ph4")
+    plan = b.prepare(p, make_data(p)[1])
+    note = b.note(plan)
+    assert "timed:" in note and "ms" in note
+    assert plan.state["geo"] in [g for g, _ in plan.state["tried"]]
+    assert math.isfinite(b.flops(p)) and b.multiply_flops(p) < b.flops(p)

@@ -1,0 +1,88 @@
+"""Winograd backends: edge tiles, plan reuse, FLOP model, capabilities, generated code."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from convbench.backends import get_backend
+from convbench.backends import winograd as W
+from convbench.problem import ConvProblem
+from convbench.runner import check_output, make_data, reference_output
+
+VARIANTS = ["winograd_f2x3", "winograd_f4x3", "winograd_f6x3", "winograd_f2x5", "winograd_f4x5"]
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+@pytest.mark.parametrize("size", ["ih7", "ih13iw9", "ih5iw23", "ih3"])
+def test_edge_tiles_on_odd_sizes(name, size):
+    b = get_backend(name)
+    r = b.r
+    pad = r // 2
+    p = ConvProblem.parse(f"mb2ic3{size}oc5kh{r}ph{pad}")
+    x, w = make_data(p)
+    y = b.run(b.prepare(p, w), x)
+    chk = check_output(y, reference_output(p, x, w), p, b.capabilities.tolerance(p.dtype))
+    assert chk["status"] == "passed", chk
+
+
+def test_plan_reuse_and_grouped_depthwise():
+    b = get_backend("winograd_f4x3")
+    p = ConvProblem.parse("g6mb1ic6ih11oc6kh3ph1")
+    plan = b.prepare(p, make_data(p)[1])
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        x = rng.integers(-2, 3, p.input_shape).astype(np.float32)
+        y = b.run(plan, x)
+        ref = reference_output(p, x, make_data(p)[1])
+        assert check_output(y, ref, p, 5e-5)["status"] == "passed"
+
+
+@pytest.mark.parametrize("size, ratio", [(56, 4.00), (14, 3.0625), (7, 3.0625)])
+def test_multiply_reduction_with_edge_tiles(size, ratio):
+    b = get_backend("winograd_f4x3")
+    p = ConvProblem.parse(f"mb1ic8ih{size}oc8kh3ph1")
+    dense = 2 * p.oc * p.ic * p.oh * p.ow * 9
+    assert dense / b.multiply_flops(p) == pytest.approx(ratio)
+
+
+def test_flop_model_hand_counted_f2x3():
+    b = get_backend("winograd_f2x3")
+    p = ConvProblem.parse("mb1ic3ih4oc5kh3ph1")  # 4x4 output: 2x2 tiles
+    tiles = 4
+    mult = 2 * 16 * tiles * 5 * 3
+    # lavin F(2,3): nnz(B^T) = 8, nnz(A^T) = 6; input: 2 passes x n=4 x 8 MACs; output: (n+m) x 6 MACs
+    t_in = 2 * 2 * 4 * 8 * tiles * 3
+    t_out = 2 * (4 + 2) * 6 * tiles * 5
+    assert b.multiply_flops(p) == mult
+    assert b.flops(p) == t_in + mult + t_out
+
+
+@pytest.mark.parametrize("desc, fragment", [
+    ("mb1ic4ih9oc4kh3sh2ph1", "stride"), ("mb1ic4ih9oc4kh3dh1ph2", "dilation"),
+    ("mb1ic4ih9oc4kh5ph2", "kernel 5x5 not supported (supports 3x3)")])
+def test_unsupported_reasons(desc, fragment):
+    assert fragment in get_backend("winograd_f4x3").supports(ConvProblem.parse(desc))
+
+
+def test_points_are_selectable_and_recorded():
+    b = get_backend("winograd_f4x3")
+    p = ConvProblem.parse("mb1ic4ih9oc4kh3ph1")
+    x, w = make_data(p)
+    try:
+        W.set_points("balanced")
+        plan = b.prepare(p, w)
+        assert "points balanced: 0,1,-1,1/2,-1/2,inf" in b.note(plan)
+        assert check_output(b.run(plan, x), reference_output(p, x, w), p, 5e-5)["status"] == "passed"
+    finally:
+        W.set_points("lavin")
+    with pytest.raises(ValueError):
+        W.set_points("0,1,1")
+
+
+def test_generated_transforms_fold_constants():
+    src = W.generate_source(2, 3, "lavin", "float32", False)
+    assert "K0" not in src          # F(2,3)'s matrices hold only 0 and +-1: additions only
+    assert " * d" not in src
+    src43 = W.generate_source(4, 3, "lavin", "float32", False)
+    assert "np.float32(" in src43 and "K0 * " in src43

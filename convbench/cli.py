@@ -111,11 +111,18 @@ def positive_float(text):
     return v
 
 
-def density(text):
-    v = positive_float(text)
-    if v > 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be in (0, 1]")
-    return v
+def density_list(text):
+    what = "comma-separated fractions in (0, 1], e.g. 1,0.1"
+    out = []
+    for t in _split(text, "--weight-density", what):
+        try:
+            v = float(t)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{t!r} is not a number; expected {what}") from None
+        if not 0 < v <= 1:
+            raise argparse.ArgumentTypeError(f"{t!r} is out of range; expected {what}")
+        out.append(v)
+    return list(dict.fromkeys(out))
 
 
 def byte_size(text):
@@ -188,8 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dtype", type=dtype_list, help="float32 (default) and/or float64")
     g.add_argument("--direction", choices=("fwd", "bwd_d", "both"), default=None,
                    help="forward convolution (fwd, default), transposed (bwd_d) or both")
-    g.add_argument("--weight-density", type=density, default=1.0, metavar="D",
-                   help="fraction of non-zero weights (pruned kernels, same zeros for every backend)")
+    g.add_argument("--weight-density", type=density_list, default=[1.0], metavar="D[,D]",
+                   help="fractions of non-zero weights (pruned kernels, same zeros for every backend); "
+                        "several values run each problem at each density")
     g.add_argument("--dry-run", action="store_true", help="list the problems and backends, run nothing")
     b = r.add_argument_group("backends and fairness")
     b.add_argument("--backends", default="all", metavar="all|a,b",
@@ -418,7 +426,7 @@ def cmd_run(a, argv: list[str], coretype: dict) -> int:
     cfg = RunConfig(problems=problems, backends=backends, threads=config["threads"],
                     timing=TimingConfig(round_time=config["round_time"], min_rounds=config["min_rounds"],
                                         min_time=config["min_time"], max_time=config["max_time"]),
-                    cell_budget_s=config["cell_budget"], weight_density=config["weight_density"],
+                    cell_budget_s=config["cell_budget"], weight_densities=tuple(config["weight_density"]),
                     memory_limit_bytes=config["memory_limit"])
     done = set()
     meta_path = out / "meta.json"
@@ -426,7 +434,7 @@ def cmd_run(a, argv: list[str], coretype: dict) -> int:
         meta = json.loads(meta_path.read_text())
         try:
             df = load_summary(out)
-            done = set(zip(df.problem, df.backend))
+            done = set(zip(df.cell, df.backend))
         except Exception:
             done = set()
         meta.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "argv": argv})
@@ -442,8 +450,8 @@ def cmd_run(a, argv: list[str], coretype: dict) -> int:
         print(f"warning: {warn}", file=sys.stderr)
 
     writer = ResultWriter(out)
-    progress = Progress(len(problems), enabled=not a.quiet)
-    n_cells = sum(1 for _ in problems) * len(backends)
+    progress = Progress(len(problems) * len(config["weight_density"]), enabled=not a.quiet)
+    n_cells = len(problems) * len(backends) * len(config["weight_density"])
     print(f"convbench: {len(problems)} problems x {len(backends)} backends ({n_cells} cells), "
           f"{config['threads']} thread(s), results in {out}", file=sys.stderr)
     try:

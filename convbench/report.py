@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from .params import parameter_table_row
+from .problem import ConvProblem
 from .results import load_meta, load_summary
 
 __all__ = ["md_table", "render_tables", "write_tables", "fmt_time", "fmt_bytes", "fmt_count"]
@@ -125,6 +127,8 @@ def render_tables(out_dir: Path, baseline: str | None = None) -> str:
 
 
 def render_frame(df, meta: dict, baseline: str | None = None) -> str:
+    # the row of a table is a cell: a problem at one weight density
+    df = df.assign(problem=df["cell"]) if "cell" in df.columns else df
     real = df[df.backend != "*"]
     problems = list(dict.fromkeys(real.problem))
     backends = list(dict.fromkeys(real.backend))
@@ -154,8 +158,11 @@ def render_frame(df, meta: dict, baseline: str | None = None) -> str:
     L.append(f"- timing: backends of a problem timed interleaved, round by round; median of "
              f">= {cfg.get('min_rounds', '?')} rounds; `±` is IQR/median. Data: integers in [-2, 2] "
              f"(benchdnn style), checked against a float64 reference.")
-    if cfg.get("weight_density", 1.0) != 1.0:
-        L.append(f"- weights pruned to density {cfg.get('weight_density')} (same zeros for every backend)")
+    dens = cfg.get("weight_density", [1.0])
+    dens = dens if isinstance(dens, list) else [dens]
+    if any(d != 1.0 for d in dens):
+        L.append(f"- weight densities {', '.join(f'{d:g}' for d in dens)}: pruned problems are labelled "
+                 f"`@density D` (the same zeros for every backend)")
     L.append("")
 
     # --- the answer first
@@ -255,6 +262,24 @@ def render_frame(df, meta: dict, baseline: str | None = None) -> str:
             rows.append(r)
         L.append(md_table(["problem"] + mbk, rows))
         L.append("")
+
+    L.append("## Why convolution beats a dense layer: parameters of the same mapping\n")
+    L.append("Weights needed to map this input to this output by a fully-connected layer (the dense "
+             "operator, per group), by a locally-connected layer (one weight per nonzero of the "
+             "operator: local connectivity, no sharing) and by the convolution (shared kernels). "
+             "`locality` = dense / locally-connected, `sharing` = locally-connected / conv.\n")
+    rows = []
+    for prob, dprob in dict.fromkeys(zip(real.problem, real.descriptor)):
+        try:
+            pr = parameter_table_row(ConvProblem.parse(dprob))
+        except ValueError:
+            continue
+        rows.append([prob, fmt_count(pr["dense_entries"]), fmt_count(pr["locally_connected_weights"]),
+                     fmt_count(pr["conv_weights"]), f"{pr['locality_ratio']:.3g}x", f"{pr['sharing_ratio']:.3g}x",
+                     f"{pr['operator_density'] * 100:.3g}%"])
+    L.append(md_table(["problem", "fully connected", "locally connected", "convolution", "locality",
+                       "sharing", "operator density"], rows))
+    L.append("")
 
     L.append("## Parameters and workspace\n")
     rows = []

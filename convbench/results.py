@@ -22,7 +22,7 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["SCHEMA_VERSION", "SUMMARY_COLUMNS", "SAMPLE_COLUMNS", "STATUSES", "ResultWriter",
+__all__ = ["SCHEMA_VERSION", "SUMMARY_COLUMNS", "SAMPLE_COLUMNS", "STATUSES", "ResultWriter", "cell_label",
            "load_summary", "load_samples", "load_meta", "write_meta", "ResultsError"]
 
 SCHEMA_VERSION = 1
@@ -41,7 +41,13 @@ SUMMARY_COLUMNS = PROBLEM_COLUMNS + [
     "flops_direct", "flops_executed", "flops_multiply", "gflops_effective", "params", "workspace_bytes",
     "max_abs_err", "rel_err", "tolerance",
 ] + [f"phase_{ph}_s" for ph in PHASES]
-SAMPLE_COLUMNS = ["problem", "backend", "round", "iterations", "time_s"]
+SAMPLE_COLUMNS = ["problem", "weight_density", "backend", "round", "iterations", "time_s"]
+
+
+def cell_label(problem: str, weight_density: float) -> str:
+    """Row label of a cell's problem: the descriptor, plus the weight density when pruned."""
+    d = float(weight_density) if weight_density == weight_density else 1.0
+    return problem if d >= 1.0 else f"{problem} @density {d:g}"
 
 
 class ResultsError(ValueError):
@@ -99,10 +105,11 @@ class ResultWriter:
     def summary(self, row: dict) -> None:
         self._write(self._summary, row)
 
-    def samples(self, problem: str, backend: str, iterations: int, times: list[float]) -> None:
+    def samples(self, problem: str, weight_density: float, backend: str, iterations: int,
+                times: list[float]) -> None:
         f, w, _ = self._samples
         for i, t in enumerate(times):
-            w.writerow([problem, backend, i, iterations, repr(float(t))])
+            w.writerow([problem, repr(float(weight_density)), backend, i, iterations, repr(float(t))])
         f.flush()
         os.fsync(f.fileno())
 
@@ -157,9 +164,13 @@ def load_summary(out_dir: Path):
     df = _read_csv(Path(out_dir) / "summary.csv", SUMMARY_COLUMNS)
     for c in ("reason", "note", "name"):
         df[c] = df[c].fillna("").astype(str)
+    df["weight_density"] = df["weight_density"].fillna(1.0)
+    df["cell"] = [cell_label(p, d) for p, d in zip(df.problem, df.weight_density)]
     return df
 
 
 def load_samples(out_dir: Path):
-    """``samples.csv`` as a DataFrame."""
-    return _read_csv(Path(out_dir) / "samples.csv", SAMPLE_COLUMNS)
+    """``samples.csv`` as a DataFrame (with the ``cell`` label of :func:`load_summary`)."""
+    df = _read_csv(Path(out_dir) / "samples.csv", SAMPLE_COLUMNS)
+    df["cell"] = [cell_label(p, d) for p, d in zip(df.problem, df.weight_density)]
+    return df

@@ -39,7 +39,7 @@ from .backends import get_backend
 from .flops import direct_flops
 from .problem import ConvProblem
 from .reference import conv2d_reference, conv_transpose2d_reference
-from .results import PHASES, ResultWriter
+from .results import PHASES, ResultWriter, cell_label
 from .stats import summarize
 from .sweep import InvalidProblem
 from .timing import Bench, TimingConfig, interleave
@@ -56,7 +56,7 @@ class RunConfig:
     threads: int = 1
     timing: TimingConfig = field(default_factory=TimingConfig)
     cell_budget_s: float = 30.0
-    weight_density: float = 1.0
+    weight_densities: tuple = (1.0,)
     memory_limit_bytes: int | None = None
     phases: bool = True
 
@@ -226,30 +226,31 @@ def _time_phases(backend, plan, x, repeats: int = 5) -> dict:
 
 
 def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | None = None,
-                sentinel: Callable[[], None] | None = None) -> tuple[list[dict], dict]:
-    """Run every backend on one problem; returns (summary rows, {backend: Bench})."""
+                sentinel: Callable[[], None] | None = None,
+                weight_density: float = 1.0) -> tuple[list[dict], dict]:
+    """Run every backend on one problem; returns (summary rows, {backend: Bench}).
+
+    Capabilities are checked for every backend first; the data and the float64 reference
+    are made only if some backend will run, so a sweep of refusals (a dense operator of
+    terabytes, say) costs neither time nor memory.
+    """
     base = problem_fields(p)
-    base["weight_density"] = cfg.weight_density
+    base["weight_density"] = weight_density
+    label = cell_label(p.label, weight_density)
     rows: list[dict] = []
     if isinstance(p, InvalidProblem):
         rows.append(dict(base, backend="*", status="skipped", reason=f"invalid problem: {p.reason}",
                          threads=cfg.threads))
         return rows, {}
-    x, w = make_data(p, cfg.weight_density)
-    ref = reference_output(p, x, w)
-    benches: dict[str, Bench] = {}
-    pending: dict[str, dict] = {}
-    live = []  # keep plans and outputs alive until timing is over
+    admitted = []
     for name in backends:
         b = get_backend(name)
         if cfg.memory_limit_bytes is not None and b.capabilities.memory_limit_bytes is not None:
             b.set_memory_limit(cfg.memory_limit_bytes)
         row = dict(base, backend=name, algorithm=b.algorithm, peer=b.peer, threads=cfg.threads)
-        stage = lambda s: progress.status(p.label, name, s) if progress else None  # noqa: E731
         try:
             reason = b.supports(p)
         except Exception as e:  # a broken supports() is that backend's failure only
-            reason = None
             row.update(status="failed", reason=f"supports() raised {e.__class__.__name__}: {e}")
             rows.append(row)
             continue
@@ -259,6 +260,16 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
         if reason is not None:
             rows.append(dict(row, status="skipped", reason=reason))
             continue
+        admitted.append((name, b, row))
+    if not admitted:
+        return rows, {}
+    x, w = make_data(p, weight_density)
+    ref = reference_output(p, x, w)
+    benches: dict[str, Bench] = {}
+    pending: dict[str, dict] = {}
+    live = []  # keep plans and outputs alive until timing is over
+    for name, b, row in admitted:
+        stage = lambda s: progress.status(label, name, s) if progress else None  # noqa: E731
         try:
             stage("prepare")
             t0 = time.perf_counter()
@@ -269,6 +280,7 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
             y = b.run(plan, x)
             row["first_run_s"] = time.perf_counter() - t0
             row["note"] = b.note(plan)
+            row["flops_executed"] = _safe(lambda: b.executed_flops(plan))
         except MemoryError as e:
             rows.append(dict(row, status="failed", reason=f"out of memory: {e}"))
             continue
@@ -304,7 +316,7 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
         _threads.set_threads(cfg.threads)  # re-assert after backends imported new runtimes
         errors: dict = {}
         interleave(benches, errors=errors, extra=sentinel,
-                   on_round=(lambda n, r: progress.status(p.label, n, f"round {r}")) if progress else None)
+                   on_round=(lambda n, r: progress.status(label, n, f"round {r}")) if progress else None)
         for name, bench in benches.items():
             row = pending[name]
             if name in errors:
@@ -341,8 +353,9 @@ def run_sweep(cfg: RunConfig, writer: ResultWriter, *, done: set | None = None,
 
     Parameters
     ----------
-    done : set of (problem label, backend), optional
-        Cells already on disk (``--resume``); they are not run again.
+    done : set of (cell label, backend), optional
+        Cells already on disk (``--resume``); they are not run again. The cell label is the
+        problem's label with the weight density when pruned (:func:`cell_label`).
 
     Returns
     -------
@@ -355,27 +368,29 @@ def run_sweep(cfg: RunConfig, writer: ResultWriter, *, done: set | None = None,
     completed = 0
     with _Interrupt() as intr:
         for p in cfg.problems:
-            label = p.label
-            todo = [b for b in cfg.backends if (label, b) not in done]
-            if isinstance(p, InvalidProblem):
-                todo = [] if (label, "*") in done else ["*"]
-            if not todo:
-                if progress:
-                    progress.done += 1
+            for density in (cfg.weight_densities if not isinstance(p, InvalidProblem) else (1.0,)):
+                label = cell_label(p.label, density)
+                todo = [b for b in cfg.backends if (label, b) not in done]
+                if isinstance(p, InvalidProblem):
+                    todo = [] if (label, "*") in done else ["*"]
+                if not todo:
+                    if progress:
+                        progress.done += 1
+                    completed += 1
+                    continue
+                try:
+                    rows, benches = run_problem(p, cfg, [b for b in todo if b != "*"], progress, sentinel,
+                                                weight_density=density)
+                except KeyboardInterrupt:
+                    return dict(interrupted=True, rows=written, problems=completed)
+                for r in rows:
+                    writer.summary(r)
+                    written += 1
+                for name, bench in benches.items():
+                    writer.samples(p.label, density, name, bench.iterations, bench.times)
                 completed += 1
-                continue
-            try:
-                rows, benches = run_problem(p, cfg, [b for b in todo if b != "*"], progress, sentinel)
-            except KeyboardInterrupt:
-                return dict(interrupted=True, rows=written, problems=completed)
-            for r in rows:
-                writer.summary(r)
-                written += 1
-            for name, bench in benches.items():
-                writer.samples(label, name, bench.iterations, bench.times)
-            completed += 1
-            if progress:
-                progress.finished(label, rows)
-            if intr.requested:
-                return dict(interrupted=True, rows=written, problems=completed)
+                if progress:
+                    progress.finished(label, rows)
+                if intr.requested:
+                    return dict(interrupted=True, rows=written, problems=completed)
     return dict(interrupted=False, rows=written, problems=completed)

@@ -27,6 +27,8 @@ REGISTRY: dict[str, str] = {
     "winograd_f6x3": "convbench.backends.winograd:WinogradF6x3",
     "winograd_f2x5": "convbench.backends.winograd:WinogradF2x5",
     "winograd_f4x5": "convbench.backends.winograd:WinogradF4x5",
+    "sparse_csr": "convbench.backends.matrix:SparseCSR",
+    "dense_matrix": "convbench.backends.matrix:DenseMatrix",
     "torch_onednn": "convbench.backends.torch_peer:TorchOneDNN",
     "scipy_signal": "convbench.backends.scipy_peer:ScipySignal",
     "scipy_ndimage": "convbench.backends.scipy_peer:ScipyNdimage",

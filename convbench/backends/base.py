@@ -229,6 +229,11 @@ class Backend:
         """Floating-point operations ``run`` executes (NaN when unknown, e.g. a peer)."""
         return float("nan")
 
+    def executed_flops(self, plan: Any) -> float:
+        """Flops one ``run`` of this plan executes; equals :meth:`flops` unless the plan knows
+        better (a sparse operator's nonzeros depend on the weights, not only the shape)."""
+        return self.flops(plan.problem if hasattr(plan, "problem") else plan)
+
     def multiply_flops(self, p: ConvProblem) -> float:
         """Flops of the multiplication stage alone (the element-wise/GEMM stage of a
         transform algorithm). For direct and GEMM algorithms that is all of ``flops``."""

@@ -1,0 +1,277 @@
+"""``dense_matrix`` and ``sparse_csr``: the convolution as multiplication by its matrix.
+
+The operator ``A`` maps the flattened input (per group: ``ic/g * ih * iw``, NCHW order)
+to the flattened output (``oc/g * oh * ow``); padding, stride and dilation are folded
+in (an output pixel's row holds the weights of the taps that land on real input
+pixels; taps on padding have no entry). It is block diagonal over groups; each block
+is a doubly blocked Toeplitz matrix. See :mod:`convbench.params` for what its size
+and sparsity say about parameter sharing and local connectivity.
+
+Assembly (in ``prepare``) never materialises more than it stores. For one group the
+column pattern of an output pixel does not depend on the output channel, so it is
+built once per pixel, vectorised over (channel, tap), and repeated for every output
+channel; the values are the weights gathered by tap index. Pruned (zero) weights
+are dropped.
+
+``dense_matrix`` expands the pattern into the dense block (``A^T``, so that the run is
+``y = x @ A^T``: one BLAS GEMM over the batch per group). Its ``workspace_bytes`` is the
+matrix size, known from the shape alone, and a problem over the memory limit is
+refused in ``supports`` before anything is allocated: a VGG-16 layer would need 41 TB.
+
+``sparse_csr`` keeps the pattern as a ``scipy.sparse`` matrix; ``prepare`` builds CSR,
+CSC and (for channel blocks of 8+ weights) NHWC-ordered BSR forms and keeps whichever
+multiplies fastest on this problem (measured: CSC 1.7x faster than CSR on
+``mb4ic8ih16oc8kh3ph1``, CSR 1.2x faster than CSC on ``mb1ic16ih16oc16kh3ph1``, BSR 1.75x
+faster than CSR on ``mb1ic16ih24oc16kh3ph1`` with dense weights and 5x slower with 10%).
+``run`` calls scipy's compiled matvec kernels directly.
+Its nonzeros equal the in-bounds taps times the channel pairs, fewer with pruned
+weights, so its run time follows the weight density.
+
+The transposed convolution multiplies by ``A^T`` (dense: ``x @ A``; sparse: ``A^T`` in
+its faster form).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..params import operator_nnz
+from ..problem import ConvProblem
+from .base import Backend, Capabilities, Plan, default_memory_limit
+
+try:
+    import scipy.sparse as sp
+except ImportError:  # pragma: no cover
+    sp = None
+try:  # scipy's compiled kernels behind A @ x, called directly: saves ~5-40 us of dispatch per run
+    from scipy.sparse import _sparsetools as _st
+except ImportError:  # pragma: no cover - private module; fall back to A @ x
+    _st = None
+
+__all__ = ["DenseMatrix", "SparseCSR", "operator_pattern", "operator_csr"]
+
+
+def _axis_pairs(o: int, i: int, k: int, s: int, p: int, d: int):
+    """``valid (o, k)`` mask and input index for every (output position, tap) of one axis."""
+    oo = np.arange(o)[:, None]
+    kk = np.arange(k)[None, :]
+    idx = oo * s - p + kk * (d + 1)
+    return (idx >= 0) & (idx < i), idx
+
+
+def operator_pattern(p: ConvProblem):
+    """Column pattern of one group's operator, shared by all output channels.
+
+    Returns
+    -------
+    counts : ndarray (oh*ow,)
+        Nonzeros per output pixel and output channel.
+    cols : ndarray (sum(counts),) int32
+        Column (``c * ih*iw + iy * iw + ix``) of every entry, pixel by pixel, ascending.
+    taps : ndarray (sum(counts),) int64
+        Index of each entry's weight within one output channel's ``(ic/g, kh, kw)`` kernel.
+    """
+    mh, iy = _axis_pairs(p.oh, p.ih, p.kh, p.sh, p.ph, p.dh)   # (oh, kh)
+    mw, ix = _axis_pairs(p.ow, p.iw, p.kw, p.sw, p.pw, p.dw)   # (ow, kw)
+    shape = (p.oh, p.ow, p.icg, p.kh, p.kw)
+    mask = np.broadcast_to(mh[:, None, None, :, None] & mw[None, :, None, None, :], shape)
+    col = (np.arange(p.icg)[None, None, :, None, None] * (p.ih * p.iw)
+           + iy[:, None, None, :, None] * p.iw + ix[None, :, None, None, :])
+    tap = (np.arange(p.icg)[:, None, None] * (p.kh * p.kw) + np.arange(p.kh)[None, :, None] * p.kw
+           + np.arange(p.kw)[None, None, :])
+    col = np.broadcast_to(col, shape)[mask].astype(np.int32)
+    taps = np.broadcast_to(tap[None, None], shape)[mask]
+    counts = mask.reshape(p.oh * p.ow, -1).sum(axis=1)
+    return counts, col, taps
+
+
+def operator_csr(p: ConvProblem, w: np.ndarray, drop_zeros: bool = True):
+    """The forward operator ``A`` (``oc*oh*ow x ic*ih*iw``, block diagonal over groups) as CSR."""
+    counts, cols, taps = operator_pattern(p)
+    HW = p.ih * p.iw
+    P = p.oh * p.ow
+    wk = w.reshape(p.g, p.ocg, p.icg * p.kh * p.kw)
+    per_row = np.tile(counts, p.oc)                      # rows ordered (group, o, pixel)
+    data = wk[:, :, taps].reshape(-1)                    # (g, ocg, nnz_pattern) -> flat
+    indices = (cols[None, :] + (np.arange(p.g)[:, None] * (p.icg * HW)).astype(np.int32))
+    indices = np.broadcast_to(indices[:, None, :], (p.g, p.ocg, cols.size)).reshape(-1)
+    if drop_zeros:
+        keep = data != 0
+        if not keep.all():
+            rows = np.repeat(np.arange(p.oc * P), per_row)
+            per_row = np.bincount(rows[keep], minlength=p.oc * P)
+            data, indices = data[keep], indices[keep]
+    indptr = np.zeros(p.oc * P + 1, dtype=np.int64)
+    np.cumsum(per_row, out=indptr[1:])
+    if indptr[-1] < 2 ** 31:
+        indptr = indptr.astype(np.int32)
+    return sp.csr_matrix((np.ascontiguousarray(data), np.ascontiguousarray(indices), indptr),
+                         shape=(p.oc * P, p.ic * HW))
+
+
+def _flat_src(p: ConvProblem) -> tuple[int, int]:
+    """(rows, cols) of the operator the run applies: forward ``A``, transposed ``A^T``."""
+    n_out, n_in = p.oc * p.oh * p.ow, p.ic * p.ih * p.iw
+    return (n_in, n_out) if p.transposed else (n_out, n_in)
+
+
+class DenseMatrix(Backend):
+    name = "dense_matrix"
+    algorithm = "dense matrix"
+    description = "explicit dense operator (doubly blocked Toeplitz), one BLAS GEMM over the batch per group"
+    capabilities = Capabilities(exact=True, transposed=True, threads="blas",
+                                memory_limit_bytes=default_memory_limit(1 / 16))
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        return None if sp is not None else "scipy is not installed"
+
+    def workspace_bytes(self, p: ConvProblem) -> int:
+        # the g dense blocks; decided from the shape alone
+        return p.g * (p.ocg * p.oh * p.ow) * (p.icg * p.ih * p.iw) * p.itemsize
+
+    def flops(self, p: ConvProblem) -> float:
+        return float(2 * p.mb * p.g * (p.ocg * p.oh * p.ow) * (p.icg * p.ih * p.iw))
+
+    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan:
+        dt = np.dtype(p.dtype)
+        n_out, n_in = p.ocg * p.oh * p.ow, p.icg * p.ih * p.iw
+        AT = np.zeros((p.g, n_in, n_out), dtype=dt)     # A^T per group: y = x @ A^T
+        counts, cols, taps = operator_pattern(p)
+        rows = np.repeat(np.arange(p.oh * p.ow), counts)
+        wk = w.reshape(p.g, p.ocg, p.icg * p.kh * p.kw).astype(dt)
+        for gi in range(p.g):
+            for o in range(p.ocg):  # one fancy assignment per output channel: rows o*P + pixel
+                AT[gi, cols, o * p.oh * p.ow + rows] = wk[gi, o, taps]
+        return Plan(p, {"AT": AT})
+
+    def run(self, plan: Plan, x: np.ndarray) -> np.ndarray:
+        p = plan.problem
+        AT = plan.state["AT"]
+        if p.transposed:
+            src = x.reshape(p.mb, p.g, -1)
+            y = np.empty((p.mb, p.g, AT.shape[1]), dtype=x.dtype)
+            for gi in range(p.g):
+                np.matmul(src[:, gi], AT[gi].T, out=y[:, gi])
+            return y.reshape(p.dst_shape)
+        src = x.reshape(p.mb, p.g, -1)
+        y = np.empty((p.mb, p.g, AT.shape[2]), dtype=x.dtype)
+        for gi in range(p.g):
+            np.matmul(src[:, gi], AT[gi], out=y[:, gi])
+        return y.reshape(p.dst_shape)
+
+
+class SparseCSR(Backend):
+    name = "sparse_csr"
+    algorithm = "sparse matrix"
+    description = "the operator as scipy.sparse (CSR or CSC, measured), nonzeros = in-bounds taps"
+    capabilities = Capabilities(exact=True, transposed=True, threads="single",
+                                memory_limit_bytes=default_memory_limit(0.25))
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        return None if sp is not None else "scipy is not installed"
+
+    def workspace_bytes(self, p: ConvProblem) -> int:
+        # CSR at full density: values + int32 column indices + row pointers (dense weights:
+        # pruning only shrinks it); the CSC form is converted and the slower one dropped
+        nnz = operator_nnz(p)
+        rows, _ = _flat_src(p)
+        idx = 4 if nnz < 2 ** 31 else 8
+        return nnz * (p.itemsize + idx) + (rows + 1) * idx
+
+    def flops(self, p: ConvProblem) -> float:
+        return float(2 * operator_nnz(p) * p.mb)
+
+    #: try the block format when blocks hold at least this many weights
+    MIN_BSR_BLOCK = 8
+
+    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan:
+        """Build the operator and keep the storage format that multiplies fastest here.
+
+        Candidates: CSR and CSC of ``A`` (NCHW order); for forward problems whose
+        (out, in) channel blocks hold at least ``MIN_BSR_BLOCK`` weights, also BSR of ``A``
+        with rows and columns in NHWC order, where each (output pixel, input pixel) pair
+        is one dense ``oc/g x ic/g`` block (one index per block instead of per weight;
+        measured 1.3-1.75x faster than CSR on 8- and 16-channel layers with dense weights,
+        slower with pruned ones, whose zeros a block must store).
+        """
+        dt = np.dtype(p.dtype)
+        A = operator_csr(p, w.astype(dt))
+        if p.transposed:
+            A = A.T.tocsr()
+        forms = {"csr": A, "csc": A.tocsc()}
+        if not p.transposed and p.ocg * p.icg >= self.MIN_BSR_BLOCK:
+            P, HW = p.oh * p.ow, p.ih * p.iw
+            rows = np.arange(p.oc * P).reshape(p.oc, P).T.reshape(-1)   # (pixel, channel) order
+            cols = np.arange(p.ic * HW).reshape(p.ic, HW).T.reshape(-1)
+            forms["bsr"] = A[rows][:, cols].tobsr(blocksize=(p.ocg, p.icg))
+        nnz = A.nnz
+        kerns = {}
+        for name, M in forms.items():
+            kerns[name] = self._kernels(name, M, p)
+        times = {}
+        xs = np.zeros(p.src_shape, dtype=dt)
+        for name in forms:
+            t = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                self._apply(name, forms[name], kerns[name], p, xs)
+                t.append(time.perf_counter() - t0)
+            times[name] = min(t)
+        best = min(times, key=times.get)
+        note = f"{best} ({', '.join(f'{k} {v * 1e3:.3f} ms' for k, v in times.items())}), nnz {nnz}"
+        return Plan(p, {"A": forms[best], "fmt": best, "kern": kerns[best], "note": note, "nnz": nnz})
+
+    @staticmethod
+    def _kernels(name: str, M, p: ConvProblem):
+        """scipy's compiled matvec kernels for ``M`` (None: fall back to ``M @ x``)."""
+        if _st is None:
+            return None
+        return getattr(_st, f"{name}_matvec"), getattr(_st, f"{name}_matvecs")
+
+    @staticmethod
+    def _apply(fmt: str, A, kern, p: ConvProblem, x: np.ndarray) -> np.ndarray:
+        m, n = A.shape
+        if fmt == "bsr":  # NHWC in, NHWC out
+            R, C = A.blocksize
+            xn = np.ascontiguousarray(x.transpose(2, 3, 1, 0) if p.mb > 1 else x[0].transpose(1, 2, 0))
+            if kern is None:
+                Y = A @ xn.reshape(n, -1)
+            else:
+                Y = np.zeros((m, p.mb), dtype=x.dtype)
+                if p.mb == 1:
+                    kern[0](m // R, n // C, R, C, A.indptr, A.indices, A.data.reshape(-1), xn.reshape(-1),
+                            Y.reshape(-1))
+                else:
+                    kern[1](m // R, n // C, p.mb, R, C, A.indptr, A.indices, A.data.reshape(-1),
+                            xn.reshape(-1), Y.reshape(-1))
+            y = np.empty(p.dst_shape, dtype=x.dtype)
+            np.copyto(y, Y.reshape(p.oh, p.ow, p.oc, p.mb).transpose(3, 2, 0, 1))
+            return y
+        if p.mb == 1:
+            if kern is None:
+                return (A @ x.reshape(-1)).reshape(p.dst_shape)
+            y = np.zeros(m, dtype=x.dtype)
+            kern[0](m, n, A.indptr, A.indices, A.data, x.reshape(-1), y)
+            return y.reshape(p.dst_shape)
+        X = np.ascontiguousarray(x.reshape(p.mb, n).T)      # (inputs, mb): the matvecs layout
+        if kern is None:
+            Y = A @ X
+        else:
+            Y = np.zeros((m, p.mb), dtype=x.dtype)
+            kern[1](m, n, p.mb, A.indptr, A.indices, A.data, X.reshape(-1), Y.reshape(-1))
+        return np.ascontiguousarray(Y.T).reshape(p.dst_shape)
+
+    def run(self, plan: Plan, x: np.ndarray) -> np.ndarray:
+        st = plan.state
+        return self._apply(st["fmt"], st["A"], st["kern"], plan.problem, x)
+
+    def note(self, plan: Plan) -> str:
+        return plan.state["note"]
+
+    def executed_flops(self, plan: Plan) -> float:
+        """2 flops per stored nonzero and batch image: pruned weights are not multiplied."""
+        return float(2 * plan.state["nnz"] * plan.problem.mb)

@@ -1,0 +1,71 @@
+"""Matrix-equivalent backends: the operator itself, its nonzeros, the memory guard."""
+
+from __future__ import annotations
+
+import resource
+import time
+
+import numpy as np
+import pytest
+
+from convbench.backends import get_backend
+from convbench.backends.matrix import operator_csr
+from convbench.params import operator_nnz
+from convbench.problem import ConvProblem
+from convbench.reference import conv2d_reference
+from convbench.runner import RunConfig, make_data, run_problem
+
+CASES = ["mb1ic3ih7iw6oc2kh3ph1", "mb2ic2ih9oc4kh3sh2ph1", "mb1ic2ih8oc3kh3ph2dh1", "g2mb1ic4ih6oc6kh3ph1",
+         "mb1ic2ih5oc2oh8kh3ph3", "mb1ic1ih10oc1kh2kw3sh3sw2"]
+
+
+@pytest.mark.parametrize("desc", CASES)
+def test_operator_times_input_is_the_convolution(desc):
+    p = ConvProblem.parse(desc)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(p.input_shape)
+    w = rng.standard_normal(p.weight_shape)
+    A = operator_csr(p, w)
+    assert A.shape == (p.oc * p.oh * p.ow, p.ic * p.ih * p.iw)
+    y = (A @ x.reshape(p.mb, -1).T).T.reshape(p.output_shape)
+    np.testing.assert_allclose(y, conv2d_reference(x, w, p), atol=1e-12)
+    assert A.nnz == operator_nnz(p)  # nonzeros = in-bounds taps x channel pairs
+    dense = get_backend("dense_matrix").prepare(p.replace(dtype="float64"), w).state["AT"]
+    blocks = [A[gi * p.ocg * p.oh * p.ow:(gi + 1) * p.ocg * p.oh * p.ow,
+                gi * p.icg * p.ih * p.iw:(gi + 1) * p.icg * p.ih * p.iw].toarray() for gi in range(p.g)]
+    for gi in range(p.g):
+        np.testing.assert_array_equal(dense[gi].T, blocks[gi])
+
+
+def test_pruned_weights_shrink_the_sparse_operator():
+    p = ConvProblem.parse("mb1ic16ih12oc16kh3ph1")
+    b = get_backend("sparse_csr")
+    _, w1 = make_data(p, 1.0)
+    _, w01 = make_data(p, 0.1)
+    full, pruned = b.prepare(p, w1), b.prepare(p, w01)
+    assert full.state["nnz"] == operator_nnz(p)
+    assert 0.07 * operator_nnz(p) < pruned.state["nnz"] < 0.13 * operator_nnz(p)
+    assert b.executed_flops(pruned) == 2 * pruned.state["nnz"]
+    assert b.flops(p) == 2 * operator_nnz(p)
+
+
+def test_dense_refuses_from_the_shape_before_allocating():
+    b = get_backend("dense_matrix")
+    b.set_memory_limit(1_000_000)
+    p = ConvProblem.parse("mb1ic8ih16oc8kh3ph1")
+    reason = b.supports(p)
+    assert reason and f"needs {b.workspace_bytes(p)} bytes" in reason and "memory limit of 1000000" in reason
+    assert b.workspace_bytes(p) == (8 * 256) ** 2 * 4
+
+
+def test_vgg_layer_refusal_is_fast_and_allocates_nothing():
+    """The runner checks capabilities before it makes data or the reference."""
+    p = ConvProblem.parse("mb1ic64ih224oc64kh3ph1")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    rows, benches = run_problem(p, RunConfig(problems=[p], backends=["dense_matrix"]), ["dense_matrix"])
+    elapsed = time.perf_counter() - t0
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert rows[0]["status"] == "skipped" and "bytes" in rows[0]["reason"] and not benches
+    assert rows[0]["workspace_bytes"] == (64 * 224 * 224) ** 2 * 4
+    assert elapsed < 1.0 and grown_mb < 100  # data, not timing: the work is O(1) in the shape

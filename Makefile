@@ -12,12 +12,14 @@ PIPF   := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || t
 BENCH_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: bench test floors clean help
+.PHONY: bench test floors bench-check baseline clean help
 
 help:
 	@echo "make bench   - default sweep: tables in results/<timestamp>/tables.md"
 	@echo "make test    - the test suite"
 	@echo "make floors  - the speed floors of the issues, as ratios from one run"
+	@echo "make bench-check - CI regression gate: the ci suite against results/baseline"
+	@echo "make baseline    - re-record results/baseline (A/A runs, noise floors) on this machine kind"
 	@echo "options: PEERS=0 (no torch), BENCH_ARGS='--threads 2 ...', PYTEST_ARGS='-k cli'"
 
 $(BIN)/python:
@@ -45,6 +47,17 @@ test: $(VENV)/.deps $(PEER_DEP)
 
 floors: $(VENV)/.deps $(VENV)/.peers
 	$(BIN)/python benchmarks/floors.py
+
+# The gate: a 1.5x slowdown of one backend fails it; unchanged code passes. Thresholds are
+# max(1.3, the cell's A/A noise floor); times are normalised by the drift sentinel; every
+# flagged cell is re-measured twice in a fresh process and must stay flagged to fail.
+GATE_ARGS ?= --fail-above 1.3 --retries 2
+bench-check: $(VENV)/.deps $(PEER_DEP)
+	$(BIN)/convbench check --baseline results/baseline $(GATE_ARGS) --quiet
+
+baseline: $(VENV)/.deps $(VENV)/.peers
+	rm -rf results/baseline
+	$(BIN)/convbench calibrate --suite ci --runs 6 --out results/baseline --quiet
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks

@@ -157,6 +157,17 @@ def winograd_points(text):
     return text
 
 
+def inject_arg(text):
+    name, sep, val = str(text).partition("=")
+    try:
+        f = float(val)
+    except ValueError:
+        f = -1
+    if not sep or not name or f < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected BACKEND=FACTOR with FACTOR >= 1, e.g. im2col_blas=1.5")
+    return name.strip(), f
+
+
 def threads_arg(text):
     n = _pos_int(text, "--threads", "a positive integer")
     cores = os.cpu_count() or 1
@@ -219,11 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--round-time", type=positive_float, default=1e-3, metavar="S", help="target seconds per round (0.001)")
     t.add_argument("--cell-budget", type=positive_float, default=30.0, metavar="S",
                    help="skip timing a cell whose single run exceeds this (30)")
+    t.add_argument("--inject-slowdown", action="append", type=inject_arg, default=[], metavar="BACKEND=FACTOR",
+                   help="make a backend's timed calls FACTOR times slower (busy wait): for checking "
+                        "that the regression gate catches a slowdown; recorded in the rows")
     o = r.add_argument_group("output")
     o.add_argument("--out", default=None, metavar="DIR", help="result directory (default results/<timestamp>)")
     o.add_argument("--resume", default=None, metavar="DIR", help="finish an interrupted run in DIR with its stored settings")
     o.add_argument("--baseline", default=None, metavar="NAME", help="backend for the speed-up table (default torch_onednn)")
     o.add_argument("--quiet", action="store_true", help="no progress display")
+    o.add_argument("--no-plots", action="store_true", help="write tables only (no matplotlib figures)")
 
     lst = sub.add_parser("list", help="backends, their algorithm and capabilities")
     lst.add_argument("--json", action="store_true", help="machine-readable output")
@@ -233,12 +248,68 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--threads", type=threads_arg, default=1, help="threads for the peak measurement (1)")
     inf.add_argument("--json", action="store_true", help="machine-readable output")
 
-    rep = sub.add_parser("report", help="(re)write tables.md for a result directory")
+    rep = sub.add_parser("report", help="(re)write tables.md, plots, report.md and report.html for a result directory")
     rep.add_argument("dir", metavar="DIR")
     rep.add_argument("--baseline", default=None, metavar="NAME")
+    rep.add_argument("--no-plots", action="store_true", help="tables only")
 
     sub.add_parser("suites", help="list the shipped problem suites")
+
+    cmp_ = sub.add_parser("compare", help="compare two runs offline: ratio, CI, Mann-Whitney, verdict",
+                          description="BASE and NEW are convbench result directories or pytest-benchmark "
+                                      "JSON files. Exit status: 0 clean, 1 regression (with --fail-above), "
+                                      "2 usage error.")
+    cmp_.add_argument("base", metavar="BASE")
+    cmp_.add_argument("new", metavar="NEW")
+    _gate_args(cmp_)
+    cmp_.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown (CI summary)")
+
+    cal = sub.add_parser("calibrate", help="A/A runs of a suite: per-cell noise floors and a baseline",
+                         description="Runs the suite several times, measures how far each cell's normalised "
+                                     "median moves between identical runs, and writes DIR as a baseline "
+                                     "(all runs' rounds pooled) with noise.json and calibration.md.")
+    cal.add_argument("--suite", default="ci")
+    cal.add_argument("--runs", type=int_list("--runs", 2), default=[5], metavar="N")
+    cal.add_argument("--out", default="results/baseline", metavar="DIR")
+    cal.add_argument("--margin", type=positive_float, default=1.1, help="floor = largest A/A ratio x margin (1.1)")
+    cal.add_argument("--keep-runs", action="store_true", help="keep the individual A/A runs in DIR/aa/")
+    cal.add_argument("--reuse-runs", metavar="AA_DIR", default=None,
+                     help="compute the floors from existing A/A runs (AA_DIR/run1, run2, ...) instead of running")
+    cal.add_argument("--normalize", choices=("none", "sentinel", "peers"), default="peers",
+                     help="normalisation the floors are measured under (use the gate's)")
+    _run_passthrough(cal)
+
+    chk = sub.add_parser("check", help="CI gate: run a suite, compare with a baseline, re-measure suspects",
+                         description="Runs the suite, compares it with the baseline and re-runs every cell "
+                                     "flagged as a regression; only a regression seen in every attempt fails "
+                                     "the check (exit 1).")
+    chk.add_argument("--baseline", default="results/baseline", metavar="DIR")
+    chk.add_argument("--suite", default="ci")
+    chk.add_argument("--retries", type=int_list("--retries", 0), default=[2], metavar="N")
+    chk.add_argument("--out", default=None, metavar="DIR")
+    _gate_args(chk)
+    _run_passthrough(chk)
     return p
+
+
+def _gate_args(ap) -> None:
+    ap.add_argument("--factor", type=positive_float, default=1.2, help="ratio a regression must exceed (1.2)")
+    ap.add_argument("--fail-above", type=positive_float, default=None, metavar="FACTOR",
+                    help="exit 1 if a cell regresses by more than FACTOR (sets the factor)")
+    ap.add_argument("--alpha", type=positive_float, default=0.01, help="significance level of the U test (0.01)")
+    ap.add_argument("--normalize", choices=("none", "sentinel", "peers"), default="peers",
+                    help="divide times by the geometric mean of the same problem's other backends "
+                         "(peers, default), by the drift sentinel timed with them (sentinel), or not (none)")
+
+
+def _run_passthrough(ap) -> None:
+    ap.add_argument("--threads", type=threads_arg, default=1)
+    ap.add_argument("--backends", default="all", metavar="all|a,b")
+    ap.add_argument("--min-time", type=positive_float, default=0.2, metavar="S")
+    ap.add_argument("--max-time", type=positive_float, default=1.0, metavar="S")
+    ap.add_argument("--inject-slowdown", action="append", type=inject_arg, default=[], metavar="BACKEND=FACTOR")
+    ap.add_argument("--blas-coretype", default="auto", metavar="KIND")
+    ap.add_argument("--quiet", action="store_true")
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -260,8 +331,9 @@ def _expand_problems(a) -> list:
     directions = {"fwd": [False], "bwd_d": [True], "both": [False, True], None: [False]}[a.direction]
     dtypes = a.dtype or ["float32"]
     problems: list = []
+    tags: dict = {}
 
-    def add_variants(p):
+    def add_variants(p, suite: str = "", mult: int = 1):
         for mb in (a.batch or [None]):
             for dt in (a.dtype or [None]):
                 for tr in (directions if a.direction else [None]):
@@ -272,7 +344,10 @@ def _expand_problems(a) -> list:
                         ch["dtype"] = dt
                     if tr is not None:
                         ch["transposed"] = tr
-                    problems.append(p.replace(**ch) if ch and hasattr(p, "replace") else p)
+                    q = p.replace(**ch) if ch and hasattr(p, "replace") else p
+                    problems.append(q)
+                    if suite:
+                        tags.setdefault(q.label, (suite, mult))
 
     for d in a.problem:
         try:
@@ -285,14 +360,14 @@ def _expand_problems(a) -> list:
         except ValueError as e:
             raise UsageError(f"--suite: {e}") from None
         for e in entries:
-            add_variants(e.problem)
+            add_variants(e.problem, name, e.multiplicity)
     for path in a.suite_file:
         try:
             entries = load_suite(path, is_path=True)
         except ValueError as e:
             raise UsageError(str(e)) from None
         for e in entries:
-            add_variants(e.problem)
+            add_variants(e.problem, Path(path).stem, e.multiplicity)
     grid_flags = [a.kernels, a.strides, a.channels, a.out_channels, a.padding, a.dilation, a.groups]
     if a.sizes:
         problems += expand_grid(
@@ -304,7 +379,7 @@ def _expand_problems(a) -> list:
         raise UsageError("convbench run: grid flags (--kernels, --strides, ...) need --sizes, e.g. --sizes 32,64")
     if not problems:
         for e in load_suite("default"):
-            add_variants(e.problem)
+            add_variants(e.problem, "default", e.multiplicity)
     # drop exact duplicates, keep order
     seen = set()
     uniq = []
@@ -312,7 +387,7 @@ def _expand_problems(a) -> list:
         if p.label not in seen:
             seen.add(p.label)
             uniq.append(p)
-    return uniq
+    return uniq, tags
 
 
 def _resolve_backends(spec: str, exclude: str) -> list[str]:
@@ -388,7 +463,7 @@ def cmd_run(a, argv: list[str], coretype: dict) -> int:
         raise UsageError("--out and --resume name different directories; give only --resume DIR")
 
     if stored is None:
-        problems = _expand_problems(a)
+        problems, tags = _expand_problems(a)
         backends = _resolve_backends(a.backends, a.exclude)
         config = dict(problems=[p.label if isinstance(p, ConvProblem) else
                                 {"invalid": p.label, "reason": p.reason, "dtype": p.dtype,
@@ -397,7 +472,11 @@ def cmd_run(a, argv: list[str], coretype: dict) -> int:
                       min_rounds=a.min_rounds[0], round_time=a.round_time, cell_budget=a.cell_budget,
                       weight_density=a.weight_density, memory_limit=a.memory_limit,
                       baseline=a.baseline, blas_coretype=a.blas_coretype, fftw_effort=a.fftw_effort,
-                      winograd_points=a.winograd_points)
+                      winograd_points=a.winograd_points, inject={k: v for k, v in a.inject_slowdown},
+                      tags={k: list(v) for k, v in tags.items()})
+        for k in config["inject"]:
+            if k not in backends:
+                raise UsageError(f"--inject-slowdown: {k!r} is not among the backends run ({', '.join(backends)})")
     else:
         config = stored
         problems = [ConvProblem.parse(x) if isinstance(x, str) else
@@ -416,7 +495,7 @@ def cmd_run(a, argv: list[str], coretype: dict) -> int:
     from . import threads
     from .blas import autodetected_coretype
     from .machine import git_commit, machine_info
-    from .report import write_tables
+    from .report import write_report, write_tables
     from .results import SCHEMA_VERSION, ResultWriter, load_summary, write_meta
     from .runner import Progress, RunConfig, run_sweep
     from .timing import TimingConfig
@@ -427,7 +506,8 @@ def cmd_run(a, argv: list[str], coretype: dict) -> int:
                     timing=TimingConfig(round_time=config["round_time"], min_rounds=config["min_rounds"],
                                         min_time=config["min_time"], max_time=config["max_time"]),
                     cell_budget_s=config["cell_budget"], weight_densities=tuple(config["weight_density"]),
-                    memory_limit_bytes=config["memory_limit"])
+                    memory_limit_bytes=config["memory_limit"], inject=config.get("inject", {}),
+                    tags={k: tuple(v) for k, v in config.get("tags", {}).items()})
     done = set()
     meta_path = out / "meta.json"
     if a.resume:
@@ -444,6 +524,9 @@ def cmd_run(a, argv: list[str], coretype: dict) -> int:
                 "config": config, "machine": machine_info(), "git": git_commit(),
                 "blas_coretype": coretype, "blas_autodetected": autodetected_coretype()}
     meta["threads"] = threads.thread_report()
+    if "peaks" not in meta:
+        from .machine import roofline_peaks
+        meta["peaks"] = roofline_peaks()
     write_meta(out, meta)
     warn = meta.get("machine", {}).get("blas", {}).get("warning")
     if warn:
@@ -461,13 +544,22 @@ def cmd_run(a, argv: list[str], coretype: dict) -> int:
         meta["threads"] = threads.thread_report()
     meta["finished"] = None if res["interrupted"] else time.strftime("%Y-%m-%dT%H:%M:%S")
     write_meta(out, meta)
-    tables = write_tables(out, a.baseline or config.get("baseline"))
+    try:
+        written = write_report(out, a.baseline or config.get("baseline"), plots=not a.no_plots)
+    except Exception as e:  # the rows are on disk; a reporting failure must not hide them
+        print(f"warning: report generation failed ({e.__class__.__name__}: {e}); rows are in "
+              f"{out}/summary.csv, retry with `convbench report {out}`", file=sys.stderr)
+        written = {"tables": write_tables(out, a.baseline or config.get("baseline"))}
+    tables = written["tables"]
     if res["interrupted"]:
         print(f"interrupted: {res['problems']} of {len(problems)} problems finished, every finished row "
               f"is in {out}/summary.csv. Resume with:\n  convbench run --resume {shlex.quote(str(out))}",
               file=sys.stderr)
         return 130
     _print_summary(out, tables)
+    if written.get("report_md"):
+        print(f"report: {written['report_md']} and {written['report_html']} "
+              f"({len(written.get('plots', {}))} figures in {out}/plots)")
     return EXIT_OK
 
 
@@ -530,12 +622,13 @@ def cmd_list(a) -> int:
 def cmd_info(a, coretype: dict) -> int:
     from . import threads
     from .blas import autodetected_coretype
-    from .machine import git_commit, machine_info, peak_gflops
+    from .machine import git_commit, machine_info, peak_gflops, roofline_peaks
     threads.set_threads(a.threads)
     info = machine_info()
     info["blas_coretype"] = coretype
     info["blas_autodetected"] = autodetected_coretype()
-    info["peak"] = peak_gflops(1.0, a.threads)
+    info["peak"] = dict(peak_gflops(1.0, a.threads), **{k: v for k, v in roofline_peaks(0.6).items()
+                                                        if k in ("fma_gflops", "bandwidth_gbs")})
     info["git"] = git_commit()
     if a.json:
         print(json.dumps(info, indent=2, default=str))
@@ -560,8 +653,10 @@ def cmd_info(a, coretype: dict) -> int:
         print(f"  WARNING: {blas['warning']}")
     for lib in blas["libraries"]:
         print(f"  {lib['internal_api']} {lib['version']} [{lib['architecture']}] {lib['filepath']}")
+    fma = info["peak"].get("fma_gflops")
     print(f"peak, {a.threads} thread(s): sgemm {info['peak']['sgemm_gflops']:.1f} GFLOP/s, "
-          f"dgemm {info['peak']['dgemm_gflops']:.1f} GFLOP/s (best 1024^3 GEMM in ~1 s)")
+          f"dgemm {info['peak']['dgemm_gflops']:.1f} GFLOP/s (best 1024^3 GEMM); one core's FMA peak "
+          f"{'%.1f GFLOP/s' % fma if fma else 'unknown'}; copy bandwidth {info['peak']['bandwidth_gbs']:.1f} GB/s")
     libs = info["libraries"]
     print("libraries: " + ", ".join(f"{k} {v}" for k, v in libs.items() if v))
     missing = [k for k, v in libs.items() if not v]
@@ -571,16 +666,17 @@ def cmd_info(a, coretype: dict) -> int:
 
 
 def cmd_report(a) -> int:
-    from .report import write_tables
+    from .report import write_report
     from .results import ResultsError
     d = Path(a.dir)
     if not d.is_dir():
         raise UsageError(f"report: {a.dir!r} is not a directory; expected a convbench result directory")
     try:
-        path = write_tables(d, a.baseline)
+        w = write_report(d, a.baseline, plots=not a.no_plots)
     except ResultsError as e:
         raise UsageError(f"report: {e}") from None
-    print(f"tables: {path}")
+    print(f"tables: {w['tables']}")
+    print(f"report: {w['report_md']} and {w['report_html']} ({len(w['plots'])} figures in {d}/plots)")
     return EXIT_OK
 
 
@@ -590,6 +686,158 @@ def cmd_suites(a) -> int:
         entries = load_suite(name)
         layers = sum(e.multiplicity for e in entries)
         print(f"{name:<22} {len(entries):>3} shapes {layers:>4} layers  {desc}")
+    return EXIT_OK
+
+
+def cmd_compare(a) -> int:
+    from .compare import compare_runs, load_run, render_markdown, render_text
+    from .results import ResultsError
+    try:
+        base, new = load_run(a.base), load_run(a.new)
+    except ResultsError as e:
+        raise UsageError(f"compare: {e}") from None
+    factor = a.fail_above or a.factor
+    c = compare_runs(base, new, factor=factor, alpha=a.alpha, normalize=a.normalize)
+    print(render_text(c))
+    if a.markdown:
+        Path(a.markdown).write_text(render_markdown(c))
+    return EXIT_FAIL if (a.fail_above and c.regressions) else EXIT_OK
+
+
+def _run_argv(a, out: Path, problems: list[str] | None = None, backends: str | None = None) -> list[str]:
+    argv = ["run", "--out", str(out), "--threads", str(a.threads), "--min-time", str(a.min_time),
+            "--max-time", str(a.max_time), "--backends", backends or a.backends, "--blas-coretype", a.blas_coretype]
+    if problems:
+        for pr in problems:
+            argv += ["--problem", pr]
+    else:
+        argv += ["--suite", a.suite]
+    for k, v in a.inject_slowdown:
+        argv += ["--inject-slowdown", f"{k}={v}"]
+    if a.quiet:
+        argv.append("--quiet")
+    return argv + ["--no-plots"]
+
+
+#: rounds per cell and A/A run kept in a calibrated baseline's pooled samples
+POOL_ROUNDS = 40
+
+
+def cmd_calibrate(a, coretype: dict) -> int:
+    """A/A runs -> per-cell noise floors; DIR becomes a baseline with all runs' rounds pooled."""
+    import shutil
+    from .compare import compare_runs, load_run
+    from .report import md_table
+    out = Path(a.out)
+    if a.reuse_runs:
+        runs_dir = Path(a.reuse_runs)
+        dirs = sorted((d for d in runs_dir.glob("run*") if (d / "meta.json").is_file()),
+                      key=lambda d: int(d.name[3:]) if d.name[3:].isdigit() else 0)
+        if len(dirs) < 2:
+            raise UsageError(f"calibrate: --reuse-runs {a.reuse_runs!r} holds {len(dirs)} runs; need 2 or more")
+        out.mkdir(parents=True, exist_ok=True)
+        n = len(dirs)
+    else:
+        if out.exists() and any(out.iterdir()):
+            raise UsageError(f"calibrate: --out {str(out)!r} is not empty; remove it or choose another directory")
+        runs_dir = out / "aa"
+        n = a.runs[0]
+        dirs = []
+        for i in range(n):
+            d = runs_dir / f"run{i + 1}"
+            print(f"calibrate: A/A run {i + 1} of {n} -> {d}", file=sys.stderr)
+            status = cmd_run(build_parser().parse_args(_run_argv(a, d)), _run_argv(a, d), coretype)
+            if status != 0:
+                return status
+            dirs.append(d)
+    data = [load_run(d) for d in dirs]
+    floors: dict = {}
+    worst: dict = {}
+    for i in range(n):
+        for j in range(n):
+            if i == j:
+                continue
+            c = compare_runs(data[i], data[j], factor=1.0, normalize=a.normalize)
+            for r in c.rows:
+                key = f"{r.problem}|{r.backend}"
+                worst[key] = max(worst.get(key, 1.0), r.ratio)
+    for key, w in worst.items():
+        floors[key] = round(w * a.margin, 4)
+    # the baseline: run 1's summary and meta, every run's rounds pooled (at most
+    # POOL_ROUNDS evenly spaced rounds per cell and run, so the committed file stays small)
+    for f in ("summary.csv", "meta.json", "tables.md"):
+        shutil.copy(dirs[0] / f, out / f)
+    import pandas as pd
+    pooled = []
+    for d in dirs:
+        smp = pd.read_csv(d / "samples.csv", dtype={"problem": str, "backend": str})
+        for _, g in smp.groupby(["problem", "weight_density", "backend"], sort=False):
+            step = max(1, -(-len(g) // POOL_ROUNDS))
+            pooled.append(g.iloc[::step])
+    pd.concat(pooled).to_csv(out / "samples.csv", index=False, float_format="%.6g")
+    (out / "noise.json").write_text(json.dumps({
+        "tool": "convbench", "kind": "noise floors", "runs": n, "margin": a.margin, "normalize": a.normalize,
+        "suite": a.suite, "cells": floors}, indent=2, sort_keys=True))
+    ws = sorted(worst.items(), key=lambda kv: -kv[1])
+    text = ["# A/A calibration", "", f"{n} identical runs of suite `{a.suite}`; for every cell the largest "
+            f"ratio of {a.normalize}-normalised medians between any two runs, and the floor (x{a.margin}) "
+            f"`convbench compare` uses as that cell's threshold when it exceeds the factor.", "",
+            md_table(["cell", "largest A/A ratio", "floor"],
+                     [[k.replace("|", " / "), f"{v:.3f}", f"{floors[k]:.3f}"] for k, v in ws])]
+    (out / "calibration.md").write_text("\n".join(text) + "\n")
+    if not a.keep_runs and not a.reuse_runs:
+        shutil.rmtree(runs_dir)
+    print(f"baseline with noise floors in {out} (largest A/A ratio {ws[0][1]:.3f} at {ws[0][0]})"
+          if ws else f"baseline in {out}")
+    return EXIT_OK
+
+
+def cmd_check(a, coretype: dict) -> int:
+    """Run the suite, compare with the baseline, re-measure flagged cells; fail on persistent ones."""
+    from .compare import compare_runs, load_run, render_markdown, render_text
+    from .results import ResultsError
+    try:
+        base = load_run(a.baseline)
+    except ResultsError as e:
+        raise UsageError(f"check: baseline {e}") from None
+    out = Path(a.out) if a.out else Path("results") / f"check-{time.strftime('%Y%m%d-%H%M%S')}"
+    factor = a.fail_above or a.factor
+    status = cmd_run(build_parser().parse_args(_run_argv(a, out / "run")), _run_argv(a, out / "run"), coretype)
+    if status != 0:
+        return status
+    c = compare_runs(base, load_run(out / "run"), factor=factor, alpha=a.alpha, normalize=a.normalize)
+    print(render_text(c))
+    (out / "compare.md").write_text(render_markdown(c))
+    foreign = [w for w in c.warnings if w.split(" differs")[0] in ("cpu", "cores", "blas kernels", "threads")]
+    if foreign:
+        print("\ncheck: the baseline was recorded on a different machine or configuration "
+              f"({'; '.join(foreign)}); the comparison above is informational and does not gate. "
+              "Record a baseline on this machine kind with `make baseline`.")
+        return EXIT_OK
+    suspects = {(r.problem, r.backend) for r in c.regressions}
+    for k in range(a.retries[0]):
+        if not suspects:
+            break
+        print(f"\ncheck: re-measuring {len(suspects)} flagged cell(s), attempt {k + 1}", file=sys.stderr)
+        d = out / f"retry{k + 1}"
+        probs = sorted({pr for pr, _ in suspects})
+        bks = ",".join(sorted({b for _, b in suspects}))
+        argv = _run_argv(a, d, probs, bks)
+        status = cmd_run(build_parser().parse_args(argv), argv, coretype)
+        if status != 0:
+            return status
+        again = compare_runs(base, load_run(d), factor=factor, alpha=a.alpha, normalize=a.normalize)
+        still = {(r.problem, r.backend) for r in again.regressions}
+        for key in sorted(suspects - still):
+            print(f"check: {key[0]} / {key[1]} not confirmed on re-measurement: noise", file=sys.stderr)
+        suspects &= still
+    confirmed = [r for r in c.regressions if (r.problem, r.backend) in suspects]
+    if confirmed:
+        print(f"\ncheck FAILED: {len(confirmed)} regression(s) confirmed on every re-measurement:")
+        for r in confirmed:
+            print(f"  {r.problem} / {r.backend}: {r.ratio:.2f}x (threshold {r.threshold:.2f}, p={r.p:.1e})")
+        return EXIT_FAIL if a.fail_above else EXIT_OK
+    print(f"\ncheck passed: no regression above {factor:g}x (or the cell's noise floor) persisted")
     return EXIT_OK
 
 
@@ -611,7 +859,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         coretype = {"requested": None}
-        if argv[:1] in (["run"], ["info"]):
+        if argv[:1] in (["run"], ["info"], ["calibrate"], ["check"]):
             # both must happen before numpy/OpenMP runtimes load
             coretype = apply_coretype(_prescan_coretype(argv) or "auto")
             from . import threads
@@ -625,6 +873,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_info(a, coretype)
         if a.command == "report":
             return cmd_report(a)
+        if a.command == "compare":
+            return cmd_compare(a)
+        if a.command == "calibrate":
+            return cmd_calibrate(a, coretype)
+        if a.command == "check":
+            return cmd_check(a, coretype)
         return cmd_suites(a)
     except (UsageError, ValueError) as e:
         msg = str(e)

@@ -18,7 +18,7 @@ from pathlib import Path
 from . import __version__
 from .blas import best_coretype, blas_status, cpu_flags, cpu_model
 
-__all__ = ["machine_info", "library_versions", "git_commit", "peak_gflops"]
+__all__ = ["machine_info", "library_versions", "git_commit", "peak_gflops", "roofline_peaks", "cache_bytes"]
 
 _FLAGS_OF_INTEREST = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512cd", "avx512bw",
                       "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile", "neon", "asimd")
@@ -112,6 +112,81 @@ def peak_gflops(seconds: float = 1.0, threads: int | None = None) -> dict:
                 np.matmul(a, b, out=c)
                 best = min(best, time.perf_counter() - t0)
             out[name + "_gflops"] = 2 * n ** 3 / best / 1e9
+    return out
+
+
+def fma_peak_gflops(seconds: float = 0.15) -> float | None:
+    """Single-precision multiply-add peak of one core, measured.
+
+    A loop of 16 independent chains of 16-lane ``llvm.fmuladd`` (enough to cover the FMA
+    latency of every current x86 core) is compiled for the host CPU with llvmlite (numba's
+    code generator) and timed; on a CPU without 512-bit vectors LLVM splits the vectors,
+    which is exactly that CPU's peak. Returns None when llvmlite is unavailable.
+    """
+    try:
+        import ctypes
+
+        import llvmlite.binding as llvm
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+    except Exception:
+        return None
+    chains, lanes = 16, 16
+    vec = f"<{lanes} x float>"
+
+    def splat(v: str) -> str:
+        return "<" + ", ".join(f"float {v}" for _ in range(lanes)) + ">"
+    ir = [f"declare {vec} @llvm.fmuladd.v{lanes}f32({vec}, {vec}, {vec})",
+          "define float @fma_loop(i64 %n) {", "entry:", "  br label %loop", "loop:",
+          "  %i = phi i64 [0, %entry], [%i1, %loop]"]
+    ir += [f"  %a{k} = phi {vec} [ {splat('1.0')}, %entry ], [ %b{k}, %loop ]" for k in range(chains)]
+    # 0.99999994 and 0.001 as exact float hex: the values stay bounded forever
+    ir += [f"  %b{k} = call {vec} @llvm.fmuladd.v{lanes}f32({vec} %a{k}, {vec} {splat('0x3FEFFFFFE0000000')}, "
+           f"{vec} {splat('0x3F50624DE0000000')})" for k in range(chains)]
+    ir += ["  %i1 = add i64 %i, 1", "  %c = icmp ult i64 %i1, %n", "  br i1 %c, label %loop, label %exit", "exit:"]
+    prev = "%b0"
+    for k in range(1, chains):
+        ir.append(f"  %s{k} = fadd {vec} {prev}, %b{k}")
+        prev = f"%s{k}"
+    ir += [f"  %e = extractelement {vec} {prev}, i32 0", "  ret float %e", "}"]
+    try:
+        mod = llvm.parse_assembly("\n".join(ir))
+        mod.verify()
+        tm = llvm.Target.from_default_triple().create_target_machine(
+            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=2)
+        engine = llvm.create_mcjit_compiler(mod, tm)
+        engine.finalize_object()
+        fn = ctypes.CFUNCTYPE(ctypes.c_float, ctypes.c_int64)(engine.get_function_address("fma_loop"))
+        fn(1000)
+        n = 200_000
+        best = float("inf")
+        t_end = time.perf_counter() + seconds
+        while time.perf_counter() < t_end:
+            t0 = time.perf_counter()
+            fn(n)
+            best = min(best, time.perf_counter() - t0)
+        return 2 * chains * lanes * n / best / 1e9
+    except Exception:
+        return None
+
+
+def roofline_peaks(seconds: float = 0.6) -> dict:
+    """What this core can do, measured: sgemm and dgemm GFLOP/s, the FMA peak
+    (:func:`fma_peak_gflops`) and copy bandwidth in GB/s (read + write). The roofline
+    plot draws these; nothing is taken from a spec sheet."""
+    import numpy as np
+    out = peak_gflops(seconds / 2)
+    out["fma_gflops"] = fma_peak_gflops(seconds / 4)
+    a = np.ones(16 << 20, dtype=np.float32)  # 64 MiB: well beyond the caches
+    b = np.empty_like(a)
+    np.copyto(b, a)
+    best = float("inf")
+    t_end = time.perf_counter() + seconds / 4
+    while time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        np.copyto(b, a)
+        best = min(best, time.perf_counter() - t0)
+    out["bandwidth_gbs"] = 2 * a.nbytes / best / 1e9
     return out
 
 

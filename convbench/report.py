@@ -1,10 +1,14 @@
-"""Tables from a result directory. Renders only: never measures anything.
+"""Tables, plots and the report of a result directory. Renders only: never measures anything.
 
 ``tables.md`` answers, in this order: which backend is fastest for each problem and
 by how much (the question a user comes with), then the evidence: median times,
-effective GFLOP/s, speed-up against a baseline backend, arithmetic executed vs the
-direct count, parameters and workspace, numerical error, transform phases, and
-every skipped, mistrusted or failed cell with its reason.
+effective GFLOP/s, speed-up against a baseline backend, network roll-ups, arithmetic
+executed vs the direct count, parameters and workspace, numerical error, transform
+phases, and every skipped, mistrusted or failed cell with its reason.
+
+``report.md`` puts the plots (:mod:`convbench.plots`) in front of those tables and reads
+well on a code-hosting site; ``report.html`` is the same document in one self-contained
+file (images embedded), for mailing or archiving.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from .params import parameter_table_row
 from .problem import ConvProblem
 from .results import load_meta, load_summary
 
-__all__ = ["md_table", "render_tables", "write_tables", "fmt_time", "fmt_bytes", "fmt_count"]
+__all__ = ["md_table", "render_tables", "write_tables", "write_report", "rollups", "fmt_time", "fmt_bytes",
+           "fmt_count", "markdown_to_html"]
 
 
 # ---------------------------------------------------------------------------- formatting
@@ -109,6 +114,63 @@ def _pivot_cells(df, problems, backends, value_fn, notes: _Notes | None):
     return rows
 
 
+def rollups(df) -> list[dict]:
+    """Per suite (density 1 only): network time of each backend, layers weighted by their
+    multiplicity, and the best-backend-per-layer oracle.
+
+    A backend that cannot run every layer of the suite gets no total (``incomplete`` says
+    how many layers it lacks); the oracle takes, layer by layer, the fastest backend that ran.
+    """
+    out = []
+    if "suite" not in df.columns:
+        return out
+    real = df[(df.backend != "*") & (df.suite != "") & (df.weight_density >= 1.0)]
+    for suite, sub in real.groupby("suite", sort=False):
+        probs = list(dict.fromkeys(sub.problem))
+        mult = sub.drop_duplicates("problem").set_index("problem").multiplicity.to_dict()
+        ok = sub[(sub.status == "passed") & sub.time_median_s.notna()]
+        totals, incomplete, picks = {}, {}, {}
+        for b, g in ok.groupby("backend", sort=False):
+            t = g.set_index("problem").time_median_s
+            missing = [pr for pr in probs if pr not in t.index]
+            if missing:
+                incomplete[b] = sum(mult[pr] for pr in missing)
+            else:
+                totals[b] = float(sum(mult[pr] * t[pr] for pr in probs))
+        oracle = 0.0
+        uncovered = 0
+        for pr in probs:
+            cand = ok[ok.problem == pr]
+            if cand.empty:
+                uncovered += mult[pr]
+                continue
+            best = cand.loc[cand.time_median_s.idxmin()]
+            oracle += mult[pr] * float(best.time_median_s)
+            picks[best.backend] = picks.get(best.backend, 0) + int(mult[pr])
+        out.append(dict(suite=suite, problems=len(probs), layers=int(sum(mult.values())),
+                        batch=",".join(str(int(v)) for v in sorted(sub.mb.unique())), totals=totals,
+                        incomplete=incomplete, oracle=oracle, uncovered=uncovered, picks=picks))
+    return out
+
+
+def _rollup_section(rs: list[dict]) -> list[str]:
+    L = []
+    for r in rs:
+        L.append(f"### {r['suite']}: {r['layers']} layers ({r['problems']} unique shapes), batch {r['batch']}\n")
+        if r["uncovered"]:
+            L.append(f"{r['uncovered']} layers were run by no backend; the totals below leave them out.\n")
+        rows = [["**best backend per layer**", fmt_time(r["oracle"]), "1.00x",
+                 ", ".join(f"{b} {n}" for b, n in sorted(r["picks"].items(), key=lambda kv: -kv[1]))]]
+        for b, t in sorted(r["totals"].items(), key=lambda kv: kv[1]):
+            rows.append([b, fmt_time(t), f"{t / r['oracle']:.2f}x" if r["oracle"] else "", ""])
+        for b, n in sorted(r["incomplete"].items()):
+            rows.append([b, "", "", f"cannot run {n} of {r['layers']} layers"])
+        L.append(md_table(["backend", "network time", "vs best per layer", "layers chosen / note"], rows,
+                          align=["l", "r", "r", "l"]))
+        L.append("")
+    return L
+
+
 def choose_baseline(backends: list[str], requested: str | None = None) -> str | None:
     if requested and requested in backends:
         return requested
@@ -166,6 +228,19 @@ def render_frame(df, meta: dict, baseline: str | None = None) -> str:
     L.append("")
 
     # --- the answer first
+    wins = {}
+    for prob in problems:
+        sub = real[(real.problem == prob) & (real.status == "passed") & real.time_median_s.notna()]
+        if not sub.empty:
+            b = sub.loc[sub.time_median_s.idxmin()].backend
+            wins[b] = wins.get(b, 0) + 1
+    if wins:
+        L.append("## At a glance\n")
+        L.append("Fastest backend, counted over the " + str(len(problems)) + " problems: "
+                 + ", ".join(f"**{b}** {n}" for b, n in sorted(wins.items(), key=lambda kv: -kv[1]))
+                 + ". The table below says by how much and what came second; the figures in "
+                   "`report.md` show where each algorithm wins (by size, kernel and stride) and why "
+                   "(arithmetic saved vs time saved, roofline).\n")
     L.append("## Fastest backend per problem\n")
     rows = []
     for prob in problems:
@@ -219,6 +294,13 @@ def render_frame(df, meta: dict, baseline: str | None = None) -> str:
             rows.append(r)
         L.append(md_table(["problem"] + backends, rows))
         L.append("")
+
+    rs = rollups(df)
+    if rs:
+        L.append("## Network roll-up\n")
+        L.append("Layers weighted by their multiplicity in the network; the oracle picks the fastest "
+                 "backend layer by layer, which is what a framework choosing per layer could reach.\n")
+        L += _rollup_section(rs)
 
     # --- arithmetic
     L.append("## Arithmetic: direct op count vs executed (ratio executed/direct)\n")
@@ -350,3 +432,109 @@ def write_tables(out_dir: Path, baseline: str | None = None) -> Path:
     path = Path(out_dir) / "tables.md"
     path.write_text(render_tables(out_dir, baseline))
     return path
+
+
+def write_report(out_dir: Path, baseline: str | None = None, plots: bool = True) -> dict:
+    """``tables.md``, ``plots/*.png|svg``, ``report.md`` and ``report.html`` for a result directory.
+
+    Returns the paths written, by kind.
+    """
+    out_dir = Path(out_dir)
+    meta = load_meta(out_dir)
+    df = load_summary(out_dir)
+    tables = render_frame(df, meta, baseline)
+    (out_dir / "tables.md").write_text(tables)
+    real = df[df.backend != "*"]
+    base = choose_baseline(list(dict.fromkeys(real.backend)), baseline or meta.get("config", {}).get("baseline"))
+    direct_base = "direct_numba" if "direct_numba" in set(real.backend) else base
+    written = {}
+    if plots:
+        from .plots import PLOTS, write_plots
+        written = write_plots(df.assign(problem=df.cell), meta, out_dir, rollups(df), direct_base)
+    else:
+        PLOTS = {}
+    head, _, rest = tables.partition("\n## ")
+    md = [head.rstrip(), ""]
+    if written:
+        md.append("## Figures\n")
+        for stem, paths in written.items():
+            title, what = PLOTS[stem]
+            png = next(p for p in paths if p.suffix == ".png")
+            md.append(f"### {title}\n\n{what} ([SVG](plots/{stem}.svg))\n\n![{title}](plots/{png.name})\n")
+    md.append("## " + rest if rest else "")
+    text = "\n".join(md)
+    (out_dir / "report.md").write_text(text)
+    (out_dir / "report.html").write_text(markdown_to_html(text, out_dir, title="convbench report"))
+    return {"tables": out_dir / "tables.md", "report_md": out_dir / "report.md",
+            "report_html": out_dir / "report.html", "plots": written}
+
+
+# ---------------------------------------------------------------------------- HTML
+_CSS = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0;font-size:13px}th,td{border:1px solid #ccc;padding:3px 7px}"
+        "th{background:#f3f3f3}td.r,th.r{text-align:right}img{max-width:100%;border:1px solid #eee}"
+        "code{background:#f5f5f5;padding:0 3px}h1,h2,h3{border-bottom:1px solid #eee}")
+
+
+def _inline(text: str) -> str:
+    import html
+    import re
+    t = html.escape(text, quote=False)
+    t = re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
+    t = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", t)
+    t = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r'<a href="\2">\1</a>', t)
+    return t
+
+
+def markdown_to_html(text: str, base: Path, title: str = "") -> str:
+    """HTML for the Markdown subset convbench writes (headings, paragraphs, lists, tables,
+    images, code, bold, links), with every local image embedded as a data URI."""
+    import base64
+    import html
+    import re
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+           f"<style>{_CSS}</style></head><body>"]
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        ln = lines[i]
+        m = re.match(r"(#{1,6}) (.*)", ln)
+        img = re.match(r"!\[([^\]]*)\]\(([^)]+)\)", ln.strip())
+        if m:
+            n = len(m.group(1))
+            out.append(f"<h{n}>{_inline(m.group(2))}</h{n}>")
+        elif img:
+            path = Path(base) / img.group(2)
+            if path.is_file():
+                data = base64.b64encode(path.read_bytes()).decode()
+                out.append(f"<p><img alt='{html.escape(img.group(1))}' src='data:image/png;base64,{data}'></p>")
+            else:
+                out.append(f"<p>[missing image {html.escape(img.group(2))}]</p>")
+        elif ln.startswith("|"):
+            rows = []
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append(lines[i])
+                i += 1
+            cells = [[c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", r)[1:-1]] for r in rows]
+            align = ["r" if c.endswith(":") and not c.startswith(":") else "" for c in cells[1]] \
+                if len(cells) > 1 else []
+            out.append("<table><tr>" + "".join(f"<th class='{a}'>{_inline(c)}</th>"
+                                                for c, a in zip(cells[0], align)) + "</tr>")
+            for r in cells[2:]:
+                out.append("<tr>" + "".join(f"<td class='{a}'>{_inline(c)}</td>" for c, a in zip(r, align)) + "</tr>")
+            out.append("</table>")
+            continue
+        elif re.match(r"(- |\d+\. )", ln):
+            tag = "ul" if ln.startswith("- ") else "ol"
+            out.append(f"<{tag}>")
+            while i < len(lines) and re.match(r"(- |\d+\. )", lines[i]):
+                item = re.sub(r"^(- |\d+\. )", "", lines[i])
+                out.append(f"<li>{_inline(item)}</li>")
+                i += 1
+            out.append(f"</{tag}>")
+            continue
+        elif ln.strip():
+            out.append(f"<p>{_inline(ln)}</p>")
+        i += 1
+    out.append("</body></html>")
+    return "\n".join(out)

@@ -30,8 +30,9 @@ SCHEMA_VERSION = 1
 #: cell states, as benchdnn names them
 STATUSES = ("passed", "skipped", "mistrusted", "failed")
 
-PROBLEM_COLUMNS = ["problem", "descriptor", "name", "direction", "dtype", "mb", "ic", "ih", "iw", "oc",
-                   "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw", "g", "weight_density"]
+PROBLEM_COLUMNS = ["problem", "descriptor", "name", "suite", "multiplicity", "direction", "dtype", "mb", "ic",
+                   "ih", "iw", "oc", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw", "g",
+                   "weight_density"]
 PHASES = ("input", "multiply", "output")
 SUMMARY_COLUMNS = PROBLEM_COLUMNS + [
     "backend", "algorithm", "peer", "threads", "status", "reason", "note",
@@ -109,7 +110,7 @@ class ResultWriter:
                 times: list[float]) -> None:
         f, w, _ = self._samples
         for i, t in enumerate(times):
-            w.writerow([problem, repr(float(weight_density)), backend, i, iterations, repr(float(t))])
+            w.writerow([problem, repr(float(weight_density)), backend, i, iterations, f"{float(t):.6g}"])
         f.flush()
         os.fsync(f.fileno())
 
@@ -141,8 +142,13 @@ def load_meta(out_dir: Path) -> dict:
     return meta
 
 
-_TEXT_COLUMNS = ("problem", "descriptor", "name", "direction", "dtype", "backend", "algorithm", "status",
-                 "reason", "note")
+_TEXT_COLUMNS = ("problem", "descriptor", "name", "suite", "direction", "dtype", "backend", "algorithm",
+                 "status", "reason", "note")
+
+
+#: columns without which a file is not a convbench result; the others are filled in
+#: (empty text, NaN, multiplicity 1) so that files from older or partial runs still load
+REQUIRED = {"summary.csv": ("problem", "backend", "status"), "samples.csv": ("problem", "backend", "time_s")}
 
 
 def _read_csv(path: Path, columns: list[str]):
@@ -153,18 +159,24 @@ def _read_csv(path: Path, columns: list[str]):
         df = pd.read_csv(path, keep_default_na=True, dtype={c: str for c in _TEXT_COLUMNS})
     except Exception as e:  # pandas raises many types for malformed input
         raise ResultsError(f"{path}: not a readable CSV ({e.__class__.__name__}: {e})") from None
-    missing = [c for c in columns if c not in df.columns]
+    missing = [c for c in REQUIRED.get(path.name, columns) if c not in df.columns]
     if missing:
         raise ResultsError(f"{path}: missing columns {missing[:5]}; not a convbench v{SCHEMA_VERSION} file")
+    for c in columns:
+        if c not in df.columns:
+            df[c] = "" if c in _TEXT_COLUMNS else float("nan")
     return df
 
 
 def load_summary(out_dir: Path):
     """``summary.csv`` as a DataFrame (raises :class:`ResultsError` when unreadable)."""
     df = _read_csv(Path(out_dir) / "summary.csv", SUMMARY_COLUMNS)
-    for c in ("reason", "note", "name"):
+    for c in ("reason", "note", "name", "suite"):
         df[c] = df[c].fillna("").astype(str)
+    df["multiplicity"] = df["multiplicity"].fillna(1).astype(int)
     df["weight_density"] = df["weight_density"].fillna(1.0)
+    if df["descriptor"].eq("").all():
+        df["descriptor"] = df["problem"]
     df["cell"] = [cell_label(p, d) for p, d in zip(df.problem, df.weight_density)]
     return df
 

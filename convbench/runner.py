@@ -29,7 +29,6 @@ import sys
 import time
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -40,6 +39,7 @@ from .flops import direct_flops
 from .problem import ConvProblem
 from .reference import conv2d_reference, conv_transpose2d_reference
 from .results import PHASES, ResultWriter, cell_label
+from .sentinel import SENTINEL, Sentinel
 from .stats import summarize
 from .sweep import InvalidProblem
 from .timing import Bench, TimingConfig, interleave
@@ -59,6 +59,12 @@ class RunConfig:
     weight_densities: tuple = (1.0,)
     memory_limit_bytes: int | None = None
     phases: bool = True
+    sentinel: bool = True
+    #: problem label -> (suite name, multiplicity in its network), for roll-ups
+    tags: dict = field(default_factory=dict)
+    #: backend -> factor: make that backend's timed calls that many times slower by
+    #: busy-waiting after each call (for checking the regression gate; recorded in the rows)
+    inject: dict = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------- data
@@ -236,6 +242,7 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
     """
     base = problem_fields(p)
     base["weight_density"] = weight_density
+    base["suite"], base["multiplicity"] = cfg.tags.get(p.label, ("", 1))
     label = cell_label(p.label, weight_density)
     rows: list[dict] = []
     if isinstance(p, InvalidProblem):
@@ -302,7 +309,12 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
         if cfg.phases:
             row.update(_time_phases(b, plan, x))
         run = b.run
-        bench = Bench(lambda run=run, plan=plan: run(plan, x), cfg.timing)
+        factor = cfg.inject.get(name)
+        if factor:
+            row["note"] = (row.get("note") or "") + f"; injected slowdown x{factor:g}"
+            bench = Bench(lambda run=run, plan=plan, f=factor: _slowed(run, plan, x, f), cfg.timing)
+        else:
+            bench = Bench(lambda run=run, plan=plan: run(plan, x), cfg.timing)
         try:
             stage("warm-up")
             bench.calibrate(min(bench.warmup(), row["first_run_s"]))
@@ -340,6 +352,16 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
     return rows, benches
 
 
+def _slowed(run, plan, x, factor: float):
+    """``run(plan, x)`` made ``factor`` times slower by spinning after it (an injected regression)."""
+    t0 = time.perf_counter()
+    y = run(plan, x)
+    end = t0 + (time.perf_counter() - t0) * factor
+    while time.perf_counter() < end:
+        pass
+    return y
+
+
 def _safe(fn):
     try:
         return fn()
@@ -364,6 +386,9 @@ def run_sweep(cfg: RunConfig, writer: ResultWriter, *, done: set | None = None,
     """
     done = done or set()
     _threads.set_threads(cfg.threads)
+    sent = Sentinel() if cfg.sentinel else None
+    if sent is not None and sentinel is None:
+        sentinel = sent.round
     written = 0
     completed = 0
     with _Interrupt() as intr:
@@ -388,6 +413,10 @@ def run_sweep(cfg: RunConfig, writer: ResultWriter, *, done: set | None = None,
                     written += 1
                 for name, bench in benches.items():
                     writer.samples(p.label, density, name, bench.iterations, bench.times)
+                if sent is not None:
+                    drift = sent.take()
+                    if benches and drift:
+                        writer.samples(p.label, density, SENTINEL, 1, drift)
                 completed += 1
                 if progress:
                     progress.finished(label, rows)

@@ -5,9 +5,10 @@ File format (``convbench/suites/NAME.txt``, or any file given to ``--suite-file`
     # comment
     mb1ic64ih56oc64kh3ph1n"resnet50:res2.conv2"   # x3
 
-One descriptor per line; blank lines and ``#`` comments are ignored; a trailing
-comment ``# xN`` is the layer's multiplicity in its network (default 1), used by
-network roll-ups. Since multiplicity lives in a comment, these files also load in
+One descriptor per line; blank lines and ``#`` comments are ignored (a ``#`` inside a
+quoted name is part of the name), and so are benchdnn knob lines (``--dt=f32 --dir=FWD_B``);
+a trailing comment ``# xN`` is the layer's multiplicity in its network (default 1), used
+by network roll-ups. Since multiplicity lives in a comment, these files also load in
 benchdnn, and benchdnn's ``inputs/conv/shapes_*`` files load here unchanged.
 Lines benchdnn accepts but convbench cannot run (3-D problems) are returned as
 :class:`~convbench.sweep.InvalidProblem` entries, reported as skipped rows.
@@ -33,6 +34,17 @@ class SuiteEntry:
     problem: object  # ConvProblem or InvalidProblem
     multiplicity: int = 1
     line: int = 0
+
+
+def _comment_start(line: str) -> int | None:
+    """Index of the first ``#`` outside double quotes (a layer name may contain ``#``)."""
+    quoted = False
+    for i, ch in enumerate(line):
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "#" and not quoted:
+            return i
+    return None
 
 
 def _suite_dir():
@@ -64,22 +76,17 @@ def parse_suite_text(text: str, source: str = "<suite>", *, dtype: str | None = 
     for i, raw in enumerate(text.splitlines(), 1):
         mult = 1
         body = raw
-        if "#" in raw:
-            # a '#' inside a quoted name is part of the name
-            q = raw.find('"')
-            h = raw.find("#")
-            if q == -1 or h < q or raw.count('"', 0, h) % 2 == 0:
-                body, comment = raw[:h], raw[h:]
-                m = _MULT.match(comment)
-                if m:
-                    mult = int(m.group(1))
+        h = _comment_start(raw)
+        if h is not None:
+            body, comment = raw[:h], raw[h:]
+            m = _MULT.match(comment)
+            if m:
+                mult = int(m.group(1))
         body = body.strip()
         if not body:
             continue
-        if body.startswith("--"):
-            # benchdnn batch files mix knobs with shapes; only --dt/--dir apply to a line here
-            if not re.match(r"--(dt|cfg|dir)=\S+\s+\S", body):
-                continue
+        if all(tok.startswith("--") for tok in body.split()):
+            continue  # a benchdnn knob line (--dt=..., --dir=...): settings, not a shape
         if mult < 1:
             raise ValueError(f"{source}:{i}: multiplicity x{mult} must be >= 1")
         try:

@@ -67,4 +67,4 @@ requires_torch = pytest.mark.skipif(not has_torch(), reason="torch (the pinned p
 @pytest.fixture
 def tiny_run_args(tmp_path):
     """CLI arguments for a fast sweep on tiny problems."""
-    return ["--min-time", "0.005", "--max-time", "0.02", "--min-rounds", "2", "--quiet"]
+    return ["--min-time", "0.005", "--max-time", "0.02", "--min-rounds", "2", "--quiet", "--no-plots"]

@@ -21,6 +21,7 @@ before touching memory.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -262,6 +263,40 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<backend {self.name} ({self.algorithm})>"
+
+
+#: a timed candidate replaces the one ranked above it only when faster by this factor
+HYSTERESIS = 1.08
+
+
+def stable_choice(tried: list) -> object:
+    """Pick from ``[(candidate, seconds), ...]`` (in the cost model's order) the fastest,
+    but keep an earlier-ranked candidate unless a later one beats it by ``HYSTERESIS``:
+    timings within a few percent are noise, and flipping between near-equal choices from
+    run to run would make A/A comparisons of the same code disagree."""
+    best, best_t = tried[0]
+    for cand, t in tried[1:]:
+        if t * HYSTERESIS < best_t:
+            best, best_t = cand, t
+    return best
+
+
+def best_times(fns: list, *, passes: int = 4, min_calls: int = 3, min_seconds: float = 0.001) -> list[float]:
+    """Fastest call of each function, timed round-robin over ``passes`` passes (each pass at
+    least ``min_calls`` calls and ``min_seconds`` per function): the measurement ``prepare``
+    uses to choose between implementations. Timing each candidate once, back to back, let
+    a slow phase of the machine land on one candidate and flip the choice between runs."""
+    best = [float("inf")] * len(fns)
+    for _ in range(passes):
+        for i, fn in enumerate(fns):
+            n = 0
+            t_end = time.perf_counter() + min_seconds
+            while n < min_calls or time.perf_counter() < t_end:
+                t0 = time.perf_counter()
+                fn()
+                best[i] = min(best[i], time.perf_counter() - t0)
+                n += 1
+    return best
 
 
 def default_memory_limit(fraction: float = 0.25) -> int:

@@ -51,7 +51,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .. import threads as _threads
 from ..problem import ConvProblem
-from .base import Backend, Capabilities, Plan, default_memory_limit
+from .base import Backend, Capabilities, Plan, best_times, default_memory_limit, stable_choice
 
 try:
     import scipy.fft as sfft
@@ -396,8 +396,9 @@ class _FFTBase(Backend):
         """Choose the tile size, build the transforms, compute the weight spectra.
 
         The cost model ranks tile sizes; the best ``AUTOTUNE`` candidates are then timed
-        (one transform-multiply-transform pass on zeros, best of three) and the fastest is
-        kept, because FFT speed depends on the length's factors as much as on its size
+        (transform-multiply-transform passes on zeros, round-robin, see ``best_times``) and the fastest is
+        kept (with hysteresis, see :func:`~convbench.backends.base.stable_choice`), because
+        FFT speed depends on the length's factors as much as on its size
         (measured here: 288^2 transforms in 105 us, 272^2 in 378 us, 270^2 in 140 us).
         All of this is one-off work and counts in ``prepare_s``.
         """
@@ -405,22 +406,13 @@ class _FFTBase(Backend):
         geo, tried = cands[0], []
         if len(cands) > 1:
             x0 = np.zeros(p.src_shape, dtype=p.dtype)
-            best = None
-            for g in cands:
-                plan = Plan(p, self._build(p, g, None))
-                t = min(self._timed_pass(plan, x0) for _ in range(3))
-                tried.append((g, t))
-                if best is None or t < best[0]:
-                    best = (t, g)
-            geo = best[1]
+            plans = [Plan(p, self._build(p, g, None)) for g in cands]
+            times = best_times([lambda plan=plan: self.run(plan, x0) for plan in plans])
+            tried = list(zip(cands, times))
+            geo = stable_choice(tried)
         st = self._build(p, geo, w)
         st["tried"] = tried
         return Plan(p, st)
-
-    def _timed_pass(self, plan: Plan, x: np.ndarray) -> float:
-        t0 = time.perf_counter()
-        self.run(plan, x)
-        return time.perf_counter() - t0
 
     def _build(self, p: ConvProblem, geo: FFTGeometry, w: np.ndarray | None) -> dict:
         """Buffers, transforms and (unless ``w`` is None: timing only) weight spectra."""

@@ -1,0 +1,83 @@
+"""Shipped suites and suite files: layer counts, multiplicities, benchdnn files as they are."""
+
+from __future__ import annotations
+
+import pytest
+
+from convbench.cli import main
+from convbench.suites import list_suites, load_suite, parse_suite_text
+from convbench.sweep import InvalidProblem
+
+EXPECTED = {  # name: (unique shapes, layers)
+    "resnet50": (23, 53), "vgg16": (9, 13), "alexnet": (5, 5), "mobilenet_v2": (30, 52),
+    "deepbench_inference": (103, 107),
+}
+
+
+@pytest.mark.parametrize("name", sorted(list_suites()))
+def test_every_shipped_suite_parses(name):
+    entries = load_suite(name)
+    assert entries and all(e.multiplicity >= 1 for e in entries)
+    labels = [e.problem.label for e in entries]
+    assert len(labels) == len(set(labels)), "a shape listed twice should be one line with # xN"
+
+
+@pytest.mark.parametrize("name, shapes, layers", [(k, *v) for k, v in EXPECTED.items()])
+def test_published_layer_counts(name, shapes, layers):
+    entries = load_suite(name)
+    assert len(entries) == shapes
+    assert sum(e.multiplicity for e in entries) == layers
+
+
+def test_resnet50_details():
+    e = {x.problem.name: x for x in load_suite("resnet50")}
+    stem = e["resnet50:conv1"].problem
+    assert (stem.ic, stem.oc, stem.kh, stem.sh, stem.ph, stem.oh) == (3, 64, 7, 2, 3, 112)
+    # v1.5: the stride sits in the 3x3 convolution of the first block of a stage
+    assert e["resnet50:layer2.0.conv2"].problem.sh == 2 and e["resnet50:layer2.0.conv2"].problem.kh == 3
+    assert e["resnet50:layer3.1-5.conv2"].multiplicity == 5
+
+
+def test_mobilenet_depthwise_is_groups():
+    dws = [x.problem for x in load_suite("mobilenet_v2") if x.problem.g > 1]
+    assert dws and all(p.is_depthwise for p in dws)
+    assert sum(x.multiplicity for x in load_suite("mobilenet_v2") if x.problem.g > 1) == 17
+
+
+def test_multiplicity_and_comments():
+    text = ('# header\n'
+            'mb1ic3ih8oc4kh3n"a#b"  # x3\n'   # '#' inside a quoted name is part of the name
+            '\n'
+            'mb1ic3ih8oc4kh5  #x2 trailing words\n'
+            'mb1ic3ih8oc4kh1  # a comment\n')
+    es = parse_suite_text(text)
+    assert [(e.problem.name, e.multiplicity) for e in es] == [("a#b", 3), ("", 2), ("", 1)]
+
+
+def test_benchdnn_shapes_file_loads_as_it_is():
+    text = '''# basic shapes
+--dt=f32 --dir=FWD_B
+g1ic3oc16_iw5ow5kw3pw1_n"1d_conv:1st"
+g1ic16oc16_ih5oh8kh3ph3_n"2d_conv:gemm"
+g16ic16oc16_ih5oh5kh3ph1_n"2d_conv:depthwise"
+g1ic3oc16_id5od5kd3pd1_n"3d_conv:1st"
+'''
+    es = parse_suite_text(text)
+    assert len(es) == 4
+    assert isinstance(es[3].problem, InvalidProblem) and "3-D" in es[3].problem.reason
+    assert es[1].problem.oh == 8 and not es[1].problem.torch_compatible
+
+
+def test_bad_line_names_file_and_line():
+    with pytest.raises(ValueError, match=r"my.txt:2: descriptor 'zzz'"):
+        parse_suite_text("mb1ic1ih4oc1kh3\nzzz\n", "my.txt")
+
+
+def test_suite_file_and_batch_override(tmp_path, capsys):
+    f = tmp_path / "net.txt"
+    f.write_text('mb1ic4ih8oc4kh3ph1n"net:a"  # x2\nmb1ic4ih8oc8kh1n"net:b"\n')
+    assert main(["run", "--suite-file", str(f), "--batch", "3", "--dry-run", "--backends", "im2col_blas"]) == 0
+    out = capsys.readouterr().out
+    assert "2 problems" in out and "mb3ic4ih8oc4kh3ph1" in out
+    assert main(["suites"]) == 0
+    assert "resnet50" in capsys.readouterr().out

@@ -9,7 +9,8 @@ PIP    := $(BIN)/python -m pip -q --disable-pip-version-check
 # pip prints a warning per missing local index entry on this machine; keep the output readable
 PIPF   := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 
-BENCH_ARGS ?=
+# the default sweep's timing budget per cell: at least 5 rounds and 0.1 s, at most 1 s
+BENCH_ARGS ?= --min-time 0.1 --max-time 1
 PYTEST_ARGS ?=
 
 .PHONY: bench test floors bench-check baseline clean help

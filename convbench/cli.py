@@ -821,7 +821,9 @@ def cmd_check(a, coretype: dict) -> int:
         print(f"\ncheck: re-measuring {len(suspects)} flagged cell(s), attempt {k + 1}", file=sys.stderr)
         d = out / f"retry{k + 1}"
         probs = sorted({pr for pr, _ in suspects})
-        bks = ",".join(sorted({b for _, b in suspects}))
+        # whole problems, every backend the baseline timed on them: peer normalisation
+        # needs the flagged cell's neighbours measured with it
+        bks = ",".join(sorted({b for (pr, b), cell in base.cells.items() if pr in probs and cell.status == "passed"}))
         argv = _run_argv(a, d, probs, bks)
         status = cmd_run(build_parser().parse_args(argv), argv, coretype)
         if status != 0:

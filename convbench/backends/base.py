@@ -281,7 +281,7 @@ def stable_choice(tried: list) -> object:
     return best
 
 
-def best_times(fns: list, *, passes: int = 4, min_calls: int = 3, min_seconds: float = 0.001) -> list[float]:
+def best_times(fns: list, *, passes: int = 3, min_calls: int = 2, min_seconds: float = 0.001) -> list[float]:
     """Fastest call of each function, timed round-robin over ``passes`` passes (each pass at
     least ``min_calls`` calls and ``min_seconds`` per function): the measurement ``prepare``
     uses to choose between implementations. Timing each candidate once, back to back, let

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PEERS  ?= 1# 1: also install the pinned PyTorch CPU build (torch==2.13.0) as a peer
-PIP    := $(BIN)/python -m pip -q --disable-pip-version-check
+PIP    := $(BIN)/python -m pip -q --disable-pip-version-check --no-compile
 # pip prints a warning per missing local index entry on this machine; keep the output readable
 PIPF   := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 

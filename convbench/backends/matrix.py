@@ -166,8 +166,11 @@ class SparseCSR(Backend):
     name = "sparse_csr"
     algorithm = "sparse matrix"
     description = "the operator as scipy.sparse (CSR or CSC, measured), nonzeros = in-bounds taps"
+    # 1/32 of free RAM (~0.7 GB here): a ResNet 3x3 layer's operator (113M nonzeros, 0.9 GB)
+    # takes ~3 s of page faults to assemble and runs 30x slower than im2col; raise the limit
+    # with --memory-limit to see it
     capabilities = Capabilities(exact=True, transposed=True, threads="single",
-                                memory_limit_bytes=default_memory_limit(0.25))
+                                memory_limit_bytes=default_memory_limit(1 / 32))
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PEERS  ?= 1# 1: also install the pinned PyTorch CPU build (torch==2.13.0) as a peer
-PIP    := $(BIN)/python -m pip -q --disable-pip-version-check --no-compile
+PIP    := $(BIN)/python -m pip -q --disable-pip-version-check
 # pip prints a warning per missing local index entry on this machine; keep the output readable
 PIPF   := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 
@@ -27,14 +27,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.deps: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[test]' $(PIPF)
+	$(PIP) install --no-compile -e '.[test]' $(PIPF)
 	@$(BIN)/python -c "import convbench.cli, numpy, scipy, numba, pyfftw, pandas, threadpoolctl, matplotlib" \
 		|| { echo "dependency installation failed"; exit 1; }
 	@touch $@
 
 # torch==2.13.0 is pinned: here it is the local CPU build; an unpinned torch pulls CUDA (GBs)
 $(VENV)/.peers: $(VENV)/.deps
-	$(PIP) install 'torch==2.13.0' $(PIPF)
+	$(PIP) install --no-compile 'torch==2.13.0' $(PIPF)
 	@$(BIN)/python -c "import torch" || { echo "torch==2.13.0 installation failed"; exit 1; }
 	@touch $@
 

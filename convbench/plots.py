@@ -74,11 +74,14 @@ def _plot_time_vs_size(df, st, plots_dir):
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols + 2.2, 3.8 * rows), squeeze=False)
     for ax, ((kh, kw), g) in zip(axes.ravel(), groups):
-        for b, gb in g.groupby("backend", sort=False):
+        # join points only within a family of problems that differ in input size alone
+        family = ["backend", "mb", "ic", "oc", "g", "sh", "sw", "dh", "dw", "dtype"]
+        for key, gb in g.groupby(family, sort=False):
+            b = key[0]
             gb = gb.assign(px=gb.ih * gb.iw).sort_values("px")
             s = st[b]
             ax.plot(gb.px, gb.time_median_s * 1e3, label=b, color=s["color"], marker=s["marker"],
-                    mfc=s["mfc"], ls=s["ls"], lw=1.2, ms=5)
+                    mfc=s["mfc"], ls=s["ls"] if len(gb) > 1 else "none", lw=1.2, ms=5)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_title(f"kernel {int(kh)}x{int(kw)}", fontsize=10)
@@ -87,8 +90,14 @@ def _plot_time_vs_size(df, st, plots_dir):
         ax.grid(True, which="both", alpha=0.25)
     for ax in axes.ravel()[n:]:
         ax.axis("off")
-    _legend(axes[0, cols - 1])
-    fig.suptitle("Median time per call vs input size (log-log; points of one backend joined by size)")
+    seen = {}
+    for ax in axes.ravel():
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    order = [b for b in st if b in seen]
+    fig.legend([seen[b] for b in order], order, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=8,
+               frameon=False)
+    fig.suptitle("Median time per call vs input size (log-log; lines join problems that differ only in size)")
     fig.tight_layout()
     return _save(fig, plots_dir, "time_vs_size")
 

@@ -220,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="workspace limit for backends that declare one (default: a fraction of free RAM)")
     b.add_argument("--fftw-effort", type=fftw_effort, default="measure", metavar="EFFORT",
                    help="FFTW planner effort for fft_pyfftw: estimate, measure (default), patient, exhaustive")
+    b.add_argument("--sparse-format", choices=("auto", "csr", "csc", "bsr"), default="auto",
+                   help="storage of sparse_csr: auto (fastest of CSR/CSC/BSR, timed in prepare) or one format")
     b.add_argument("--winograd-points", type=winograd_points, default="lavin", metavar="SET",
                    help="Winograd interpolation points: lavin (default), balanced, barabasz, or a "
                         "comma-separated list of rationals such as 0,1,-1,1/2,-1/2,2,-2")
@@ -425,6 +427,9 @@ def _apply_algorithm_settings(config: dict) -> None:
     if unavailable_reason("winograd_f4x3") is None:
         from .backends.winograd import set_points
         set_points(config.get("winograd_points", "lavin"))
+    if unavailable_reason("sparse_csr") is None:
+        from .backends.matrix import set_sparse_format
+        set_sparse_format(config.get("sparse_format", "auto"))
 
 
 def _check_out_dir(path: Path, resume: bool) -> None:
@@ -472,7 +477,8 @@ def cmd_run(a, argv: list[str], coretype: dict) -> int:
                       min_rounds=a.min_rounds[0], round_time=a.round_time, cell_budget=a.cell_budget,
                       weight_density=a.weight_density, memory_limit=a.memory_limit,
                       baseline=a.baseline, blas_coretype=a.blas_coretype, fftw_effort=a.fftw_effort,
-                      winograd_points=a.winograd_points, inject={k: v for k, v in a.inject_slowdown},
+                      winograd_points=a.winograd_points, sparse_format=a.sparse_format,
+                      inject={k: v for k, v in a.inject_slowdown},
                       tags={k: list(v) for k, v in tags.items()})
         for k in config["inject"]:
             if k not in backends:

@@ -49,6 +49,29 @@ def test_pruned_weights_shrink_the_sparse_operator():
     assert b.flops(p) == 2 * operator_nnz(p)
 
 
+@pytest.mark.parametrize("fmt", ["csr", "csc", "bsr"])
+def test_forced_sparse_format_is_kept_and_correct(fmt):
+    from convbench.backends.matrix import set_sparse_format
+    p = ConvProblem.parse("mb2ic8ih9oc8kh3ph1")
+    b = get_backend("sparse_csr")
+    x, w = make_data(p, 0.3)
+    set_sparse_format(fmt)
+    try:
+        plan = b.prepare(p, w)
+        y = b.run(plan, x)
+    finally:
+        set_sparse_format("auto")
+    assert plan.state["fmt"] == fmt
+    np.testing.assert_allclose(y, conv2d_reference(x.astype(np.float64), w.astype(np.float64), p),
+                               rtol=1e-5, atol=1e-4)
+
+
+def test_unknown_sparse_format_names_the_accepted_ones():
+    from convbench.backends.matrix import set_sparse_format
+    with pytest.raises(ValueError, match="accepted are auto, csr, csc, bsr"):
+        set_sparse_format("coo")
+
+
 def test_dense_refuses_from_the_shape_before_allocating():
     b = get_backend("dense_matrix")
     b.set_memory_limit(1_000_000)

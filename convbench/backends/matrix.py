@@ -49,7 +49,19 @@ try:  # scipy's compiled kernels behind A @ x, called directly: saves ~5-40 us o
 except ImportError:  # pragma: no cover - private module; fall back to A @ x
     _st = None
 
-__all__ = ["DenseMatrix", "SparseCSR", "operator_pattern", "operator_csr"]
+__all__ = ["DenseMatrix", "SparseCSR", "operator_pattern", "operator_csr", "set_sparse_format", "SPARSE_FORMATS"]
+
+SPARSE_FORMATS = ("auto", "csr", "csc", "bsr")
+_FORMAT = "auto"
+
+
+def set_sparse_format(fmt: str) -> None:
+    """Storage of ``sparse_csr``: ``auto`` (time CSR/CSC/BSR in prepare, keep the fastest) or
+    one format always (CSR isolates what zero weights save: BSR stores whole channel blocks)."""
+    global _FORMAT
+    if fmt not in SPARSE_FORMATS:
+        raise ValueError(f"sparse format {fmt!r}: accepted are {', '.join(SPARSE_FORMATS)}")
+    _FORMAT = fmt
 
 
 def _axis_pairs(o: int, i: int, k: int, s: int, p: int, d: int):
@@ -209,11 +221,14 @@ class SparseCSR(Backend):
         if p.transposed:
             A = A.T.tocsr()
         nnz = A.nnz
-        if nnz > self.MAX_NNZ_TUNED:
+        if _FORMAT == "csr" or (_FORMAT == "bsr" and p.transposed):
+            return Plan(p, {"A": A, "fmt": "csr", "kern": self._kernels("csr", A, p), "nnz": nnz,
+                            "note": f"csr (--sparse-format {_FORMAT}), nnz {nnz}"})
+        if nnz > self.MAX_NNZ_TUNED and _FORMAT == "auto":
             return Plan(p, {"A": A, "fmt": "csr", "kern": self._kernels("csr", A, p), "nnz": nnz,
                             "note": f"csr (nnz {nnz} > {self.MAX_NNZ_TUNED}: CSC/BSR not tried)"})
         forms = {"csr": A, "csc": A.tocsc()}
-        if not p.transposed and p.ocg * p.icg >= self.MIN_BSR_BLOCK:
+        if not p.transposed and (p.ocg * p.icg >= self.MIN_BSR_BLOCK or _FORMAT == "bsr"):
             P, HW = p.oh * p.ow, p.ih * p.iw
             rows = np.arange(p.oc * P).reshape(p.oc, P).T.reshape(-1)   # (pixel, channel) order
             cols = np.arange(p.ic * HW).reshape(p.ic, HW).T.reshape(-1)
@@ -225,7 +240,7 @@ class SparseCSR(Backend):
         names = list(forms)
         times = dict(zip(names, best_times([lambda name=name: self._apply(name, forms[name], kerns[name], p, xs)
                                             for name in names])))
-        best = stable_choice(list(times.items()))  # CSR unless another form is clearly faster
+        best = stable_choice(list(times.items())) if _FORMAT == "auto" else _FORMAT
         note = f"{best} ({', '.join(f'{k} {v * 1e3:.3f} ms' for k, v in times.items())}), nnz {nnz}"
         return Plan(p, {"A": forms[best], "fmt": best, "kern": kerns[best], "note": note, "nnz": nnz})
 

@@ -52,20 +52,20 @@ def backends_needed() -> list[str]:
     return sorted(names)
 
 
-def evaluate(df) -> list[dict]:
+def evaluate(df, floors=FLOORS, label: str = "") -> list[dict]:
     """Ratio and verdict for every floor, from a summary DataFrame."""
     out = []
-    for issue, prob, pattern, peer, floor, wording in FLOORS:
+    for issue, prob, pattern, peer, floor, wording in floors:
         sub = df[(df.descriptor == prob) & (df.status == "passed")]
         peer_t = sub[sub.backend == peer].time_median_s
         mine = sub[[fnmatch.fnmatch(b, pattern) for b in sub.backend]]
-        row = dict(issue=issue, problem=prob, backend=pattern, peer=peer, floor=floor, wording=wording)
+        row = dict(issue=issue, problem=prob, backend=pattern + label, peer=peer, floor=floor, wording=wording)
         if peer_t.empty or mine.empty:
             row.update(ratio=float("nan"), verdict="not measured", who="")
         else:
             best = mine.sort_values("time_median_s").iloc[0]
             ratio = float(peer_t.iloc[0] / best.time_median_s)
-            row.update(ratio=ratio, who=best.backend, verdict="meets" if ratio >= floor else "BELOW")
+            row.update(ratio=ratio, who=best.backend + label, verdict="meets" if ratio >= floor else "BELOW")
         out.append(row)
     return out
 
@@ -156,6 +156,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", default="1")
     ap.add_argument("--max-time", default="3")
     ap.add_argument("--min-time", default="1")
+    ap.add_argument("--skip-patient", action="store_true",
+                    help="leave out the FFT-vs-torch floors measured again with FFTW's patient planner")
     ap.add_argument("--skip-matrix", action="store_true", help="leave out the issue-4 (matrix backend) floors")
     a = ap.parse_args(argv)
     out = Path(a.out or f"results/floors-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -165,8 +167,11 @@ def main(argv=None) -> int:
     wanted = backends_needed()
     avail = set(available_backends())
     names = sorted({n for n in avail for w in wanted if fnmatch.fnmatch(n, w)})
-    argv_run = ["run", "--out", str(out), "--threads", a.threads, "--min-time", a.min_time,
-                "--max-time", a.max_time, "--min-rounds", "15", "--backends", ",".join(names)]
+    # wisdom off: FFTW plans come from this run's effort alone, not from whatever earlier
+    # (possibly patient) runs left in the wisdom file
+    common = ["--threads", a.threads, "--min-time", a.min_time, "--max-time", a.max_time, "--min-rounds", "15",
+              "--fftw-wisdom", "off"]
+    argv_run = ["run", "--out", str(out), "--backends", ",".join(names)] + common
     for p in problems:
         argv_run += ["--problem", p]
     status = cli(argv_run)
@@ -174,6 +179,18 @@ def main(argv=None) -> int:
         return status
     from convbench.results import load_summary
     rows = evaluate(load_summary(out))
+    # the FFT-vs-torch floors again with FFTW's patient planner (planning time is in prepare_s)
+    fft_floors = [f for f in FLOORS if f[2] == "fft_pyfftw" and f[3] == "torch_onednn"]
+    if fft_floors and not a.skip_patient:
+        d = out / "fft-patient"
+        argv_p = ["run", "--out", str(d), "--backends", "fft_pyfftw,torch_onednn", "--fftw-effort", "patient",
+                  "--no-plots", "--quiet"] + common
+        for f in fft_floors:
+            argv_p += ["--problem", f[1]]
+        status = cli(argv_p)
+        if status != 0:
+            return status
+        rows += evaluate(load_summary(d), fft_floors, " [patient]")
     if not a.skip_matrix:
         rows += matrix_floors(out, a)
         rows.append(refusal_floor())

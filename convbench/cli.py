@@ -220,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="workspace limit for backends that declare one (default: a fraction of free RAM)")
     b.add_argument("--fftw-effort", type=fftw_effort, default="measure", metavar="EFFORT",
                    help="FFTW planner effort for fft_pyfftw: estimate, measure (default), patient, exhaustive")
+    b.add_argument("--fftw-wisdom", choices=("on", "off"), default="on",
+                   help="on (default): reuse the FFTW wisdom file, so plans of earlier (possibly higher-effort) "
+                        "runs are reused; off: plan from scratch at --fftw-effort alone")
     b.add_argument("--sparse-format", choices=("auto", "csr", "csc", "bsr"), default="auto",
                    help="storage of sparse_csr: auto (fastest of CSR/CSC/BSR, timed in prepare) or one format")
     b.add_argument("--winograd-points", type=winograd_points, default="lavin", metavar="SET",
@@ -422,8 +425,9 @@ def _apply_algorithm_settings(config: dict) -> None:
     """Module-level knobs of some backends, from the run configuration (recorded in meta.json)."""
     from .backends import unavailable_reason
     if unavailable_reason("fft_pyfftw") is None:
-        from .backends.fft import set_planner_effort
+        from .backends.fft import set_planner_effort, set_wisdom
         set_planner_effort(config.get("fftw_effort", "measure"))
+        set_wisdom(config.get("fftw_wisdom", "on") == "on")
     if unavailable_reason("winograd_f4x3") is None:
         from .backends.winograd import set_points
         set_points(config.get("winograd_points", "lavin"))
@@ -477,7 +481,7 @@ def cmd_run(a, argv: list[str], coretype: dict) -> int:
                       min_rounds=a.min_rounds[0], round_time=a.round_time, cell_budget=a.cell_budget,
                       weight_density=a.weight_density, memory_limit=a.memory_limit,
                       baseline=a.baseline, blas_coretype=a.blas_coretype, fftw_effort=a.fftw_effort,
-                      winograd_points=a.winograd_points, sparse_format=a.sparse_format,
+                      fftw_wisdom=a.fftw_wisdom, winograd_points=a.winograd_points, sparse_format=a.sparse_format,
                       inject={k: v for k, v in a.inject_slowdown},
                       tags={k: list(v) for k, v in tags.items()})
         for k in config["inject"]:
@@ -499,6 +503,7 @@ def cmd_run(a, argv: list[str], coretype: dict) -> int:
     _check_out_dir(out, resume=bool(a.resume))
 
     from . import threads
+    from .backends import unavailable_reason
     from .blas import autodetected_coretype
     from .machine import git_commit, machine_info
     from .report import write_report, write_tables
@@ -530,6 +535,9 @@ def cmd_run(a, argv: list[str], coretype: dict) -> int:
                 "config": config, "machine": machine_info(), "git": git_commit(),
                 "blas_coretype": coretype, "blas_autodetected": autodetected_coretype()}
     meta["threads"] = threads.thread_report()
+    if unavailable_reason("fft_pyfftw") is None:
+        from .backends.fft import wisdom_state
+        meta["fftw_wisdom"] = wisdom_state()  # plans can come from an earlier run's wisdom
     if "peaks" not in meta:
         from .machine import roofline_peaks
         meta["peaks"] = roofline_peaks()
@@ -627,6 +635,7 @@ def cmd_list(a) -> int:
 
 def cmd_info(a, coretype: dict) -> int:
     from . import threads
+    from .backends import unavailable_reason
     from .blas import autodetected_coretype
     from .machine import git_commit, machine_info, peak_gflops, roofline_peaks
     threads.set_threads(a.threads)
@@ -725,74 +734,44 @@ def _run_argv(a, out: Path, problems: list[str] | None = None, backends: str | N
     return argv + ["--no-plots"]
 
 
-#: rounds per cell and A/A run kept in a calibrated baseline's pooled samples
-POOL_ROUNDS = 40
+class _RunFailed(Exception):
+    """A nested ``convbench run`` of calibrate/check returned a non-zero status."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+def _nested_run(argv: list[str], coretype: dict) -> Path:
+    status = cmd_run(build_parser().parse_args(argv), argv, coretype)
+    if status != 0:
+        raise _RunFailed(status)
+    return Path(argv[argv.index("--out") + 1])
 
 
 def cmd_calibrate(a, coretype: dict) -> int:
     """A/A runs -> per-cell noise floors; DIR becomes a baseline with all runs' rounds pooled."""
     import shutil
-    from .compare import compare_runs, load_run
-    from .report import md_table
+    from .gate import aa_run_dirs, write_baseline
     out = Path(a.out)
     if a.reuse_runs:
-        runs_dir = Path(a.reuse_runs)
-        dirs = sorted((d for d in runs_dir.glob("run*") if (d / "meta.json").is_file()),
-                      key=lambda d: int(d.name[3:]) if d.name[3:].isdigit() else 0)
+        dirs = aa_run_dirs(Path(a.reuse_runs))
         if len(dirs) < 2:
             raise UsageError(f"calibrate: --reuse-runs {a.reuse_runs!r} holds {len(dirs)} runs; need 2 or more")
-        out.mkdir(parents=True, exist_ok=True)
-        n = len(dirs)
     else:
         if out.exists() and any(out.iterdir()):
             raise UsageError(f"calibrate: --out {str(out)!r} is not empty; remove it or choose another directory")
-        runs_dir = out / "aa"
-        n = a.runs[0]
         dirs = []
-        for i in range(n):
-            d = runs_dir / f"run{i + 1}"
-            print(f"calibrate: A/A run {i + 1} of {n} -> {d}", file=sys.stderr)
-            status = cmd_run(build_parser().parse_args(_run_argv(a, d)), _run_argv(a, d), coretype)
-            if status != 0:
-                return status
-            dirs.append(d)
-    data = [load_run(d) for d in dirs]
-    floors: dict = {}
-    worst: dict = {}
-    for i in range(n):
-        for j in range(n):
-            if i == j:
-                continue
-            c = compare_runs(data[i], data[j], factor=1.0, normalize=a.normalize)
-            for r in c.rows:
-                key = f"{r.problem}|{r.backend}"
-                worst[key] = max(worst.get(key, 1.0), r.ratio)
-    for key, w in worst.items():
-        floors[key] = round(w * a.margin, 4)
-    # the baseline: run 1's summary and meta, every run's rounds pooled (at most
-    # POOL_ROUNDS evenly spaced rounds per cell and run, so the committed file stays small)
-    for f in ("summary.csv", "meta.json", "tables.md"):
-        shutil.copy(dirs[0] / f, out / f)
-    import pandas as pd
-    pooled = []
-    for d in dirs:
-        smp = pd.read_csv(d / "samples.csv", dtype={"problem": str, "backend": str})
-        for _, g in smp.groupby(["problem", "weight_density", "backend"], sort=False):
-            step = max(1, -(-len(g) // POOL_ROUNDS))
-            pooled.append(g.iloc[::step])
-    pd.concat(pooled).to_csv(out / "samples.csv", index=False, float_format="%.6g")
-    (out / "noise.json").write_text(json.dumps({
-        "tool": "convbench", "kind": "noise floors", "runs": n, "margin": a.margin, "normalize": a.normalize,
-        "suite": a.suite, "cells": floors}, indent=2, sort_keys=True))
-    ws = sorted(worst.items(), key=lambda kv: -kv[1])
-    text = ["# A/A calibration", "", f"{n} identical runs of suite `{a.suite}`; for every cell the largest "
-            f"ratio of {a.normalize}-normalised medians between any two runs, and the floor (x{a.margin}) "
-            f"`convbench compare` uses as that cell's threshold when it exceeds the factor.", "",
-            md_table(["cell", "largest A/A ratio", "floor"],
-                     [[k.replace("|", " / "), f"{v:.3f}", f"{floors[k]:.3f}"] for k, v in ws])]
-    (out / "calibration.md").write_text("\n".join(text) + "\n")
+        for i in range(a.runs[0]):
+            d = out / "aa" / f"run{i + 1}"
+            print(f"calibrate: A/A run {i + 1} of {a.runs[0]} -> {d}", file=sys.stderr)
+            try:
+                dirs.append(_nested_run(_run_argv(a, d), coretype))
+            except _RunFailed as e:
+                return e.status
+    ws = write_baseline(dirs, out, normalize=a.normalize, margin=a.margin, suite=a.suite)
     if not a.keep_runs and not a.reuse_runs:
-        shutil.rmtree(runs_dir)
+        shutil.rmtree(out / "aa")
     print(f"baseline with noise floors in {out} (largest A/A ratio {ws[0][1]:.3f} at {ws[0][0]})"
           if ws else f"baseline in {out}")
     return EXIT_OK
@@ -801,6 +780,7 @@ def cmd_calibrate(a, coretype: dict) -> int:
 def cmd_check(a, coretype: dict) -> int:
     """Run the suite, compare with the baseline, re-measure flagged cells; fail on persistent ones."""
     from .compare import compare_runs, load_run, render_markdown, render_text
+    from .gate import persistent_regressions
     from .results import ResultsError
     try:
         base = load_run(a.baseline)
@@ -808,10 +788,11 @@ def cmd_check(a, coretype: dict) -> int:
         raise UsageError(f"check: baseline {e}") from None
     out = Path(a.out) if a.out else Path("results") / f"check-{time.strftime('%Y%m%d-%H%M%S')}"
     factor = a.fail_above or a.factor
-    status = cmd_run(build_parser().parse_args(_run_argv(a, out / "run")), _run_argv(a, out / "run"), coretype)
-    if status != 0:
-        return status
-    c = compare_runs(base, load_run(out / "run"), factor=factor, alpha=a.alpha, normalize=a.normalize)
+    try:
+        c = compare_runs(base, load_run(_nested_run(_run_argv(a, out / "run"), coretype)),
+                         factor=factor, alpha=a.alpha, normalize=a.normalize)
+    except _RunFailed as e:
+        return e.status
     print(render_text(c))
     (out / "compare.md").write_text(render_markdown(c))
     foreign = [w for w in c.warnings if w.split(" differs")[0] in ("cpu", "cores", "blas kernels", "threads")]
@@ -820,26 +801,16 @@ def cmd_check(a, coretype: dict) -> int:
               f"({'; '.join(foreign)}); the comparison above is informational and does not gate. "
               "Record a baseline on this machine kind with `make baseline`.")
         return EXIT_OK
-    suspects = {(r.problem, r.backend) for r in c.regressions}
-    for k in range(a.retries[0]):
-        if not suspects:
-            break
-        print(f"\ncheck: re-measuring {len(suspects)} flagged cell(s), attempt {k + 1}", file=sys.stderr)
-        d = out / f"retry{k + 1}"
-        probs = sorted({pr for pr, _ in suspects})
-        # whole problems, every backend the baseline timed on them: peer normalisation
-        # needs the flagged cell's neighbours measured with it
-        bks = ",".join(sorted({b for (pr, b), cell in base.cells.items() if pr in probs and cell.status == "passed"}))
-        argv = _run_argv(a, d, probs, bks)
-        status = cmd_run(build_parser().parse_args(argv), argv, coretype)
-        if status != 0:
-            return status
-        again = compare_runs(base, load_run(d), factor=factor, alpha=a.alpha, normalize=a.normalize)
-        still = {(r.problem, r.backend) for r in again.regressions}
-        for key in sorted(suspects - still):
-            print(f"check: {key[0]} / {key[1]} not confirmed on re-measurement: noise", file=sys.stderr)
-        suspects &= still
-    confirmed = [r for r in c.regressions if (r.problem, r.backend) in suspects]
+
+    def remeasure(attempt: int, problems: list[str], backends: str):
+        return load_run(_nested_run(_run_argv(a, out / f"retry{attempt}", problems, backends), coretype))
+
+    try:
+        confirmed = persistent_regressions(base, c, remeasure, retries=a.retries[0], factor=factor,
+                                           alpha=a.alpha, normalize=a.normalize,
+                                           log=lambda s: print(s, file=sys.stderr))
+    except _RunFailed as e:
+        return e.status
     if confirmed:
         print(f"\ncheck FAILED: {len(confirmed)} regression(s) confirmed on every re-measurement:")
         for r in confirmed:

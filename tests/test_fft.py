@@ -10,6 +10,7 @@ import pytest
 from convbench.backends import get_backend
 from convbench.backends import fft as F
 from convbench.problem import ConvProblem
+from convbench.reference import conv2d_reference
 from convbench.runner import check_output, make_data, reference_output
 
 from .conftest import backend_params
@@ -77,7 +78,7 @@ def test_pyfftw_plans_are_cached_and_reused():
     misses = F.PLAN_CACHE_STATS["misses"]
     c = b.prepare(p, w * 2)
     assert F.PLAN_CACHE_STATS["misses"] == misses, "the second prepare planned again"
-    assert a.state["geo"] == c.state["geo"] and a.state["f_rows"] is c.state["f_rows"]
+    assert a.state["geo"] == c.state["geo"] and a.state["fwd"] is c.state["fwd"]
     y2 = b.run(c, x).copy()
     np.testing.assert_allclose(b.run(a, x) * 2, y2, rtol=1e-4, atol=1e-3)
 
@@ -90,6 +91,26 @@ def test_wisdom_round_trip(tmp_path, monkeypatch):
     F._load_wisdom()  # must not raise
     (tmp_path / "fftw_wisdom.pkl").write_bytes(b"garbage")
     F._load_wisdom()  # a corrupt file is ignored
+
+
+def test_wisdom_off_plans_from_scratch_and_writes_nothing(tmp_path, monkeypatch):
+    pytest.importorskip("pyfftw")
+    monkeypatch.setenv("CONVBENCH_CACHE_DIR", str(tmp_path))
+    b = get_backend("fft_pyfftw")
+    p = ConvProblem.parse("mb1ic2ih20oc3kh5ph2")
+    x, w = make_data(p)
+    F.set_wisdom(False)
+    try:
+        assert F.wisdom_state() == {"enabled": False, "loaded_from": None, "loaded_bytes": 0}
+        y = b.run(b.prepare(p, w), x)
+        assert not (tmp_path / "fftw_wisdom.pkl").exists()
+    finally:
+        F.set_wisdom(True)
+    assert F.wisdom_state()["enabled"]
+    np.testing.assert_allclose(y, conv2d_reference(x.astype(np.float64), w.astype(np.float64), p),
+                               rtol=1e-4, atol=1e-3)
+    b.prepare(p, w)
+    assert (tmp_path / "fftw_wisdom.pkl").exists()  # on again: plans are saved
 
 
 def test_planner_effort_setting():

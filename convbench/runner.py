@@ -288,6 +288,8 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
             row["first_run_s"] = time.perf_counter() - t0
             row["note"] = b.note(plan)
             row["flops_executed"] = _safe(lambda: b.executed_flops(plan))
+            row["flops_multiply"] = _safe(lambda: b.plan_multiply_flops(plan))
+            row["workspace_bytes"] = _safe(lambda: b.plan_workspace_bytes(plan))
         except MemoryError as e:
             rows.append(dict(row, status="failed", reason=f"out of memory: {e}"))
             continue

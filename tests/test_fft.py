@@ -9,6 +9,7 @@ import pytest
 
 from convbench.backends import get_backend
 from convbench.backends import fft as F
+from convbench.backends.base import Plan
 from convbench.problem import ConvProblem
 from convbench.reference import conv2d_reference
 from convbench.runner import check_output, make_data, reference_output
@@ -62,11 +63,27 @@ def test_tiled_and_whole_image_agree_with_reference(name, desc):
     p = ConvProblem.parse(desc)
     x, w = make_data(p)
     ref = reference_output(p, x, w)
-    for geo in F.ranked_geometries(p)[:3]:
-        from convbench.backends.base import Plan
+    ranked = F.ranked_geometries(p)
+    tiled = [g for g in ranked if g.tiles > 1 and g.th > 1][:2]
+    assert tiled, "every problem here has tiled candidates"
+    geos = ranked[:3] + tiled + [F._geometry(p, g.nh, g.nw, by_row=True) for g in tiled]
+    for geo in geos:
         plan = Plan(p, b._build(p, geo, w))
         chk = check_output(b.run(plan, x), ref, p, b.capabilities.tolerance(p.dtype))
         assert chk["status"] == "passed", (geo, chk)
+        ph = b.phases(plan, x)
+        assert set(ph) == {"input", "multiply", "output"} and all(v > 0 for v in ph.values())
+
+
+def test_by_row_geometry_holds_one_tile_row():
+    p = ConvProblem.parse("mb2ic4ih300oc4kh9ph4")
+    g = next(g for g in F.ranked_geometries(p) if g.th > 1 and g.tw > 1)
+    r = F._geometry(p, g.nh, g.nw, by_row=True)
+    assert (r.nh, r.nw, r.th, r.tw, r.flops) == (g.nh, g.nw, g.th, g.tw, g.flops)  # same arithmetic
+    assert r.workspace_bytes < g.workspace_bytes and F._batch(p, r) == g.tw and F._batch(p, g) == 2 * g.tiles
+    assert r.label.endswith("/row") and not g.label.endswith("/row")
+    whole = F._geometry(p, 320, 320, by_row=True)
+    assert whole.tiles == 1 and not whole.by_row  # nothing to split
 
 
 def test_pyfftw_plans_are_cached_and_reused():
@@ -129,3 +146,6 @@ def test_autotune_records_what_it_timed():
     assert "timed:" in note and "ms" in note
     assert plan.state["geo"] in [g for g, _ in plan.state["tried"]]
     assert math.isfinite(b.flops(p)) and b.multiply_flops(p) < b.flops(p)
+    geo = plan.state["geo"]  # results rows report the plan prepare chose, not the model's first pick
+    assert (b.executed_flops(plan), b.plan_multiply_flops(plan), b.plan_workspace_bytes(plan)) == \
+        (geo.flops, geo.multiply_flops, geo.workspace_bytes)

@@ -245,6 +245,15 @@ class Backend:
         (None when unknown, e.g. inside a peer library)."""
         return None
 
+    def plan_multiply_flops(self, plan: Any) -> float:
+        """:meth:`multiply_flops` of the plan ``prepare`` chose (it may differ from the shape's
+        estimate when prepare measured candidates)."""
+        return self.multiply_flops(plan.problem if hasattr(plan, "problem") else plan)
+
+    def plan_workspace_bytes(self, plan: Any) -> int | None:
+        """:meth:`workspace_bytes` of the plan ``prepare`` chose."""
+        return self.workspace_bytes(plan.problem if hasattr(plan, "problem") else plan)
+
     def note(self, plan: Any) -> str:
         """A short remark for the results row (e.g. which kernel or dispatch was chosen)."""
         return ""

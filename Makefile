@@ -50,7 +50,8 @@ floors: $(VENV)/.deps $(VENV)/.peers
 	$(BIN)/python benchmarks/floors.py
 
 # The gate: a 1.5x slowdown of one backend fails it; unchanged code passes. Thresholds are
-# max(1.3, the cell's A/A noise floor); times are normalised by the drift sentinel; every
+# max(1.3, the cell's A/A noise floor); times are normalised by the same problem's other
+# backends (timed interleaved with it; --normalize sentinel uses the drift sentinel); every
 # flagged cell is re-measured twice in a fresh process and must stay flagged to fail.
 GATE_ARGS ?= --fail-above 1.3 --retries 2
 bench-check: $(VENV)/.deps $(PEER_DEP)

@@ -57,7 +57,8 @@ def test_memory_limit_refuses_with_bytes():
 
 
 @pytest.mark.parametrize("name", FFT)
-@pytest.mark.parametrize("desc", ["mb1ic1ih200oc1kh9ph4", "mb2ic3ih40iw33oc4kh5sh2ph2dh1", "g2mb1ic4ih30oc6kh7ph3"])
+@pytest.mark.parametrize("desc", ["mb1ic1ih200oc1kh9ph4", "mb2ic3ih40iw33oc4kh5sh2ph2dh1", "g2mb1ic4ih30oc6kh7ph3",
+                                  "mb2ic2ih120oc2kh5ph2"])
 def test_tiled_and_whole_image_agree_with_reference(name, desc):
     b = get_backend(name)
     p = ConvProblem.parse(desc)
@@ -66,7 +67,8 @@ def test_tiled_and_whole_image_agree_with_reference(name, desc):
     ranked = F.ranked_geometries(p)
     tiled = [g for g in ranked if g.tiles > 1 and g.th > 1][:2]
     assert tiled, "every problem here has tiled candidates"
-    geos = ranked[:3] + tiled + [F._geometry(p, g.nh, g.nw, by_row=True) for g in tiled]
+    geos = ranked[:3] + tiled + [F._geometry(p, g.nh, g.nw, by_row=True, split=k) for g in tiled
+                                 for k in {1, g.tw, None}]
     for geo in geos:
         plan = Plan(p, b._build(p, geo, w))
         chk = check_output(b.run(plan, x), ref, p, b.capabilities.tolerance(p.dtype))
@@ -75,15 +77,41 @@ def test_tiled_and_whole_image_agree_with_reference(name, desc):
         assert set(ph) == {"input", "multiply", "output"} and all(v > 0 for v in ph.values())
 
 
-def test_by_row_geometry_holds_one_tile_row():
+def test_by_row_geometry_holds_part_of_one_tile_row():
     p = ConvProblem.parse("mb2ic4ih300oc4kh9ph4")
     g = next(g for g in F.ranked_geometries(p) if g.th > 1 and g.tw > 1)
-    r = F._geometry(p, g.nh, g.nw, by_row=True)
+    r = F._geometry(p, g.nh, g.nw, by_row=True, split=1)
     assert (r.nh, r.nw, r.th, r.tw, r.flops) == (g.nh, g.nw, g.th, g.tw, g.flops)  # same arithmetic
     assert r.workspace_bytes < g.workspace_bytes and F._batch(p, r) == g.tw and F._batch(p, g) == 2 * g.tiles
     assert r.label.endswith("/row") and not g.label.endswith("/row")
+    # by default a pass is the largest equal part of a row that fits PASS_BYTES (here: one tile)
+    tile = F._tile_bytes(p, g.nh, g.nw, True)
+    assert tile > F.PASS_BYTES
+    auto = F._geometry(p, g.nh, g.nw, by_row=True)
+    assert auto.split == g.tw and F._batch(p, auto) == 1 and auto.label.endswith(f"/row{g.tw}")
+    assert auto.workspace_bytes == r.workspace_bytes - (g.tw - 1) * tile
+    assert F._split(12, 100) == 1 and F._split(12, F.PASS_BYTES // 5) == 3 and F._split(7, F.PASS_BYTES // 3) == 7
+    assert F._geometry(p, g.nh, g.nw, by_row=True, split=5).split == F._split(g.tw, tile)  # must divide tw
     whole = F._geometry(p, 320, 320, by_row=True)
     assert whole.tiles == 1 and not whole.by_row  # nothing to split
+
+
+@pytest.mark.parametrize("desc, out_over_in, in_place", [
+    ("mb1ic1ih300oc1kh9ph4", True, True),     # one channel: both shared
+    ("mb1ic3ih300oc3kh9ph4", True, False),    # ic == oc: inverse over the patches only
+    ("mb1ic2ih300oc3kh9ph4", False, False),   # nothing shared
+])
+def test_pyfftw_tile_buffers_are_shared_only_when_safe(desc, out_over_in, in_place):
+    pytest.importorskip("pyfftw")
+    b = get_backend("fft_pyfftw")
+    p = ConvProblem.parse(desc)
+    g = next(g for g in F.ranked_geometries(p) if g.tiles > 1)
+    assert F._aliasing(p, True) == (out_over_in, in_place)
+    x, w = make_data(p)
+    st = b._build(p, g, w)
+    assert np.shares_memory(st["P"], st["R"]) == out_over_in and (st["X"] is st["Y"]) == in_place
+    chk = check_output(b.run(Plan(p, st), x), reference_output(p, x, w), p, b.capabilities.tolerance(p.dtype))
+    assert chk["status"] == "passed", chk
 
 
 def test_pyfftw_plans_are_cached_and_reused():

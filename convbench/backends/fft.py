@@ -207,9 +207,10 @@ def fft_flops(nh: int, nw: int, rows: int | None = None) -> float:
 class FFTGeometry:
     """Transform size, tiles and cost of one choice of ``(Nh, Nw)``.
 
-    ``by_row``: overlap-save tiles go through transform, multiply and inverse one tile row
-    (``tw`` tiles of one image) at a time, so a row's patches and spectra stay in cache
-    (rather than all ``mb*th*tw`` tiles per stage); ``prepare`` times both.
+    ``by_row``: overlap-save tiles go through transform, multiply and inverse a part of one
+    tile row at a time (``tw / split`` tiles of one image, sized to :data:`PASS_BYTES`), so a
+    pass's patches and spectra stay in cache (rather than all ``mb*th*tw`` tiles per
+    stage); ``prepare`` times both.
     """
 
     nh: int
@@ -226,6 +227,12 @@ class FFTGeometry:
     workspace_bytes: int
     model_cost: float  # flops with transforms weighted by length efficiency
     by_row: bool = False
+    split: int = 1  # by_row: each tile row is done in this many equal passes
+
+    @property
+    def per_pass(self) -> int:
+        """Tiles held at once: a part of one tile row (``by_row``) or all of them."""
+        return self.tw // self.split if self.by_row else self.th * self.tw
 
     @property
     def tiles(self) -> int:
@@ -237,12 +244,13 @@ class FFTGeometry:
 
     @property
     def label(self) -> str:
-        return f"{self.nh}x{self.nw}" + (f"/{self.tiles}t" if self.tiles > 1 else "") + ("/row" if self.by_row else "")
+        return (f"{self.nh}x{self.nw}" + (f"/{self.tiles}t" if self.tiles > 1 else "")
+                + (("/row" if self.split == 1 else f"/row{self.split}") if self.by_row else ""))
 
 
 def _batch(p: ConvProblem, geo: FFTGeometry) -> int:
     """Transforms per FFTW call (the plans' batch size)."""
-    return geo.tw if geo.by_row else p.mb * geo.tiles
+    return geo.per_pass if geo.by_row else p.mb * geo.tiles
 
 
 @lru_cache(maxsize=None)
@@ -265,32 +273,73 @@ def _axis_candidates(ext: int, extent: int) -> tuple[int, ...]:
     return tuple(sorted(n for n in out if n >= min(lo, fast_len(extent))))
 
 
-def _geometry(p: ConvProblem, nh: int, nw: int, by_row: bool = False) -> FFTGeometry:
+#: bytes one pass of overlap-save tiles may hold (patches plus spectra) when tiles run by
+#: row: about half of a core's L2 on current x86 (1 MiB here), so a pass stays in cache
+PASS_BYTES = 512 << 10
+
+
+def _aliasing(p: ConvProblem, tiled: bool) -> tuple[bool, bool]:
+    """Which buffers the pyFFTW plans share: ``(inverse output over the patches, product over
+    the input spectra)``. Tile patches are rewritten before every forward transform, so with
+    as many channels out as in the inverse can write over them; with one channel in and one
+    out per group the element-wise product can overwrite the input spectra (the forward
+    transform rewrites them every call). Half the working set, so more of a pass stays in
+    cache (1024^2, 15x15, 72 tiles of 128x144, same process: all tiles at once 6.6 -> 5.7 ms,
+    a tile row per pass 4.5 -> 4.4 ms, measured)."""
+    return tiled and p.icg == p.ocg, p.icg == p.ocg == 1
+
+
+def _tile_bytes(p: ConvProblem, nh: int, nw: int, tiled: bool) -> int:
+    """Patches, spectra and inverse output of one tile (all its channels), shared buffers
+    counted once (see :func:`_aliasing`)."""
+    out_over_in, in_place = _aliasing(p, tiled)
+    real = nh * nw * p.itemsize
+    spec = nh * (nw // 2 + 1) * 2 * p.itemsize
+    return (p.ic * real + (0 if out_over_in else p.oc * real)
+            + p.ic * spec + (0 if in_place else p.oc * spec))
+
+
+def _split(tw: int, tile_bytes: int) -> int:
+    """Passes per tile row: the fewest whose equal parts fit :data:`PASS_BYTES` (one tile
+    per pass when even one does not fit)."""
+    for parts in range(1, tw + 1):
+        if tw % parts == 0 and (tw // parts) * tile_bytes <= PASS_BYTES:
+            return parts
+    return tw
+
+
+def _geometry(p: ConvProblem, nh: int, nw: int, by_row: bool = False, split: int | None = None) -> FFTGeometry:
+    """Tiles, cost and workspace of transform size ``(nh, nw)``; ``by_row`` runs the tiles a
+    part of a tile row at a time, ``split`` parts per row (default: see :func:`_split`)."""
     H1 = p.hp - p.ext_h + 1   # stride-1 valid outputs
     W1 = p.wp - p.ext_w + 1
     Th, Tw = nh - p.ext_h + 1, nw - p.ext_w + 1
     th, tw = -(-H1 // Th), -(-W1 // Tw)
-    by_row = by_row and th * tw > 1
+    tiled = th * tw > 1
+    by_row = by_row and tiled
+    per_tile = _tile_bytes(p, nh, nw, tiled)
+    if not by_row:
+        split = 1
+    elif split is None or tw % split:
+        split = _split(tw, per_tile)
     B = p.mb * th * tw
-    Bc = tw if by_row else B  # tiles held at once
+    Bc = tw // split if by_row else B  # tiles held at once
     F = nh * (nw // 2 + 1)
     cplx = 2 * p.itemsize
     # pruned passes: only rows that can hold input are transformed forward, only rows
     # that are kept are transformed back (see _rows)
-    (r0, r1), orows = _rows(p, nh, th * tw > 1)
+    (r0, r1), orows = _rows(p, nh, tiled)
     transform = B * (p.ic * fft_flops(nh, nw, r1 - r0) + p.oc * fft_flops(nh, nw, orows))
     speed = math.sqrt(length_efficiency(nh) * length_efficiency(nw))
     if p.icg == 1:
         mult = 6.0 * F * B * p.oc   # complex multiply, no accumulation
     else:
         mult = 8.0 * F * B * p.oc * p.icg  # complex multiply-add
-    ws = (Bc * p.ic * nh * nw * p.itemsize         # patches
-          + F * Bc * (p.ic + p.oc) * cplx           # input and output spectra
-          + Bc * p.oc * nh * nw * p.itemsize        # inverse-transform output
+    ws = (Bc * per_tile                             # patches, spectra, inverse output
           + F * p.oc * p.icg * cplx                 # weight spectra
-          + (p.mb * p.ic * ((th - 1) * Th + nh) * ((tw - 1) * Tw + nw) * p.itemsize if th * tw > 1 else 0))
+          + (p.mb * p.ic * ((th - 1) * Th + nh) * ((tw - 1) * Tw + nw) * p.itemsize if tiled else 0))
     return FFTGeometry(nh, nw, th, tw, Th, Tw, (th - 1) * Th + nh, (tw - 1) * Tw + nw,
-                       transform + mult, mult, transform, int(ws), transform / speed + mult, by_row)
+                       transform + mult, mult, transform, int(ws), transform / speed + mult, by_row, split)
 
 
 def _rows(p: ConvProblem, nh: int, tiled: bool) -> tuple[tuple[int, int], int]:
@@ -410,11 +459,15 @@ def _build_pyfftw_plans(B: int, dtype: str, nh: int, nw: int, g: int, icg: int, 
     wc = _pad_to(nwh, 64 // np.dtype(cdt).itemsize)
     P = pyfftw.zeros_aligned((B, g, icg, nh, wr), dtype=dtype)[..., :nw]
     spec = _spectra(B, nh, nwh, g, icg, ocg, cdt, lambda shape, dt: pyfftw.empty_aligned(shape, dtype=dt))
-    R = pyfftw.empty_aligned((B, g, ocg, nh, wr), dtype=dtype)[..., :nw]
-    bufs = [P, R, spec["X"], spec["Y"]]
+    unpruned = (r0, r1) == (0, nh) and out_rows == nh
+    # buffers shared as _aliasing says (tiles are exactly the unpruned transforms)
+    R = P if unpruned and icg == ocg else pyfftw.empty_aligned((B, g, ocg, nh, wr), dtype=dtype)[..., :nw]
+    if icg == ocg == 1:
+        spec.update(Y=spec["X"], Ys=spec["Xs"])
+    bufs = list({id(a): a for a in (P, R, spec["X"], spec["Y"])}.values())
     kw = dict(flags=(effort,), threads=nthreads)
     kw_destroy = dict(flags=(effort, "FFTW_DESTROY_INPUT"), threads=nthreads)
-    if (r0, r1) == (0, nh) and out_rows == nh:  # nothing to prune
+    if unpruned:  # nothing to prune
         fwd = [pyfftw.FFTW(P, spec["Xs"], axes=(-2, -1), direction="FFTW_FORWARD", **kw)]
         inv = [pyfftw.FFTW(spec["Ys"], R, axes=(-2, -1), direction="FFTW_BACKWARD", normalise_idft=False,
                            **kw_destroy)]
@@ -460,13 +513,15 @@ class _FFTBase(Backend):
         kept (with hysteresis, see :func:`~convbench.backends.base.stable_choice`), because
         FFT speed depends on the length's factors as much as on its size
         (measured here: 288^2 transforms in 105 us, 272^2 in 378 us, 270^2 in 140 us).
-        Each tiled candidate is also timed tile row by tile row (``by_row``), which keeps a
-        row's patches and spectra in cache (1024^2 image, 15x15 kernel, 72 tiles of 128x144:
-        5.3 ms all tiles per stage, 4.1 ms row by row, measured).
+        Each tiled candidate is also timed a part of a tile row at a time (``by_row``), which
+        keeps a pass's patches and spectra in cache (1024^2 image, 15x15 kernel, 72 tiles of
+        128x144, same process: 5.5 ms all tiles per stage, 4.2 ms a whole tile row per
+        pass, 4.1 ms two tiles per pass, measured).
         All of this is one-off work and counts in ``prepare_s``.
         """
         cands = ranked_geometries(p, self.memory_limit())[:max(1, self.AUTOTUNE)]
-        cands += [_geometry(p, g.nh, g.nw, by_row=True) for g in cands if g.tiles > 1 and p.mb * g.th > 1]
+        rows = [_geometry(p, g.nh, g.nw, by_row=True) for g in cands if g.tiles > 1]
+        cands += [r for r in rows if r.per_pass < p.mb * r.tiles]
         geo, tried = cands[0], []
         if len(cands) > 1:
             x0 = np.zeros(p.src_shape, dtype=p.dtype)
@@ -507,10 +562,12 @@ class _FFTBase(Backend):
             # output assembly: valid (Th, Tw) of each tile -> (mb, oc, th, Th, tw, Tw)
             full = np.empty((p.mb, p.oc, geo.th, geo.Th, geo.tw, geo.Tw), dtype=dt)
             st["full"] = full
-            if geo.by_row:  # one (image, tile row) per pass: patches in, valid outputs out
-                P4 = _view(st["P"], (geo.tw, p.ic, nh, nw))
-                R4 = _view(st["R"], (geo.tw, p.oc, nh, nw))[..., :geo.Th, :geo.Tw].transpose(1, 2, 0, 3)
-                st["chunks"] = [(src[b, a], P4, R4, full[b, :, a]) for b in range(p.mb) for a in range(geo.th)]
+            if geo.by_row:  # one (image, part of a tile row) per pass: patches in, valid outputs out
+                c = geo.per_pass
+                P4 = _view(st["P"], (c, p.ic, nh, nw))
+                R4 = _view(st["R"], (c, p.oc, nh, nw))[..., :geo.Th, :geo.Tw].transpose(1, 2, 0, 3)
+                st["chunks"] = [(src[b, a, k:k + c], P4, R4, full[b, :, a, :, k:k + c])
+                                for b in range(p.mb) for a in range(geo.th) for k in range(0, geo.tw, c)]
             else:
                 P6 = _view(st["P"], (p.mb, geo.th, geo.tw, p.ic, nh, nw))
                 R6 = _view(st["R"], (p.mb, geo.th, geo.tw, p.oc, nh, nw))[..., :geo.Th, :geo.Tw] \

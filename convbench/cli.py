@@ -536,8 +536,9 @@ def cmd_run(a, argv: list[str], coretype: dict) -> int:
                 "blas_coretype": coretype, "blas_autodetected": autodetected_coretype()}
     meta["threads"] = threads.thread_report()
     if unavailable_reason("fft_pyfftw") is None:
-        from .backends.fft import wisdom_state
+        from .backends.fft import fftw_build, wisdom_state
         meta["fftw_wisdom"] = wisdom_state()  # plans can come from an earlier run's wisdom
+        meta["fftw_build"] = fftw_build()     # which SIMD codelets the transforms run
     if "peaks" not in meta:
         from .machine import roofline_peaks
         meta["peaks"] = roofline_peaks()
@@ -645,6 +646,9 @@ def cmd_info(a, coretype: dict) -> int:
     info["peak"] = dict(peak_gflops(1.0, a.threads), **{k: v for k, v in roofline_peaks(0.6).items()
                                                         if k in ("fma_gflops", "bandwidth_gbs")})
     info["git"] = git_commit()
+    if unavailable_reason("fft_pyfftw") is None:
+        from .backends.fft import fftw_build
+        info["fftw_build"] = fftw_build()
     if a.json:
         print(json.dumps(info, indent=2, default=str))
         return EXIT_OK
@@ -672,6 +676,11 @@ def cmd_info(a, coretype: dict) -> int:
     print(f"peak, {a.threads} thread(s): sgemm {info['peak']['sgemm_gflops']:.1f} GFLOP/s, "
           f"dgemm {info['peak']['dgemm_gflops']:.1f} GFLOP/s (best 1024^3 GEMM); one core's FMA peak "
           f"{'%.1f GFLOP/s' % fma if fma else 'unknown'}; copy bandwidth {info['peak']['bandwidth_gbs']:.1f} GB/s")
+    fftw = info.get("fftw_build")
+    if fftw:
+        lacks = (f"; this CPU also has {', '.join(fftw['simd_missing'])}, which this build has no codelets for"
+                 if fftw["simd_missing"] else "")
+        print(f"FFTW (fft_pyfftw): {fftw['version']} {fftw['path']}{lacks}")
     libs = info["libraries"]
     print("libraries: " + ", ".join(f"{k} {v}" for k, v in libs.items() if v))
     missing = [k for k, v in libs.items() if not v]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -118,6 +119,11 @@ def test_list_info_suites(capsys):
     assert main(["info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["peak"]["sgemm_gflops"] > 0 and info["blas"]["cpu_best"]
+    if info["libraries"].get("pyfftw") and sys.platform.startswith("linux"):
+        fftw = info["fftw_build"]  # the SIMD codelets the FFT backend runs
+        assert fftw["version"].startswith("fftw-3") and "libfftw3f" in fftw["path"]
+        assert set(fftw["simd_missing"]) <= {"sse2", "avx", "avx2", "avx512"}
+        assert not set(fftw["simd_missing"]) & set(fftw["version"].split("-")[2:])
 
 
 def test_report_rewrites_tables(tmp_path, tiny_run_args):

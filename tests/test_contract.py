@@ -8,31 +8,79 @@ exactly where ``supports`` says it cannot run a problem.
 
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
 import pytest
 
 import convbench
 from convbench.backends import get_backend
-from convbench.backends.base import Backend, Capabilities
+from convbench.backends.base import Backend, Capabilities, Estimate
+from convbench.flops import direct_flops
 from convbench.problem import ConvProblem
 from convbench.runner import check_output, make_data, reference_output
 
 from .conftest import PROBLEMS, backend_params
 
 
+def declared_violations(c: Capabilities, p: ConvProblem) -> list[str]:
+    """What a problem asks that the declared capabilities exclude, computed here from the data
+    alone (not through ``supports``), so the contract cannot pass by restating the backend."""
+    out = []
+    if p.transposed and not c.transposed:
+        out.append("direction")
+    if not p.transposed and not c.forward:
+        out.append("direction")
+    if p.dtype not in c.dtypes:
+        out.append("dtype")
+    if c.kernel_sizes is not None and (p.kh, p.kw) not in c.kernel_sizes:
+        out.append("kernel")
+    if c.max_kernel is not None and max(p.kh, p.kw) > c.max_kernel:
+        out.append("kernel")
+    if c.strides is not None and not {p.sh, p.sw} <= set(c.strides):
+        out.append("stride")
+    if not c.dilation and (p.dh or p.dw):
+        out.append("dilation")
+    if not c.groups and p.g > 1:
+        out.append("groups")
+    if not c.asymmetric_padding and not p.torch_compatible:
+        out.append("asymmetric")
+    if c.max_channel_pairs is not None and p.oc * p.icg > c.max_channel_pairs:
+        out.append("channel pairs")
+    return out
+
+
+#: refusals a backend may add beyond its declared data, and the words its reason then uses
+EXTRA_REFUSALS = ("memory limit", "output_padding")
+
+
+def _check_refusal(b, p, x, w):
+    """A backend refuses a problem exactly when its declared capabilities (or a declared limit)
+    exclude it, and every entry point refuses it with the same reason."""
+    reason = b.supports(p)
+    violations = declared_violations(b.capabilities, p)
+    if violations:
+        assert reason is not None, f"{b.name} accepts {p.label} although its capabilities exclude {violations}"
+    if reason is None:
+        return False
+    assert violations or any(k in reason for k in EXTRA_REFUSALS), \
+        f"{b.name} refuses {p.label} ({reason!r}) without a declared capability or limit that excludes it"
+    with pytest.raises(convbench.Unsupported, match=re.escape(f"{b.name}: {reason}")):
+        b.check(p)
+    if p.torch_compatible and not p.transposed:  # the public API refuses it the same way
+        with pytest.raises(convbench.Unsupported, match=re.escape(reason)):
+            convbench.conv2d(x, w, stride=(p.sh, p.sw), padding=(p.ph, p.pw),
+                             dilation=(p.dh + 1, p.dw + 1), groups=p.g, backend=b.name)
+    return True
+
+
 @pytest.mark.parametrize("name", backend_params())
 @pytest.mark.parametrize("p", PROBLEMS, ids=[p.label for p in PROBLEMS])
 def test_forward_matches_reference(name, p):
     b = get_backend(name)
-    reason = b.supports(p)
     x, w = make_data(p)
-    if reason is not None:
-        with pytest.raises(convbench.Unsupported, match=name):
-            b.check(p)
-        if p.torch_compatible:  # the public API refuses it the same way
-            with pytest.raises(convbench.Unsupported, match=name):
-                convbench.conv2d(x, w, stride=(p.sh, p.sw), padding=(p.ph, p.pw),
-                                 dilation=(p.dh + 1, p.dw + 1), groups=p.g, backend=name)
+    if _check_refusal(b, p, x, w):
         return
     y = b.run(b.prepare(p, w), x)
     assert y.shape == p.output_shape
@@ -46,12 +94,9 @@ def test_forward_matches_reference(name, p):
 def test_transposed_matches_reference(name, p):
     t = p.replace(transposed=True)
     b = get_backend(name)
-    reason = b.supports(t)
-    if reason is not None:
-        with pytest.raises(convbench.Unsupported):
-            b.check(t)
-        return
     x, w = make_data(t)
+    if _check_refusal(b, t, x, w):
+        return
     y = b.run(b.prepare(t, w), x)
     assert y.shape == t.dst_shape and y.dtype == np.dtype(t.dtype)
     chk = check_output(y, reference_output(t, x, w), t, b.capabilities.tolerance(t.dtype))
@@ -74,22 +119,28 @@ def test_plan_is_reusable_and_does_not_alias_outputs(name):
 
 
 @pytest.mark.parametrize("name", backend_params())
-def test_declared_capabilities_drive_supports(name):
+def test_estimates_count_what_an_own_backend_does(name):
     b = get_backend(name)
-    c = b.capabilities
-    assert isinstance(c, Capabilities)
+    assert isinstance(b.capabilities, Capabilities)
     assert b.algorithm and b.name == name
-    p64 = ConvProblem.parse("--dt=f64 mb1ic2ih8oc2kh3")
-    if "float64" not in c.dtypes:
-        assert "dtype" in b.supports(p64)
-    k = c.kernel_sizes[0][0] if c.kernel_sizes else 3
-    if c.strides is not None:
-        bad = max(c.strides) + 1
-        assert "stride" in b.supports(ConvProblem.parse(f"mb1ic2ih16oc2kh{k}sh{bad}"))
-    if not c.dilation:
-        assert "dilation" in b.supports(ConvProblem.parse(f"mb1ic2ih16oc2kh{k}dh1"))
-    fl = b.flops(p64)
-    assert fl != fl or fl > 0  # NaN (unknown, peers) or a positive count
+    p = ConvProblem.parse("--dt=f64 mb1ic2ih8oc2kh3") if "float64" in b.capabilities.dtypes else \
+        ConvProblem.parse("mb1ic2ih8oc2kh3")
+    if b.capabilities.kernel_sizes:
+        k = b.capabilities.kernel_sizes[0][0]
+        p = p.replace(kh=k, kw=k, ih=8 + k, iw=8 + k)
+    est = b.estimate(p)
+    assert b.estimate(p) is est  # computed once per problem
+    if b.peer:  # a peer library's internals are not counted
+        assert math.isnan(est.flops_executed)
+    else:  # an own backend counts what it does: a positive, finite number (NaN would fail here)
+        assert math.isfinite(est.flops_executed) and est.flops_executed >= direct_flops(p) * 0.05
+        assert 0 < est.flops_multiply <= est.flops_executed
+        assert est.workspace_bytes is not None and est.workspace_bytes >= 0
+    if b.supports(p) is None:
+        plan = b.prepare(p, make_data(p)[1])
+        assert plan.problem == p and isinstance(plan.note, str)
+        if not b.peer:  # the plan's own accounting, of the same order as the estimate
+            assert math.isfinite(plan.flops_executed) and plan.flops_executed > 0
 
 
 def test_unsupported_is_not_implemented_error():
@@ -99,6 +150,8 @@ def test_unsupported_is_not_implemented_error():
 def test_unknown_backend_lists_available():
     with pytest.raises(ValueError, match="available: .*im2col_blas"):
         convbench.get_backend("nope")
+    with pytest.raises(ValueError, match="im2col_blas: unknown option\\(s\\) fftw_effort; accepted: none"):
+        convbench.get_backend("im2col_blas", fftw_effort="measure")
     assert "im2col_blas" in convbench.available_backends()
     assert "direct_numba" in convbench.available_backends()
     assert "reference" in convbench.available_backends()
@@ -108,15 +161,14 @@ def test_memory_limit_refuses_from_shape_alone():
     class Hungry(Backend):
         name = "hungry"
         algorithm = "test"
-        capabilities = Capabilities(memory_limit_bytes=1000)
 
-        def workspace_bytes(self, p):
-            return 10 ** 12
+        def _estimate(self, p):
+            return Estimate(workspace_bytes=10 ** 12)
 
         def prepare(self, p, w):  # pragma: no cover - must never be reached
             raise AssertionError("prepare called despite the memory limit")
 
-    reason = Hungry().supports(ConvProblem.parse("mb1ic2ih8oc2kh3"))
+    reason = Hungry(memory_limit=1000).supports(ConvProblem.parse("mb1ic2ih8oc2kh3"))
     assert reason and "1000000000000 bytes" in reason and "memory limit" in reason
 
 

@@ -30,7 +30,7 @@ def test_operator_times_input_is_the_convolution(desc):
     y = (A @ x.reshape(p.mb, -1).T).T.reshape(p.output_shape)
     np.testing.assert_allclose(y, conv2d_reference(x, w, p), atol=1e-12)
     assert A.nnz == operator_nnz(p)  # nonzeros = in-bounds taps x channel pairs
-    dense = get_backend("dense_matrix").prepare(p.replace(dtype="float64"), w).state["AT"]
+    dense = get_backend("dense_matrix").prepare(p.replace(dtype="float64"), w).state
     blocks = [A[gi * p.ocg * p.oh * p.ow:(gi + 1) * p.ocg * p.oh * p.ow,
                 gi * p.icg * p.ih * p.iw:(gi + 1) * p.icg * p.ih * p.iw].toarray() for gi in range(p.g)]
     for gi in range(p.g):
@@ -43,42 +43,36 @@ def test_pruned_weights_shrink_the_sparse_operator():
     _, w1 = make_data(p, 1.0)
     _, w01 = make_data(p, 0.1)
     full, pruned = b.prepare(p, w1), b.prepare(p, w01)
-    assert full.state["nnz"] == operator_nnz(p)
-    assert 0.07 * operator_nnz(p) < pruned.state["nnz"] < 0.13 * operator_nnz(p)
-    assert b.executed_flops(pruned) == 2 * pruned.state["nnz"]
-    assert b.flops(p) == 2 * operator_nnz(p)
+    assert full.state.A.nnz == operator_nnz(p)
+    assert 0.07 * operator_nnz(p) < pruned.state.A.nnz < 0.13 * operator_nnz(p)
+    assert pruned.flops_executed == 2 * pruned.state.A.nnz  # the plan counts what it stores
+    assert b.estimate(p).flops_executed == 2 * operator_nnz(p)  # the shape's estimate: all weights
 
 
 @pytest.mark.parametrize("fmt", ["csr", "csc", "bsr"])
 def test_forced_sparse_format_is_kept_and_correct(fmt):
-    from convbench.backends.matrix import set_sparse_format
     p = ConvProblem.parse("mb2ic8ih9oc8kh3ph1")
-    b = get_backend("sparse_csr")
+    b = get_backend("sparse_csr", sparse_format=fmt)
     x, w = make_data(p, 0.3)
-    set_sparse_format(fmt)
-    try:
-        plan = b.prepare(p, w)
-        y = b.run(plan, x)
-    finally:
-        set_sparse_format("auto")
-    assert plan.state["fmt"] == fmt
+    plan = b.prepare(p, w)
+    y = b.run(plan, x)
+    assert plan.state.fmt == fmt
     np.testing.assert_allclose(y, conv2d_reference(x.astype(np.float64), w.astype(np.float64), p),
                                rtol=1e-5, atol=1e-4)
 
 
 def test_unknown_sparse_format_names_the_accepted_ones():
-    from convbench.backends.matrix import set_sparse_format
     with pytest.raises(ValueError, match="accepted are auto, csr, csc, bsr"):
-        set_sparse_format("coo")
+        get_backend("sparse_csr", sparse_format="coo")
 
 
 def test_dense_refuses_from_the_shape_before_allocating():
-    b = get_backend("dense_matrix")
-    b.set_memory_limit(1_000_000)
+    b = get_backend("dense_matrix", memory_limit=1_000_000)
     p = ConvProblem.parse("mb1ic8ih16oc8kh3ph1")
     reason = b.supports(p)
-    assert reason and f"needs {b.workspace_bytes(p)} bytes" in reason and "memory limit of 1000000" in reason
-    assert b.workspace_bytes(p) == (8 * 256) ** 2 * 4
+    need = b.estimate(p).workspace_bytes
+    assert reason and f"needs {need} bytes" in reason and "memory limit of 1000000" in reason
+    assert need == (8 * 256) ** 2 * 4
 
 
 def test_vgg_layer_refusal_is_fast_and_allocates_nothing():

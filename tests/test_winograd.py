@@ -43,7 +43,7 @@ def test_multiply_reduction_with_edge_tiles(size, ratio):
     b = get_backend("winograd_f4x3")
     p = ConvProblem.parse(f"mb1ic8ih{size}oc8kh3ph1")
     dense = 2 * p.oc * p.ic * p.oh * p.ow * 9
-    assert dense / b.multiply_flops(p) == pytest.approx(ratio)
+    assert dense / b.estimate(p).flops_multiply == pytest.approx(ratio)
 
 
 def test_flop_model_hand_counted_f2x3():
@@ -54,8 +54,9 @@ def test_flop_model_hand_counted_f2x3():
     # lavin F(2,3): nnz(B^T) = 8, nnz(A^T) = 6; input: 2 passes x n=4 x 8 MACs; output: (n+m) x 6 MACs
     t_in = 2 * 2 * 4 * 8 * tiles * 3
     t_out = 2 * (4 + 2) * 6 * tiles * 5
-    assert b.multiply_flops(p) == mult
-    assert b.flops(p) == t_in + mult + t_out
+    est = b.estimate(p)
+    assert est.flops_multiply == mult
+    assert est.flops_executed == t_in + mult + t_out
 
 
 @pytest.mark.parametrize("desc, fragment", [
@@ -66,18 +67,15 @@ def test_unsupported_reasons(desc, fragment):
 
 
 def test_points_are_selectable_and_recorded():
-    b = get_backend("winograd_f4x3")
+    b = get_backend("winograd_f4x3", winograd_points="balanced")
     p = ConvProblem.parse("mb1ic4ih9oc4kh3ph1")
     x, w = make_data(p)
-    try:
-        W.set_points("balanced")
-        plan = b.prepare(p, w)
-        assert "points balanced: 0,1,-1,1/2,-1/2,inf" in b.note(plan)
-        assert check_output(b.run(plan, x), reference_output(p, x, w), p, 5e-5)["status"] == "passed"
-    finally:
-        W.set_points("lavin")
-    with pytest.raises(ValueError):
-        W.set_points("0,1,1")
+    plan = b.prepare(p, w)
+    assert "points balanced: 0,1,-1,1/2,-1/2,inf" in plan.note
+    assert check_output(b.run(plan, x), reference_output(p, x, w), p, 5e-5)["status"] == "passed"
+    assert "points lavin" in get_backend("winograd_f4x3").prepare(p, w).note  # options are per instance
+    with pytest.raises(ValueError, match="distinct"):
+        get_backend("winograd_f4x3", winograd_points="0,1,1")
 
 
 def test_generated_transforms_fold_constants():
@@ -86,3 +84,18 @@ def test_generated_transforms_fold_constants():
     assert " * d" not in src
     src43 = W.generate_source(4, 3, "lavin", "float32", False)
     assert "np.float32(" in src43 and "K0 * " in src43
+
+
+@pytest.mark.parametrize("name", ["winograd_f2x5", "winograd_f4x3"])
+def test_prepare_compiles_everything_run_calls(name):
+    """The first run must not compile: prepare compiles the transforms for the exact array types
+    of the plan's buffers (stand-ins of another layout once left compilation to the first run)."""
+    b = get_backend(name)
+    r = b.r
+    p = ConvProblem.parse(f"mb1ic16ih32oc16kh{r}ph{r // 2}")
+    x, w = make_data(p)
+    plan = b.prepare(p, w)
+    kin, kout = plan.state.kin, plan.state.kout
+    before = (len(kin.signatures), len(kout.signatures))
+    b.run(plan, x)
+    assert (len(kin.signatures), len(kout.signatures)) == before

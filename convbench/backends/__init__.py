@@ -3,6 +3,10 @@
 Adding a backend is one module plus one line in :data:`REGISTRY`. Modules are
 imported lazily, so ``import convbench`` does not pull in torch or pyFFTW, and a
 backend whose dependency is missing is listed with the reason instead of failing.
+
+:func:`resolve_backends` turns a user's ``all|a,b`` and exclusion list into names (the
+one place a bad name is reported); :func:`configured_backend` builds one with the
+algorithm settings of a run, passing each backend only the options its class declares.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ from functools import lru_cache
 
 from .base import Backend, Capabilities, Unsupported
 
-__all__ = ["REGISTRY", "get_backend", "available_backends", "registered_backends",
-           "backend_class", "unavailable_reason", "Backend", "Capabilities", "Unsupported"]
+__all__ = ["REGISTRY", "get_backend", "available_backends", "registered_backends", "resolve_backends",
+           "configured_backend", "backend_class", "unavailable_reason", "Backend", "Capabilities", "Unsupported"]
 
 #: name -> "module:Class", in the order tables list them
 REGISTRY: dict[str, str] = {
@@ -69,13 +73,23 @@ def available_backends() -> list[str]:
     return [n for n in REGISTRY if unavailable_reason(n) is None]
 
 
-def get_backend(name: str) -> Backend:
+def get_backend(name: str, **options) -> Backend:
     """A new instance of backend ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A registered, available backend.
+    **options
+        ``memory_limit`` (bytes) and the algorithm settings the backend declares in its
+        ``options`` (``convbench list`` shows them), e.g.
+        ``get_backend("fft_pyfftw", fftw_effort="patient")``.
 
     Raises
     ------
     ValueError
-        If ``name`` is unknown or not available here; the message lists the available ones.
+        If ``name`` is unknown or not available here (the message lists the available ones),
+        or an option is unknown or has a bad value.
     """
     if not isinstance(name, str) or name not in REGISTRY:
         raise ValueError(f"unknown backend {name!r}; available: {', '.join(available_backends())}")
@@ -83,4 +97,47 @@ def get_backend(name: str) -> Backend:
     if reason is not None:
         raise ValueError(f"backend {name!r} is not available here ({reason}); "
                          f"available: {', '.join(available_backends())}")
-    return backend_class(name)()
+    return backend_class(name)(**options)
+
+
+def configured_backend(name: str, settings: dict | None = None, memory_limit: int | None = None) -> Backend:
+    """Backend ``name`` built with a run's algorithm ``settings``: of those, only the
+    options its class declares are passed (``fftw_effort`` reaches ``fft_pyfftw`` only)."""
+    cls = backend_class(name)
+    opts = {k: v for k, v in (settings or {}).items() if cls is not None and k in cls.options}
+    return get_backend(name, memory_limit=memory_limit, **opts)
+
+
+def resolve_backends(spec: str = "all", exclude: str = "") -> list[str]:
+    """Names from a user's selection: ``all`` (every available backend but the reference
+    oracle) or a comma-separated list, minus the comma-separated ``exclude``.
+
+    Raises
+    ------
+    ValueError
+        An empty, unknown or unavailable name (listing the accepted ones), or nothing left.
+    """
+    avail = available_backends()
+    spec = ",".join(spec) if isinstance(spec, (list, tuple)) else str(spec)
+    exclude = ",".join(exclude) if isinstance(exclude, (list, tuple)) else str(exclude or "")
+    if spec.strip().lower() == "all":
+        names = [n for n in avail if n != "reference"]
+    else:
+        names = []
+        for n in spec.split(","):
+            n = n.strip()
+            if not n:
+                raise ValueError(f"--backends {spec!r}: empty name; expected all or names from: {', '.join(avail)}")
+            if n not in REGISTRY:
+                raise ValueError(f"--backends: unknown backend {n!r}; available: {', '.join(avail)}")
+            if n not in avail:
+                raise ValueError(f"--backends: {n!r} is not available here ({unavailable_reason(n)}); "
+                                 f"available: {', '.join(avail)}")
+            names.append(n)
+    for n in [e.strip() for e in exclude.split(",") if e.strip()]:
+        if n not in REGISTRY:
+            raise ValueError(f"--exclude: unknown backend {n!r}; registered: {', '.join(REGISTRY)}")
+        names = [m for m in names if m != n]
+    if not names:
+        raise ValueError("no backends left to run")
+    return list(dict.fromkeys(names))

@@ -8,28 +8,33 @@ by overriding :meth:`Backend._supports`.
 
 Lifecycle, as the runner times it::
 
+    b = get_backend(name, memory_limit=..., **options)   # options: the class's ``options``
+    est = b.estimate(problem)           # Estimate: executed/multiply flops, workspace bytes,
+                                        # from the shape alone, cached per problem
     reason = b.supports(problem)        # None, or why not (no work done)
     plan = b.prepare(problem, weights)  # timed as prepare_s: JIT, planning, weight
                                         # transforms, matrix assembly
     y = b.run(plan, x)                  # timed: the hot path, validates nothing
 
-``flops(problem)`` and ``workspace_bytes(problem)`` describe what ``run`` really
-does, from the shape alone (no allocation), so the runner can refuse a problem
-before touching memory.
+The estimate lets the runner refuse a problem before touching memory; the plan carries
+its own accounting (``plan.flops_executed``, ``plan.flops_multiply``,
+``plan.workspace_bytes``, ``plan.note``), since ``prepare`` may pick among candidates by
+timing and a sparse operator's nonzeros depend on the weights, not only the shape. The
+plan's ``state`` is a backend's own dataclass: everything ``run`` needs, nothing else.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
+from ..format import fmt_bytes
 from ..problem import ConvProblem
 
-__all__ = ["Unsupported", "Capabilities", "Backend", "Plan"]
+__all__ = ["Unsupported", "Capabilities", "Backend", "Plan", "Estimate"]
 
 
 class Unsupported(NotImplementedError):
@@ -70,9 +75,10 @@ class Capabilities:
         :data:`EXACT_RTOL`. Transform algorithms set False and give ``rtol``.
     rtol : dict, optional
         Norm-wise relative error tolerance per dtype for inexact algorithms.
-    memory_limit_bytes : int, optional
-        Largest ``workspace_bytes`` it may use; larger problems are refused from the
-        shape alone, before anything is allocated.
+    memory_fraction : float, optional
+        Largest workspace it may use, as a fraction of the memory available when the
+        backend is made (``--memory-limit`` or the constructor's ``memory_limit`` override
+        it); larger problems are refused from the shape alone, before anything is allocated.
     max_channel_pairs : int, optional
         For per-channel-pair loops (peers): refuse ``oc * ic/g`` above this.
     threads : str
@@ -91,7 +97,7 @@ class Capabilities:
     transposed: bool = False
     exact: bool = True
     rtol: dict | None = None
-    memory_limit_bytes: int | None = None
+    memory_fraction: float | None = None
     max_channel_pairs: int | None = None
     threads: str = "single"
 
@@ -105,12 +111,37 @@ class Capabilities:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """What a backend will do on a problem, from the shape alone (nothing allocated).
+
+    ``flops_executed``: operations ``run`` performs (padding taps and transforms included;
+    NaN when unknown, e.g. inside a peer library). ``flops_multiply``: those of the
+    multiplication stage alone (the element-wise/GEMM stage of a transform algorithm; all
+    of them for direct and GEMM algorithms). ``workspace_bytes``: memory held besides
+    input, weights and output while ``run`` executes (None when unknown).
+    """
+
+    flops_executed: float = float("nan")
+    flops_multiply: float = float("nan")
+    workspace_bytes: int | None = None
+
+
+S = TypeVar("S")
+
+
 @dataclass
-class Plan:
-    """What ``prepare`` hands to ``run``: the problem plus backend-specific state."""
+class Plan(Generic[S]):
+    """What ``prepare`` returns: the problem, the backend's own typed state for ``run``, and
+    the accounting of *this* plan (prepare may have chosen among candidates by timing, so it
+    can differ from the shape-only :class:`Estimate`)."""
 
     problem: ConvProblem
-    state: dict = field(default_factory=dict)
+    state: S
+    flops_executed: float = float("nan")
+    flops_multiply: float = float("nan")
+    workspace_bytes: int | None = None
+    note: str = ""
 
 
 def fill_padded(buf: np.ndarray, x: np.ndarray, p: ConvProblem) -> np.ndarray:
@@ -130,14 +161,6 @@ def crop_padded(yp: np.ndarray, p: ConvProblem) -> np.ndarray:
     return y
 
 
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError
-
-
 def available_memory_bytes() -> int:
     """Memory available to this process now (``MemAvailable``), or 8 GiB when unknown."""
     from ..machine import memory_bytes
@@ -146,7 +169,16 @@ def available_memory_bytes() -> int:
 
 class Backend:
     """Base class of every backend. Subclasses set the class attributes and implement
-    :meth:`prepare`, :meth:`run`, :meth:`flops` and :meth:`workspace_bytes`."""
+    :meth:`prepare`, :meth:`run` and :meth:`_estimate`.
+
+    Parameters
+    ----------
+    memory_limit : int, optional
+        Workspace limit in bytes, overriding the declared capability (``--memory-limit``).
+    **options
+        The algorithm settings the class declares in :attr:`options` (e.g. ``fftw_effort``
+        for ``fft_pyfftw``); anything else is a ``ValueError`` naming what is accepted.
+    """
 
     #: name used in tables and on the command line
     name: ClassVar[str] = ""
@@ -157,6 +189,26 @@ class Backend:
     #: True for third-party implementations shown for comparison
     peer: ClassVar[bool] = False
     capabilities: ClassVar[Capabilities] = Capabilities()
+    #: algorithm settings this backend takes, with their defaults (constructor keywords)
+    options: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, *, memory_limit: int | None = None, **options):
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            accepted = ", ".join(self.options) or "none"
+            raise ValueError(f"{self.name}: unknown option(s) {', '.join(unknown)}; accepted: {accepted}")
+        if memory_limit is not None and (isinstance(memory_limit, bool) or not isinstance(memory_limit, int)
+                                         or memory_limit <= 0):
+            raise ValueError(f"{self.name}: memory_limit={memory_limit!r}: expected a positive number of bytes")
+        if memory_limit is None and self.capabilities.memory_fraction is not None:
+            memory_limit = default_memory_limit(self.capabilities.memory_fraction)
+        self._memory_limit = memory_limit
+        self._estimates: dict[ConvProblem, Estimate] = {}
+        self.settings = {**self.options, **options}
+        self._configure(**self.settings)
+
+    def _configure(self, **settings) -> None:
+        """Validate and apply the algorithm settings (subclasses with :attr:`options`)."""
 
     # ---------------------------------------------------------------- availability
     @classmethod
@@ -193,19 +245,16 @@ class Backend:
                     f"{c.max_channel_pairs}")
         limit = self.memory_limit()
         if limit is not None:
-            need = self.workspace_bytes(p)
-            if need > limit:
-                return (f"needs {need} bytes ({_fmt_bytes(need)}) of workspace, over the memory limit "
-                        f"of {limit} bytes ({_fmt_bytes(limit)})")
+            need = self.estimate(p).workspace_bytes
+            if need is not None and need > limit:
+                return (f"needs {need} bytes ({fmt_bytes(need)}) of workspace, over the memory limit "
+                        f"of {limit} bytes ({fmt_bytes(limit)})")
         return self._supports(p)
 
     def memory_limit(self) -> int | None:
-        """The workspace limit in force (capability, overridable per instance)."""
-        return getattr(self, "_memory_limit", None) or self.capabilities.memory_limit_bytes
-
-    def set_memory_limit(self, nbytes: int | None) -> None:
-        """Override the declared memory limit (e.g. from ``--memory-limit``)."""
-        self._memory_limit = nbytes
+        """The workspace limit in force (the constructor's, else the declared fraction of the
+        memory available when this backend was made; None: no limit of its own)."""
+        return self._memory_limit
 
     def _supports(self, p: ConvProblem) -> str | None:
         """Extra checks a subclass cannot express as capability data."""
@@ -217,55 +266,45 @@ class Backend:
         if reason is not None:
             raise Unsupported(f"{self.name}: {reason}")
 
+    # ---------------------------------------------------------------- accounting
+    def estimate(self, p: ConvProblem) -> Estimate:
+        """Shape-only accounting of ``p`` (computed once per problem and cached)."""
+        est = self._estimates.get(p)
+        if est is None:
+            est = self._estimates[p] = self._estimate(p)
+        return est
+
+    def _estimate(self, p: ConvProblem) -> Estimate:
+        """Subclasses: what :meth:`estimate` returns (default: unknown, as for a peer)."""
+        return Estimate()
+
+    def make_plan(self, p: ConvProblem, state: Any, *, note: str = "", **accounting) -> Plan:
+        """A :class:`Plan` carrying ``state``, with the estimate's accounting unless
+        ``accounting`` (``flops_executed=``, ``flops_multiply=``, ``workspace_bytes=``) says
+        what the plan ``prepare`` chose really does."""
+        est = self.estimate(p)
+        fields_ = dict(flops_executed=est.flops_executed, flops_multiply=est.flops_multiply,
+                       workspace_bytes=est.workspace_bytes)
+        fields_.update(accounting)
+        return Plan(p, state, note=note, **fields_)
+
     # ---------------------------------------------------------------- the work
-    def prepare(self, p: ConvProblem, w: np.ndarray) -> Any:
+    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan:
         """All one-off work for problem ``p`` with weights ``w``; returns the plan ``run`` needs."""
         raise NotImplementedError
 
-    def run(self, plan: Any, x: np.ndarray) -> np.ndarray:
+    def run(self, plan: Plan, x: np.ndarray) -> np.ndarray:
         """The hot path: apply the plan to ``x`` and return a new output array."""
         raise NotImplementedError
 
-    def flops(self, p: ConvProblem) -> float:
-        """Floating-point operations ``run`` executes (NaN when unknown, e.g. a peer)."""
-        return float("nan")
-
-    def executed_flops(self, plan: Any) -> float:
-        """Flops one ``run`` of this plan executes; equals :meth:`flops` unless the plan knows
-        better (a sparse operator's nonzeros depend on the weights, not only the shape)."""
-        return self.flops(plan.problem if hasattr(plan, "problem") else plan)
-
-    def multiply_flops(self, p: ConvProblem) -> float:
-        """Flops of the multiplication stage alone (the element-wise/GEMM stage of a
-        transform algorithm). For direct and GEMM algorithms that is all of ``flops``."""
-        return self.flops(p)
-
-    def workspace_bytes(self, p: ConvProblem) -> int | None:
-        """Bytes held besides input, weights and output while ``run`` executes
-        (None when unknown, e.g. inside a peer library)."""
-        return None
-
-    def plan_multiply_flops(self, plan: Any) -> float:
-        """:meth:`multiply_flops` of the plan ``prepare`` chose (it may differ from the shape's
-        estimate when prepare measured candidates)."""
-        return self.multiply_flops(plan.problem if hasattr(plan, "problem") else plan)
-
-    def plan_workspace_bytes(self, plan: Any) -> int | None:
-        """:meth:`workspace_bytes` of the plan ``prepare`` chose."""
-        return self.workspace_bytes(plan.problem if hasattr(plan, "problem") else plan)
-
-    def note(self, plan: Any) -> str:
-        """A short remark for the results row (e.g. which kernel or dispatch was chosen)."""
-        return ""
-
-    def phases(self, plan: Any, x: np.ndarray) -> dict[str, float] | None:
+    def phases(self, plan: Plan, x: np.ndarray) -> dict[str, float] | None:
         """Seconds spent per phase of one run, for transform algorithms; None otherwise."""
         return None
 
     def describe(self) -> dict:
-        """Name, algorithm and capabilities as a plain dict (for ``convbench list``)."""
+        """Name, algorithm, options and capabilities as a plain dict (for ``convbench list``)."""
         d = {"name": self.name, "algorithm": self.algorithm, "peer": self.peer,
-             "description": self.description}
+             "description": self.description, "options": dict(self.settings)}
         d.update(self.capabilities.as_dict())
         d["memory_limit_bytes"] = self.memory_limit()
         return d
@@ -290,14 +329,26 @@ def stable_choice(tried: list) -> object:
     return best
 
 
-def best_times(fns: list, *, passes: int = 3, min_calls: int = 2, min_seconds: float = 0.001) -> list[float]:
+def best_times(fns: list, *, passes: int = 3, min_calls: int = 2, min_seconds: float = 0.001,
+               prune: float | None = None) -> list[float]:
     """Fastest call of each function, timed round-robin over ``passes`` passes (each pass at
     least ``min_calls`` calls and ``min_seconds`` per function): the measurement ``prepare``
     uses to choose between implementations. Timing each candidate once, back to back, let
-    a slow phase of the machine land on one candidate and flip the choice between runs."""
+    a slow phase of the machine land on one candidate and flip the choice between runs.
+
+    ``prune``: after the first pass, a candidate slower than ``prune`` times the fastest is
+    out of the race (its first-pass time is what it reports); the remaining passes time only
+    the contenders. FFT tile choices on large images spend most of their prepare time timing
+    candidates that lose by 2x or more (measured: 12 candidates of ~20 ms, 1.4 s of timing).
+    """
     best = [float("inf")] * len(fns)
-    for _ in range(passes):
-        for i, fn in enumerate(fns):
+    live = list(range(len(fns)))
+    for k in range(passes):
+        if k == 1 and prune is not None:
+            fastest = min(best)
+            live = [i for i in live if best[i] <= prune * fastest]
+        for i in live:
+            fn = fns[i]
             n = 0
             t_end = time.perf_counter() + min_seconds
             while n < min_calls or time.perf_counter() < t_end:
@@ -309,8 +360,7 @@ def best_times(fns: list, *, passes: int = 3, min_calls: int = 2, min_seconds: f
 
 
 def default_memory_limit(fraction: float = 0.25) -> int:
-    """A fraction of the memory available now, overridable with ``CONVBENCH_MEMORY_LIMIT`` (bytes)."""
-    env = os.environ.get("CONVBENCH_MEMORY_LIMIT")
-    if env:
-        return int(float(env))
-    return int(available_memory_bytes() * fraction)
+    """A fraction of the memory available now, or of ``CONVBENCH_MEMORY_LIMIT`` when set."""
+    from ..machine import memory_limit_env
+    env = memory_limit_env()
+    return int((env if env is not None else available_memory_bytes()) * fraction)

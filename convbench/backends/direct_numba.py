@@ -31,11 +31,14 @@ stride-dilated input with the flipped, transposed kernel.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
 from ..flops import dense_flops
 from ..problem import ConvProblem
-from .base import Backend, Capabilities, Plan, fill_padded
+from .base import Backend, Capabilities, Estimate, Plan, fill_padded
 
 try:  # numba is a hard dependency, but keep `convbench list` working without it
     import numba
@@ -212,6 +215,27 @@ def dilate_input(x: np.ndarray, p: ConvProblem, crop_h: int = 0, crop_w: int = 0
     return u[:, :, crop_h:, crop_w:]
 
 
+@dataclass
+class DirectState:
+    """A compiled loop nest and its buffers for forward problem ``q`` (the transposed one's
+    forward equivalent, after ``crop`` rows/columns of its dilated input are dropped).
+
+    ``weights``: ``(g*ocg4, kh, kw*icg)`` register-block layout (``nhwc``) or OIHW (``rows``);
+    ``xbuf``: zero-padded input (NHWC or NCHW); ``obuf``: padded output scratch when the
+    block padding makes the output larger than ``q``'s (``nhwc`` only).
+    """
+
+    q: ConvProblem
+    layout: dict
+    kernel: Any
+    parallel: bool
+    weights: np.ndarray
+    xbuf: np.ndarray
+    obuf: np.ndarray | None
+    zero: Any
+    crop: tuple = (0, 0)
+
+
 class DirectNumba(Backend):
     name = "direct_numba"
     algorithm = "direct"
@@ -242,35 +266,33 @@ class DirectNumba(Backend):
                         segstep=(q.dw + 1) * q.ic)
         return dict(kind="rows")
 
-    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan:
+    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan[DirectState]:
         q = self._forward_problem(p)
         wq = flip_transpose_weights(w, p) if p.transposed else w
         lay = self._layout(q)
         dt = np.dtype(q.dtype)
-        parallel = numba.get_num_threads() > 1 and self.flops(p) >= PARALLEL_MIN_FLOPS
+        parallel = numba.get_num_threads() > 1 and self.estimate(p).flops_executed >= PARALLEL_MIN_FLOPS
         crop = _transposed_as_forward(p)[1:] if p.transposed else (0, 0)
-        state = dict(layout=lay, q=q, zero=dt.type(0), parallel=parallel, crop=crop,
-                     kernel=KERNELS[(lay["kind"], parallel)])
         if lay["kind"] == "nhwc":
             ocg4 = lay["ocg4"]
             # (oc, icg, kh, kw) -> per group zero-padded to ocg4 rows -> (g*ocg4, kh, kw*icg)
             wg = np.zeros((q.g, ocg4, q.kh, q.kw, q.icg), dtype=dt)
             wg[:, :q.ocg] = wq.reshape(q.g, q.ocg, q.icg, q.kh, q.kw).transpose(0, 1, 3, 4, 2)
-            state["wf"] = np.ascontiguousarray(wg.reshape(q.g * ocg4, q.kh, q.kw * q.icg))
+            weights = np.ascontiguousarray(wg.reshape(q.g * ocg4, q.kh, q.kw * q.icg))
         else:
-            state["w"] = np.array(wq, dtype=dt, order="C", copy=True)  # the plan owns its weights
-        state.update(self._buffers(q, lay, dt))
-        plan = Plan(p, state)
+            weights = np.array(wq, dtype=dt, order="C", copy=True)  # the plan owns its weights
+        st = DirectState(q=q, layout=lay, kernel=KERNELS[(lay["kind"], parallel)], parallel=parallel,
+                         weights=weights, zero=dt.type(0), crop=crop, **self._buffers(q, lay, dt))
         # compile now (or load numba's on-disk cache), never inside a timed run
         if lay["kind"] == "nhwc":
             tiny = q.replace(mb=1, ih=q.ext_h, iw=q.ext_w, sh=1, sw=1, ph=0, pw=0)
             tl = self._layout(tiny)
-            self._forward(dict(state, q=tiny, layout=tl, **self._buffers(tiny, tl, dt)),
+            self._forward(DirectState(**{**st.__dict__, "q": tiny, "layout": tl, **self._buffers(tiny, tl, dt)}),
                           np.zeros(tiny.input_shape, dtype=dt))
         else:
-            state["kernel"](np.zeros((1, 1, 1, 1), dt), np.zeros((1, 1, 1, 1), dt),
-                            np.zeros((1, 1, 1, 1), dt), 1, 1, 1, 1, 1, 1)
-        return plan
+            st.kernel(np.zeros((1, 1, 1, 1), dt), np.zeros((1, 1, 1, 1), dt),
+                      np.zeros((1, 1, 1, 1), dt), 1, 1, 1, 1, 1, 1)
+        return self.make_plan(p, st, note=f"loop nest: {lay['kind']}, {'parallel' if parallel else 'serial'}")
 
     # ------------------------------------------------------------------ the work
     @staticmethod
@@ -281,56 +303,47 @@ class DirectNumba(Backend):
             direct = ocp == q.oc and lay["owp"] == q.ow
             return dict(xbuf=np.zeros((q.mb, q.hp, lay["cols"], q.ic), dtype=dt),
                         obuf=None if direct else np.empty((q.mb, ocp, q.oh, lay["owp"]), dtype=dt))
-        return dict(xbuf=np.zeros((q.mb, q.ic, q.hp, q.wp), dtype=dt))
+        return dict(xbuf=np.zeros((q.mb, q.ic, q.hp, q.wp), dtype=dt), obuf=None)
 
-    def _forward(self, st: dict, x: np.ndarray) -> np.ndarray:
-        q, lay = st["q"], st["layout"]
+    def _forward(self, st: DirectState, x: np.ndarray) -> np.ndarray:
+        q, lay = st.q, st.layout
         dt = x.dtype
-        xb = st["xbuf"]
+        xb = st.xbuf
         if lay["kind"] == "nhwc":
             cols = lay["cols"]
             h, wd = q.read_h, q.read_w
             xb[:, q.ph:q.ph + h, q.pw:q.pw + wd, :] = x[:, :, :h, :wd].transpose(0, 2, 3, 1)
-            obuf = st["obuf"]
+            obuf = st.obuf
             out = np.empty(q.output_shape, dtype=dt) if obuf is None else obuf
-            st["kernel"](xb.reshape(q.mb, q.hp, cols * q.ic), st["wf"], out, q.sh, q.dh + 1,
-                      q.sw * q.ic, lay["nseg"], lay["segstep"], lay["seglen"], q.icg, lay["ocg4"],
-                      st["zero"])
+            st.kernel(xb.reshape(q.mb, q.hp, cols * q.ic), st.weights, out, q.sh, q.dh + 1,
+                      q.sw * q.ic, lay["nseg"], lay["segstep"], lay["seglen"], q.icg, lay["ocg4"], st.zero)
             if obuf is None:
                 return out
             out = out.reshape(q.mb, q.g, lay["ocg4"], q.oh, lay["owp"])[:, :, :q.ocg, :, :q.ow]
             return np.ascontiguousarray(out).reshape(q.output_shape)
         fill_padded(xb, x, q)
         out = np.zeros(q.output_shape, dtype=dt)
-        st["kernel"](xb, st["w"], out, q.sh, q.sw, q.dh + 1, q.dw + 1, q.icg, q.ocg)
+        st.kernel(xb, st.weights, out, q.sh, q.sw, q.dh + 1, q.dw + 1, q.icg, q.ocg)
         return out
 
-    def run(self, plan: Plan, x: np.ndarray) -> np.ndarray:
+    def run(self, plan: Plan[DirectState], x: np.ndarray) -> np.ndarray:
         p = plan.problem
         if p.transposed:
-            x = dilate_input(x, p, *plan.state["crop"])
+            x = dilate_input(x, p, *plan.state.crop)
         return self._forward(plan.state, x)
 
-    def note(self, plan: Plan) -> str:
-        st = plan.state
-        return f"loop nest: {st['layout']['kind']}, {'parallel' if st['parallel'] else 'serial'}"
-
     # ------------------------------------------------------------------ accounting
-    def flops(self, p: ConvProblem) -> float:
-        q = self._forward_problem(p)
-        lay = self._layout(q)
-        if lay["kind"] == "nhwc":
-            return float(2 * q.mb * q.g * lay["ocg4"] * q.icg * q.kh * q.kw * q.oh * lay["owp"])
-        return float(dense_flops(q))
-
-    def workspace_bytes(self, p: ConvProblem) -> int:
+    def _estimate(self, p: ConvProblem) -> Estimate:
         q = self._forward_problem(p)
         lay = self._layout(q)
         it = q.itemsize
         up = q.mb * q.ic * q.ih * q.iw * it if p.transposed and (p.sh > 1 or p.sw > 1) else 0
         if lay["kind"] == "nhwc":
+            flops = float(2 * q.mb * q.g * lay["ocg4"] * q.icg * q.kh * q.kw * q.oh * lay["owp"])
             buf = q.mb * q.hp * lay["cols"] * q.ic * it
             if q.g * lay["ocg4"] != q.oc or lay["owp"] != q.ow:
                 buf += q.mb * q.g * lay["ocg4"] * q.oh * lay["owp"] * it
-            return up + buf
-        return up + q.mb * q.ic * q.hp * q.wp * it
+        else:
+            flops = float(dense_flops(q))
+            buf = q.mb * q.ic * q.hp * q.wp * it
+        return Estimate(flops, flops, up + buf)

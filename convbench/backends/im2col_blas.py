@@ -27,13 +27,15 @@ padded output (a loop over the kh*kw taps, each a vectorised strided add).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..flops import dense_flops
 from ..machine import cache_bytes
 from ..problem import ConvProblem
-from .base import Backend, Capabilities, Plan, crop_padded, default_memory_limit, fill_padded
+from .base import Backend, Capabilities, Estimate, Plan, crop_padded, fill_padded
 
 #: bytes of column buffer per chunk: the L2 cache (the column block of one GEMM)
 CHUNK_BYTES = cache_bytes(2)
@@ -64,12 +66,38 @@ def _chunk(p: ConvProblem) -> int:
     return max(1, min(p.mb, WORKSPACE_CAP // max(per_image, 1)))
 
 
+@dataclass
+class ForwardState:
+    """Forward plan: weights per group, the padded input and column buffers, and per GEMM
+    chunk and group one step ``(column source view, column destination view, columns,
+    weights, GEMM scratch, scratch as output block, output index)``; ``whole``: one chunk
+    per image, the GEMM writes straight into the output."""
+
+    P: int
+    w: np.ndarray
+    xp: np.ndarray
+    cols: np.ndarray
+    steps: list
+    whole: bool
+
+
+@dataclass
+class TransposedState:
+    """Transposed plan: ``mbc`` images per GEMM, transposed weights per group, column
+    buffer and the padded output col2im scatters into."""
+
+    mbc: int
+    P: int
+    wt: np.ndarray
+    cols: np.ndarray
+    yp: np.ndarray
+
+
 class Im2colBlas(Backend):
     name = "im2col_blas"
     algorithm = "im2col+gemm"
     description = "unfold (strided view, one copy) + one BLAS GEMM per group; col2im for transposed"
-    capabilities = Capabilities(exact=True, transposed=True, threads="blas",
-                                memory_limit_bytes=default_memory_limit(0.5))
+    capabilities = Capabilities(exact=True, transposed=True, threads="blas", memory_fraction=0.5)
 
     def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan:
         dt = np.dtype(p.dtype)
@@ -78,9 +106,9 @@ class Im2colBlas(Backend):
         wg = np.array(w, dtype=dt, order="C", copy=True).reshape(p.g, p.ocg, K)  # owned copy
         if p.transposed:
             mbc = _chunk(p)
-            return Plan(p, dict(mbc=mbc, K=K, P=P, wt=np.ascontiguousarray(wg.transpose(0, 2, 1)),
-                                cols=np.empty((K, mbc * P), dtype=dt),
-                                yp=np.zeros((p.mb, p.ic, p.hp, p.wp), dtype=dt)))
+            return self.make_plan(p, TransposedState(mbc=mbc, P=P, wt=np.ascontiguousarray(wg.transpose(0, 2, 1)),
+                                                     cols=np.empty((K, mbc * P), dtype=dt),
+                                                     yp=np.zeros((p.mb, p.ic, p.hp, p.wp), dtype=dt)))
         ch = chunks(p)
         ncols = max(nb * nr for _, nb, _, nr in ch) * p.ow
         whole = len(ch) == p.mb and all(nb == 1 and nr == p.oh for _, nb, _, nr in ch)
@@ -104,42 +132,42 @@ class Im2colBlas(Backend):
                 steps.append((src, c.reshape(icg, p.kh, p.kw, nb, nr, ow), c, wg[gi], t,
                               t.reshape(p.ocg, nb, nr, ow).transpose(1, 0, 2, 3) if t is not None else None,
                               (slice(n0, n0 + nb), slice(gi * p.ocg, (gi + 1) * p.ocg), slice(y0, y0 + nr))))
-        return Plan(p, dict(K=K, P=P, w=wg, chunks=ch, cols=cols, xp=xp, tmp=tmp, steps=steps, whole=whole))
+        return self.make_plan(p, ForwardState(P=P, w=wg, xp=xp, cols=cols, steps=steps, whole=whole))
 
     def run(self, plan: Plan, x: np.ndarray) -> np.ndarray:
         p = plan.problem
         return self._transposed(plan, x) if p.transposed else self._forward(plan, x)
 
-    def _forward(self, plan: Plan, x: np.ndarray) -> np.ndarray:
+    def _forward(self, plan: Plan[ForwardState], x: np.ndarray) -> np.ndarray:
         p, st = plan.problem, plan.state
-        xp = fill_padded(st["xp"], x, p)
+        xp = fill_padded(st.xp, x, p)
         y = np.empty(p.output_shape, dtype=xp.dtype)
-        if st["whole"]:  # one chunk per image: the GEMM writes straight into the output
-            for src, dst, cols, wmat, _, _, (n, g, _) in st["steps"]:
+        if st.whole:  # one chunk per image: the GEMM writes straight into the output
+            for src, dst, cols, wmat, _, _, (n, g, _) in st.steps:
                 np.copyto(dst, src)
-                np.matmul(wmat, cols, out=y[n.start, g].reshape(p.ocg, st["P"]))
+                np.matmul(wmat, cols, out=y[n.start, g].reshape(p.ocg, st.P))
             return y
-        for src, dst, cols, wmat, tmp, tmp4, idx in st["steps"]:
+        for src, dst, cols, wmat, tmp, tmp4, idx in st.steps:
             np.copyto(dst, src)
             np.matmul(wmat, cols, out=tmp)
             y[idx] = tmp4
         return y
 
-    def _transposed(self, plan: Plan, x: np.ndarray) -> np.ndarray:
+    def _transposed(self, plan: Plan[TransposedState], x: np.ndarray) -> np.ndarray:
         p, st = plan.problem, plan.state
-        yp = st["yp"]
+        yp = st.yp
         yp.fill(0)
-        icg, ocg, P, mbc = p.icg, p.ocg, st["P"], st["mbc"]
+        icg, ocg, P, mbc = p.icg, p.ocg, st.P, st.mbc
         dil_h, dil_w = p.dh + 1, p.dw + 1
         for n0 in range(0, p.mb, mbc):
             nb = min(mbc, p.mb - n0)
-            cols = st["cols"][:, :nb * P]
+            cols = st.cols[:, :nb * P]
             for gi in range(p.g):
                 xg = x[n0:n0 + nb, gi * ocg:(gi + 1) * ocg]  # (nb, ocg, oh, ow)
                 if nb == 1:
-                    np.matmul(st["wt"][gi], xg.reshape(ocg, P), out=cols)
+                    np.matmul(st.wt[gi], xg.reshape(ocg, P), out=cols)
                 else:
-                    np.matmul(st["wt"][gi], xg.transpose(1, 0, 2, 3).reshape(ocg, nb * P), out=cols)
+                    np.matmul(st.wt[gi], xg.transpose(1, 0, 2, 3).reshape(ocg, nb * P), out=cols)
                 c6 = cols.reshape(icg, p.kh, p.kw, nb, p.oh, p.ow)
                 dst = yp[n0:n0 + nb, gi * icg:(gi + 1) * icg]
                 for r in range(p.kh):
@@ -148,19 +176,20 @@ class Im2colBlas(Backend):
                             s * dil_w:s * dil_w + (p.ow - 1) * p.sw + 1:p.sw] += c6[:, r, s].transpose(1, 0, 2, 3)
         return crop_padded(yp, p)
 
-    def flops(self, p: ConvProblem) -> float:
+    def _estimate(self, p: ConvProblem) -> Estimate:
         # the GEMM multiplies padding taps too: 2 * oc * (ic/g*kh*kw) * (mb*oh*ow);
         # col2im adds (transposed) are kh*kw*ic/g*oh*ow*mb*g more
+        gemm = float(dense_flops(p))
         extra = p.mb * p.ic * p.kh * p.kw * p.oh * p.ow if p.transposed else 0
-        return float(dense_flops(p) + extra)
-
-    def workspace_bytes(self, p: ConvProblem) -> int:
         it = p.itemsize
         K = p.icg * p.kh * p.kw
         pad = p.mb * p.ic * p.hp * p.wp * it
         if p.transposed:
-            return K * _chunk(p) * p.oh * p.ow * it + pad
-        ch = chunks(p)
-        ncols = max(nb * nr for _, nb, _, nr in ch) * p.ow
-        whole = len(ch) == p.mb and all(nb == 1 and nr == p.oh for _, nb, _, nr in ch)
-        return K * ncols * it + pad + (0 if whole else p.ocg * ncols * it)  # cols + padded x + GEMM out
+            ws = K * _chunk(p) * p.oh * p.ow * it + pad
+        else:
+            ch = chunks(p)
+            ncols = max(nb * nr for _, nb, _, nr in ch) * p.ow
+            whole = len(ch) == p.mb and all(nb == 1 and nr == p.oh for _, nb, _, nr in ch)
+            ws = K * ncols * it + pad + (0 if whole else p.ocg * ncols * it)  # cols + padded x + GEMM out
+        # a GEMM algorithm's multiplication stage is all of it (the base contract's rule)
+        return Estimate(gemm + extra, gemm + extra, ws)

@@ -33,12 +33,14 @@ its faster form).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..params import operator_nnz
 from ..problem import ConvProblem
-from .base import Backend, Capabilities, Plan, best_times, default_memory_limit, stable_choice
+from .base import Backend, Capabilities, Estimate, Plan, best_times, stable_choice
 
 try:
     import scipy.sparse as sp
@@ -49,19 +51,11 @@ try:  # scipy's compiled kernels behind A @ x, called directly: saves ~5-40 us o
 except ImportError:  # pragma: no cover - private module; fall back to A @ x
     _st = None
 
-__all__ = ["DenseMatrix", "SparseCSR", "operator_pattern", "operator_csr", "set_sparse_format", "SPARSE_FORMATS"]
+__all__ = ["DenseMatrix", "SparseCSR", "SparseState", "operator_pattern", "operator_csr", "SPARSE_FORMATS"]
 
+#: storage of ``sparse_csr``: ``auto`` (time CSR/CSC/BSR in prepare, keep the fastest) or one
+#: format always (CSR isolates what zero weights save: BSR stores whole channel blocks)
 SPARSE_FORMATS = ("auto", "csr", "csc", "bsr")
-_FORMAT = "auto"
-
-
-def set_sparse_format(fmt: str) -> None:
-    """Storage of ``sparse_csr``: ``auto`` (time CSR/CSC/BSR in prepare, keep the fastest) or
-    one format always (CSR isolates what zero weights save: BSR stores whole channel blocks)."""
-    global _FORMAT
-    if fmt not in SPARSE_FORMATS:
-        raise ValueError(f"sparse format {fmt!r}: accepted are {', '.join(SPARSE_FORMATS)}")
-    _FORMAT = fmt
 
 
 def _axis_pairs(o: int, i: int, k: int, s: int, p: int, d: int):
@@ -132,19 +126,17 @@ class DenseMatrix(Backend):
     name = "dense_matrix"
     algorithm = "dense matrix"
     description = "explicit dense operator (doubly blocked Toeplitz), one BLAS GEMM over the batch per group"
-    capabilities = Capabilities(exact=True, transposed=True, threads="blas",
-                                memory_limit_bytes=default_memory_limit(1 / 16))
+    capabilities = Capabilities(exact=True, transposed=True, threads="blas", memory_fraction=1 / 16)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
         return None if sp is not None else "scipy is not installed"
 
-    def workspace_bytes(self, p: ConvProblem) -> int:
-        # the g dense blocks; decided from the shape alone
-        return p.g * (p.ocg * p.oh * p.ow) * (p.icg * p.ih * p.iw) * p.itemsize
-
-    def flops(self, p: ConvProblem) -> float:
-        return float(2 * p.mb * p.g * (p.ocg * p.oh * p.ow) * (p.icg * p.ih * p.iw))
+    def _estimate(self, p: ConvProblem) -> Estimate:
+        # the g dense blocks (decided from the shape alone) and one GEMM over the batch each
+        entries = p.g * (p.ocg * p.oh * p.ow) * (p.icg * p.ih * p.iw)
+        flops = float(2 * p.mb * entries)
+        return Estimate(flops, flops, entries * p.itemsize)
 
     def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan:
         dt = np.dtype(p.dtype)
@@ -156,11 +148,11 @@ class DenseMatrix(Backend):
         for gi in range(p.g):
             for o in range(p.ocg):  # one fancy assignment per output channel: rows o*P + pixel
                 AT[gi, cols, o * p.oh * p.ow + rows] = wk[gi, o, taps]
-        return Plan(p, {"AT": AT})
+        return self.make_plan(p, AT)
 
-    def run(self, plan: Plan, x: np.ndarray) -> np.ndarray:
+    def run(self, plan: Plan[np.ndarray], x: np.ndarray) -> np.ndarray:
         p = plan.problem
-        AT = plan.state["AT"]
+        AT = plan.state  # A^T per group: (g, n_in, n_out)
         if p.transposed:
             src = x.reshape(p.mb, p.g, -1)
             y = np.empty((p.mb, p.g, AT.shape[1]), dtype=x.dtype)
@@ -174,6 +166,16 @@ class DenseMatrix(Backend):
         return y.reshape(p.dst_shape)
 
 
+@dataclass
+class SparseState:
+    """The operator in the storage format ``fmt`` prepare kept, and scipy's compiled matvec
+    kernels for it (None: plain ``A @ x``)."""
+
+    A: Any
+    fmt: str
+    kern: Any
+
+
 class SparseCSR(Backend):
     name = "sparse_csr"
     algorithm = "sparse matrix"
@@ -181,23 +183,27 @@ class SparseCSR(Backend):
     # 1/32 of free RAM (~0.7 GB here): a ResNet 3x3 layer's operator (113M nonzeros, 0.9 GB)
     # takes ~3 s of page faults to assemble and runs 30x slower than im2col; raise the limit
     # with --memory-limit to see it
-    capabilities = Capabilities(exact=True, transposed=True, threads="single",
-                                memory_limit_bytes=default_memory_limit(1 / 32))
+    capabilities = Capabilities(exact=True, transposed=True, threads="single", memory_fraction=1 / 32)
+    options = {"sparse_format": "auto"}
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
         return None if sp is not None else "scipy is not installed"
 
-    def workspace_bytes(self, p: ConvProblem) -> int:
+    def _configure(self, sparse_format: str) -> None:
+        if sparse_format not in SPARSE_FORMATS:
+            raise ValueError(f"sparse format {sparse_format!r}: accepted are {', '.join(SPARSE_FORMATS)}")
+        self.format = sparse_format
+
+    def _estimate(self, p: ConvProblem) -> Estimate:
         # CSR at full density: values + int32 column indices + row pointers (dense weights:
-        # pruning only shrinks it); the CSC form is converted and the slower one dropped
+        # pruning only shrinks it); the CSC form is converted and the slower one dropped.
+        # 2 flops per nonzero and image.
         nnz = operator_nnz(p)
         rows, _ = _flat_src(p)
         idx = 4 if nnz < 2 ** 31 else 8
-        return nnz * (p.itemsize + idx) + (rows + 1) * idx
-
-    def flops(self, p: ConvProblem) -> float:
-        return float(2 * operator_nnz(p) * p.mb)
+        flops = float(2 * nnz * p.mb)
+        return Estimate(flops, flops, nnz * (p.itemsize + idx) + (rows + 1) * idx)
 
     #: try the block format when blocks hold at least this many weights
     MIN_BSR_BLOCK = 8
@@ -221,28 +227,29 @@ class SparseCSR(Backend):
         if p.transposed:
             A = A.T.tocsr()
         nnz = A.nnz
-        if _FORMAT == "csr" or (_FORMAT == "bsr" and p.transposed):
-            return Plan(p, {"A": A, "fmt": "csr", "kern": self._kernels("csr", A, p), "nnz": nnz,
-                            "note": f"csr (--sparse-format {_FORMAT}), nnz {nnz}"})
-        if nnz > self.MAX_NNZ_TUNED and _FORMAT == "auto":
-            return Plan(p, {"A": A, "fmt": "csr", "kern": self._kernels("csr", A, p), "nnz": nnz,
-                            "note": f"csr (nnz {nnz} > {self.MAX_NNZ_TUNED}: CSC/BSR not tried)"})
+        fmt = self.format
+        # the plan's count: 2 flops per stored nonzero and image (pruned weights are not multiplied)
+        count = dict(flops_executed=float(2 * nnz * p.mb), flops_multiply=float(2 * nnz * p.mb))
+        if fmt == "csr" or (fmt == "bsr" and p.transposed):
+            return self.make_plan(p, SparseState(A, "csr", self._kernels("csr", A, p)),
+                                  note=f"csr (--sparse-format {fmt}), nnz {nnz}", **count)
+        if nnz > self.MAX_NNZ_TUNED and fmt == "auto":
+            return self.make_plan(p, SparseState(A, "csr", self._kernels("csr", A, p)),
+                                  note=f"csr (nnz {nnz} > {self.MAX_NNZ_TUNED}: CSC/BSR not tried)", **count)
         forms = {"csr": A, "csc": A.tocsc()}
-        if not p.transposed and (p.ocg * p.icg >= self.MIN_BSR_BLOCK or _FORMAT == "bsr"):
+        if not p.transposed and (p.ocg * p.icg >= self.MIN_BSR_BLOCK or fmt == "bsr"):
             P, HW = p.oh * p.ow, p.ih * p.iw
             rows = np.arange(p.oc * P).reshape(p.oc, P).T.reshape(-1)   # (pixel, channel) order
             cols = np.arange(p.ic * HW).reshape(p.ic, HW).T.reshape(-1)
             forms["bsr"] = A[rows][:, cols].tobsr(blocksize=(p.ocg, p.icg))
-        kerns = {}
-        for name, M in forms.items():
-            kerns[name] = self._kernels(name, M, p)
+        kerns = {name: self._kernels(name, M, p) for name, M in forms.items()}
         xs = np.zeros(p.src_shape, dtype=dt)
         names = list(forms)
         times = dict(zip(names, best_times([lambda name=name: self._apply(name, forms[name], kerns[name], p, xs)
                                             for name in names])))
-        best = stable_choice(list(times.items())) if _FORMAT == "auto" else _FORMAT
+        best = stable_choice(list(times.items())) if fmt == "auto" else fmt
         note = f"{best} ({', '.join(f'{k} {v * 1e3:.3f} ms' for k, v in times.items())}), nnz {nnz}"
-        return Plan(p, {"A": forms[best], "fmt": best, "kern": kerns[best], "note": note, "nnz": nnz})
+        return self.make_plan(p, SparseState(forms[best], best, kerns[best]), note=note, **count)
 
     @staticmethod
     def _kernels(name: str, M, p: ConvProblem):
@@ -284,13 +291,6 @@ class SparseCSR(Backend):
             kern[1](m, n, p.mb, A.indptr, A.indices, A.data, X.reshape(-1), Y.reshape(-1))
         return np.ascontiguousarray(Y.T).reshape(p.dst_shape)
 
-    def run(self, plan: Plan, x: np.ndarray) -> np.ndarray:
+    def run(self, plan: Plan[SparseState], x: np.ndarray) -> np.ndarray:
         st = plan.state
-        return self._apply(st["fmt"], st["A"], st["kern"], plan.problem, x)
-
-    def note(self, plan: Plan) -> str:
-        return plan.state["note"]
-
-    def executed_flops(self, plan: Plan) -> float:
-        """2 flops per stored nonzero and batch image: pruned weights are not multiplied."""
-        return float(2 * plan.state["nnz"] * plan.problem.mb)
+        return self._apply(st.fmt, st.A, st.kern, plan.problem, x)

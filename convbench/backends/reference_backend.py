@@ -13,7 +13,7 @@ import numpy as np
 from ..flops import dense_flops
 from ..problem import ConvProblem
 from ..reference import conv2d_reference, conv_transpose2d_reference
-from .base import Backend, Capabilities, Plan
+from .base import Backend, Capabilities, Estimate, Plan
 
 
 class Reference(Backend):
@@ -22,17 +22,15 @@ class Reference(Backend):
     description = "float64 tap-by-tap loop with a channel tensordot: the oracle"
     capabilities = Capabilities(exact=True, transposed=True, threads="blas")
 
-    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan:
-        return Plan(p, {"w": np.array(w, dtype=np.float64)})
+    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan[np.ndarray]:
+        return self.make_plan(p, np.array(w, dtype=np.float64))  # the state: float64 weights
 
-    def run(self, plan: Plan, x: np.ndarray) -> np.ndarray:
+    def run(self, plan: Plan[np.ndarray], x: np.ndarray) -> np.ndarray:
         p = plan.problem
         fn = conv_transpose2d_reference if p.transposed else conv2d_reference
-        return fn(x, plan.state["w"], p).astype(p.dtype)
+        return fn(x, plan.state, p).astype(p.dtype)
 
-    def flops(self, p: ConvProblem) -> float:
-        return float(dense_flops(p))
-
-    def workspace_bytes(self, p: ConvProblem) -> int:
+    def _estimate(self, p: ConvProblem) -> Estimate:
         # float64 padded input (or padded output when transposed) plus float64 result
-        return 8 * (p.mb * p.ic * p.hp * p.wp + p.mb * p.oc * p.oh * p.ow)
+        flops = float(dense_flops(p))
+        return Estimate(flops, flops, 8 * (p.mb * p.ic * p.hp * p.wp + p.mb * p.oc * p.oh * p.ow))

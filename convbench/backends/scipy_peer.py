@@ -19,10 +19,12 @@ calls, so the capability ``max_channel_pairs`` refuses large layers up front.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..problem import ConvProblem
-from .base import Backend, Capabilities, Plan, fill_padded
+from .base import Backend, Capabilities, Estimate, Plan, fill_padded
 
 try:
     import scipy.ndimage as ndi
@@ -42,6 +44,16 @@ def _dilated_kernel(k: np.ndarray, p: ConvProblem) -> np.ndarray:
     return out
 
 
+@dataclass
+class ScipyState:
+    """The kernels as the library call takes them (dilation gaps made explicit; flipped for
+    ``fftconvolve``), the zero-padded input, and ``scipy_signal``'s chosen method."""
+
+    w: np.ndarray
+    xp: np.ndarray
+    method: str = ""
+
+
 class _ScipyBase(Backend):
     peer = True
 
@@ -49,23 +61,23 @@ class _ScipyBase(Backend):
     def unavailable_reason(cls) -> str | None:
         return None if sps is not None else "scipy is not installed"
 
-    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan:
+    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan[ScipyState]:
         wd = _dilated_kernel(np.array(w, dtype=p.dtype, order="C", copy=True), p)
-        st = {"w": wd, "xp": np.zeros((p.mb, p.ic, p.hp, p.wp), dtype=p.dtype)}
-        st.update(self._extra(p, wd))
-        return Plan(p, st)
+        st = ScipyState(w=wd, xp=np.zeros((p.mb, p.ic, p.hp, p.wp), dtype=p.dtype))
+        return self.make_plan(p, st, note=self._adapt(p, st))
 
-    def _extra(self, p: ConvProblem, wd: np.ndarray) -> dict:
-        return {}
+    def _adapt(self, p: ConvProblem, st: ScipyState) -> str:
+        """Per-library preparation of ``st``; returns the row's note."""
+        return ""
 
-    def _correlate_valid(self, st: dict, a: np.ndarray, k: np.ndarray) -> np.ndarray:
+    def _correlate_valid(self, st: ScipyState, a: np.ndarray, k: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def run(self, plan: Plan, x: np.ndarray) -> np.ndarray:
+    def run(self, plan: Plan[ScipyState], x: np.ndarray) -> np.ndarray:
         p, st = plan.problem, plan.state
-        xp = fill_padded(st["xp"], x, p)
+        xp = fill_padded(st.xp, x, p)
         y = np.empty(p.output_shape, dtype=x.dtype)
-        w = st["w"]
+        w = st.w
         for n in range(p.mb):
             for o in range(p.oc):
                 cb = (o // p.ocg) * p.icg
@@ -75,12 +87,9 @@ class _ScipyBase(Backend):
                 y[n, o] = acc[::p.sh, ::p.sw]
         return y
 
-    def note(self, plan: Plan) -> str:
-        return plan.state.get("note", "")
-
-    def workspace_bytes(self, p: ConvProblem) -> int:
-        # the zero-padded input; scipy's own temporaries are not visible from here
-        return p.mb * p.ic * p.hp * p.wp * p.itemsize
+    def _estimate(self, p: ConvProblem) -> Estimate:
+        # the zero-padded input; scipy's own temporaries and flops are not visible from here
+        return Estimate(workspace_bytes=p.mb * p.ic * p.hp * p.wp * p.itemsize)
 
 
 class ScipySignal(_ScipyBase):
@@ -89,13 +98,13 @@ class ScipySignal(_ScipyBase):
     description = "scipy.signal.correlate per channel pair, method from choose_conv_method"
     capabilities = Capabilities(exact=False, rtol={"float32": 1e-5, "float64": 1e-12}, **_CAPS)
 
-    def _extra(self, p: ConvProblem, wd: np.ndarray) -> dict:
+    def _adapt(self, p: ConvProblem, st: ScipyState) -> str:
         sample = np.zeros((p.hp, p.wp), dtype=p.dtype)
-        method = sps.choose_conv_method(sample, wd[0, 0], mode="valid")
-        return {"method": method, "note": f"scipy chose method={method}"}
+        st.method = sps.choose_conv_method(sample, st.w[0, 0], mode="valid")
+        return f"scipy chose method={st.method}"
 
     def _correlate_valid(self, st, a, k):
-        return sps.correlate(a, k, mode="valid", method=st["method"])
+        return sps.correlate(a, k, mode="valid", method=st.method)
 
 
 class ScipyNdimage(_ScipyBase):
@@ -118,13 +127,9 @@ class ScipyFFTConv(_ScipyBase):
     description = "scipy.signal.fftconvolve per channel pair (kernel flipped: correlation)"
     capabilities = Capabilities(exact=False, rtol={"float32": 1e-5, "float64": 1e-12}, **_CAPS)
 
-    def _extra(self, p: ConvProblem, wd: np.ndarray) -> dict:
-        return {"flipped": np.ascontiguousarray(wd[:, :, ::-1, ::-1])}
-
-    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan:
-        plan = super().prepare(p, w)
-        plan.state["w"] = plan.state.pop("flipped")
-        return plan
+    def _adapt(self, p: ConvProblem, st: ScipyState) -> str:
+        st.w = np.ascontiguousarray(st.w[:, :, ::-1, ::-1])  # convolution = correlation, kernel reversed
+        return ""
 
     def _correlate_valid(self, st, a, k):
         return sps.fftconvolve(a, k, mode="valid")

@@ -12,6 +12,9 @@ Registered only when ``torch`` imports; install the pinned CPU build with
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Callable
+
 import numpy as np
 
 from ..problem import ConvProblem
@@ -21,6 +24,15 @@ try:
     import torch
 except ImportError:  # pragma: no cover - depends on the environment
     torch = None
+
+
+@dataclass
+class TorchState:
+    """The weight tensor, the functional and its keyword arguments."""
+
+    w: Any
+    fn: Callable
+    kw: dict
 
 
 class TorchOneDNN(Backend):
@@ -54,7 +66,6 @@ class TorchOneDNN(Backend):
             fn = torch.nn.functional.conv_transpose2d
         else:
             fn = torch.nn.functional.conv2d
-        plan = Plan(p, {"w": wt, "kw": kw, "fn": fn})
         x = torch.zeros(p.src_shape, dtype=wt.dtype)
         with torch.no_grad():
             fn(x, wt, **kw)  # first call: oneDNN primitive creation happens here
@@ -62,15 +73,12 @@ class TorchOneDNN(Backend):
             sel = torch._C._select_conv_backend(
                 x, wt, None, list(kw["stride"]), list(kw["padding"]), list(kw["dilation"]),
                 p.transposed, list(kw.get("output_padding", (0, 0))), p.g)
-            plan.state["note"] = f"torch dispatch: {str(sel).split('.')[-1]}"
+            note = f"torch dispatch: {str(sel).split('.')[-1]}"
         except Exception:  # private API: informative only
-            plan.state["note"] = ""
-        return plan
+            note = ""
+        return self.make_plan(p, TorchState(w=wt, fn=fn, kw=kw), note=note)
 
-    def run(self, plan: Plan, x: np.ndarray) -> np.ndarray:
+    def run(self, plan: Plan[TorchState], x: np.ndarray) -> np.ndarray:
         st = plan.state
         with torch.no_grad():
-            return st["fn"](torch.from_numpy(x), st["w"], **st["kw"]).numpy()
-
-    def note(self, plan: Plan) -> str:
-        return plan.state.get("note", "")
+            return st.fn(torch.from_numpy(x), st.w, **st.kw).numpy()

@@ -20,8 +20,8 @@ output transform  ``Y = A^T M A`` per tile and output channel, compiled, written
 
 The weight transform ``U = G g G^T`` happens once, in ``prepare``. The transform
 matrices come from :mod:`convbench.toomcook` (exact rational Toom-Cook); the point
-set is selectable with :func:`set_points` (CLI ``--winograd-points``) and recorded in
-each row's note, since it changes the numerical error.
+set is the backend's ``winograd_points`` option (CLI ``--winograd-points``) and is
+recorded in each row's note, since it changes the numerical error.
 
 Capabilities: stride 1, no dilation, kernel exactly ``r x r``; groups and any
 padding (including asymmetric) are supported.
@@ -34,41 +34,29 @@ import importlib
 import os
 import sys
 import time
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..flops import dense_flops
 from ..problem import ConvProblem
 from ..toomcook import POINT_SETS, validate_points, winograd_transform
-from .base import Backend, Capabilities, Plan
+from .base import Backend, Capabilities, Estimate, Plan
+from .fft.plans import cache_dir
 
 try:
     import numba
 except ImportError:  # pragma: no cover
     numba = None
 
-_POINTS = "lavin"
-
-
-def set_points(spec: str) -> None:
-    """Select the interpolation points of every Winograd backend (a name from
-    :data:`convbench.toomcook.POINT_SETS` or a comma-separated list of rationals)."""
-    global _POINTS
-    _POINTS = validate_points(spec)  # the count is checked per F(m, r), in prepare
-
-
-def get_points() -> str:
-    return _POINTS
-
 
 def _cache_dir() -> Path:
     """Where generated kernel modules live (numba caches their machine code beside them)."""
-    base = os.environ.get("CONVBENCH_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "convbench")
-    return Path(base) / "winograd_kernels"
+    return cache_dir() / "winograd_kernels"
 
 
 def _lin(coefs, names, consts) -> str:
@@ -226,12 +214,36 @@ def _nnz(M) -> int:
     return sum(1 for row in M for v in row if v != 0)
 
 
+@dataclass
+class WinogradState:
+    """``U``: transformed weights ``(n*n, g, icg, ocg)``; ``xn``: zero-padded NHWC input;
+    ``V``/``M``: transformed input and product slabs ``(n*n, g, tiles, c)``; ``Y``: NHWC
+    output tiles; ``kin``/``kout``: the compiled transforms."""
+
+    th: int
+    tw: int
+    U: np.ndarray
+    xn: np.ndarray
+    V: np.ndarray
+    M: np.ndarray
+    Y: np.ndarray
+    kin: Any
+    kout: Any
+    parallel: bool
+
+
 class _Winograd(Backend):
     """F(m x m, r x r); subclasses set ``m`` and ``r``."""
 
     m: int = 4
     r: int = 3
     algorithm = "winograd"
+    options = {"winograd_points": "lavin"}
+
+    def _configure(self, winograd_points: str) -> None:
+        # a name from convbench.toomcook.POINT_SETS or a comma-separated list of rationals;
+        # whether the count fits F(m, r) is checked in prepare
+        self.points = validate_points(winograd_points)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -245,10 +257,10 @@ class _Winograd(Backend):
         return None
 
     # ------------------------------------------------------------------ plan
-    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan:
+    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan[WinogradState]:
         m, r = self.m, self.r
         n = m + r - 1
-        tr = winograd_transform(m, r, _POINTS)
+        tr = winograd_transform(m, r, self.points)
         dt = np.dtype(p.dtype)
         th, tw = self._tiles(p)
         T = p.mb * th * tw
@@ -260,49 +272,50 @@ class _Winograd(Backend):
         Hp = th * m + r - 1
         Wp = tw * m + r - 1
         parallel = numba.get_num_threads() > 1 and dense_flops(p) >= 4e6
-        kin, kout = transform_kernels(m, r, _POINTS, p.dtype, parallel)
-        st = dict(n=n, th=th, tw=tw, T=T, U=U, parallel=parallel, kin=kin, kout=kout,
-                  xn=np.zeros((p.mb, Hp, Wp, p.ic), dtype=dt),
-                  V=_slabs(n * n, (p.g, T, p.icg), dt),
-                  M=_slabs(n * n, (p.g, T, p.ocg), dt),
-                  Y=np.empty((p.mb, th * m, tw * m, p.oc), dtype=dt),
-                  note=f"F({m}x{m},{r}x{r}) points {_POINTS}: "
-                       + ",".join(str(a) for a in tr.points) + ",inf")
-        plan = Plan(p, st)
-        # compile now (or load numba's cache), never in a timed run
-        kin(np.zeros((1, n, n, p.ic), dtype=dt), _slabs(n * n, (p.g, 1, p.icg), dt), m, 1, 1, p.icg)
-        kout(_slabs(n * n, (p.g, 1, p.ocg), dt), np.empty((1, m, m, p.oc), dtype=dt), m, 1, 1, p.ocg)
-        return plan
+        kin, kout = transform_kernels(m, r, self.points, p.dtype, parallel)
+        st = WinogradState(th=th, tw=tw, U=U, parallel=parallel, kin=kin, kout=kout,
+                           xn=np.zeros((p.mb, Hp, Wp, p.ic), dtype=dt),
+                           V=_slabs(n * n, (p.g, T, p.icg), dt), M=_slabs(n * n, (p.g, T, p.ocg), dt),
+                           Y=np.empty((p.mb, th * m, tw * m, p.oc), dtype=dt))
+        # compile now (or load numba's cache), never in a timed run: on the plan's own buffers,
+        # whose array types (the slabs are not C-contiguous) are exactly what run() passes;
+        # stand-in arrays of another layout made the first real call compile again (measured
+        # with a cold cache: 3.3 s and 6.3 s in the first run of F(2x2,5x5) and F(4x4,5x5))
+        kin(st.xn, st.V, m, th, tw, p.icg)
+        st.M[...] = 0
+        kout(st.M, st.Y, m, th, tw, p.ocg)
+        note = (f"F({m}x{m},{r}x{r}) points {self.points}: " + ",".join(str(a) for a in tr.points)
+                + f",inf; {'parallel' if parallel else 'serial'} transforms")
+        return self.make_plan(p, st, note=note)
 
     # ------------------------------------------------------------------ the work
-    def _stage_input(self, plan: Plan, x: np.ndarray) -> None:
+    def _stage_input(self, plan: Plan[WinogradState], x: np.ndarray) -> None:
         p, st = plan.problem, plan.state
-        xn = st["xn"]
         h, w = p.read_h, p.read_w
-        xn[:, p.ph:p.ph + h, p.pw:p.pw + w, :] = x[:, :, :h, :w].transpose(0, 2, 3, 1)
-        st["kin"](xn, st["V"], self.m, st["th"], st["tw"], p.icg)
+        st.xn[:, p.ph:p.ph + h, p.pw:p.pw + w, :] = x[:, :, :h, :w].transpose(0, 2, 3, 1)
+        st.kin(st.xn, st.V, self.m, st.th, st.tw, p.icg)
 
-    def _stage_multiply(self, plan: Plan) -> None:
+    def _stage_multiply(self, plan: Plan[WinogradState]) -> None:
         p, st = plan.problem, plan.state
         if p.icg == 1:
-            np.multiply(st["V"], st["U"], out=st["M"])  # (.., T, 1) * (.., 1, ocg)
+            np.multiply(st.V, st.U, out=st.M)  # (.., T, 1) * (.., 1, ocg)
         else:
-            np.matmul(st["V"], st["U"], out=st["M"])
+            np.matmul(st.V, st.U, out=st.M)
 
-    def _stage_output(self, plan: Plan) -> np.ndarray:
+    def _stage_output(self, plan: Plan[WinogradState]) -> np.ndarray:
         p, st = plan.problem, plan.state
-        st["kout"](st["M"], st["Y"], self.m, st["th"], st["tw"], p.ocg)
+        st.kout(st.M, st.Y, self.m, st.th, st.tw, p.ocg)
         # NHWC tiles -> NCHW output, dropping the parts of edge tiles beyond (oh, ow)
-        y = np.empty(p.output_shape, dtype=st["Y"].dtype)  # never a view of the plan's buffers
-        np.copyto(y, st["Y"][:, :p.oh, :p.ow, :].transpose(0, 3, 1, 2))
+        y = np.empty(p.output_shape, dtype=st.Y.dtype)  # never a view of the plan's buffers
+        np.copyto(y, st.Y[:, :p.oh, :p.ow, :].transpose(0, 3, 1, 2))
         return y
 
-    def run(self, plan: Plan, x: np.ndarray) -> np.ndarray:
+    def run(self, plan: Plan[WinogradState], x: np.ndarray) -> np.ndarray:
         self._stage_input(plan, x)
         self._stage_multiply(plan)
         return self._stage_output(plan)
 
-    def phases(self, plan: Plan, x: np.ndarray) -> dict[str, float]:
+    def phases(self, plan: Plan[WinogradState], x: np.ndarray) -> dict[str, float]:
         t0 = time.perf_counter()
         self._stage_input(plan, x)
         t1 = time.perf_counter()
@@ -312,36 +325,22 @@ class _Winograd(Backend):
         t3 = time.perf_counter()
         return {"input": t1 - t0, "multiply": t2 - t1, "output": t3 - t2}
 
-    def note(self, plan: Plan) -> str:
-        st = plan.state
-        return f"{st['note']}; {'parallel' if st['parallel'] else 'serial'} transforms"
-
     # ------------------------------------------------------------------ accounting
-    def multiply_flops(self, p: ConvProblem) -> int:
-        """The element-wise/GEMM stage: ``n^2`` multiply-adds per tile and channel pair."""
-        th, tw = self._tiles(p)
-        n = self.m + self.r - 1
-        return 2 * n * n * p.mb * th * tw * p.oc * p.icg
-
-    def flops(self, p: ConvProblem) -> float:
-        """Executed: multiply stage plus both transforms as the compiled loops run them
-        (two passes over the nonzeros of B^T per input tile and channel, ``n + m`` passes
-        over those of A^T per output tile and channel; a multiply-add counts 2)."""
-        tr = winograd_transform(self.m, self.r, _POINTS)
+    def _estimate(self, p: ConvProblem) -> Estimate:
+        """Multiply stage: ``n^2`` multiply-adds per tile and channel pair. Executed: that
+        plus both transforms as the compiled loops run them (two passes over the nonzeros of
+        B^T per input tile and channel, ``n + m`` passes over those of A^T per output tile
+        and channel; a multiply-add counts 2). Workspace: padded input, V, M and U."""
+        tr = winograd_transform(self.m, self.r, self.points)
         th, tw = self._tiles(p)
         n, m = self.m + self.r - 1, self.m
         tiles = p.mb * th * tw
+        mult = 2 * n * n * tiles * p.oc * p.icg
         t_in = 2 * 2 * n * _nnz(tr.BT) * tiles * p.ic
         t_out = 2 * (n + m) * _nnz(tr.AT) * tiles * p.oc
-        return float(t_in + self.multiply_flops(p) + t_out)
-
-    def workspace_bytes(self, p: ConvProblem) -> int:
-        th, tw = self._tiles(p)
-        n = self.m + self.r - 1
-        T = p.mb * th * tw
-        it = p.itemsize
-        xn = p.mb * (th * self.m + self.r - 1) * (tw * self.m + self.r - 1) * p.ic
-        return it * (xn + n * n * T * (p.ic + p.oc) + n * n * p.oc * p.icg)
+        xn = p.mb * (th * m + self.r - 1) * (tw * m + self.r - 1) * p.ic
+        ws = p.itemsize * (xn + n * n * tiles * (p.ic + p.oc) + n * n * p.oc * p.icg)
+        return Estimate(float(t_in + mult + t_out), float(mult), ws)
 
 
 def _make(m: int, r: int, rtol32: float):
@@ -367,5 +366,5 @@ WinogradF6x3 = _make(6, 3, 2e-4)
 WinogradF2x5 = _make(2, 5, 5e-5)
 WinogradF4x5 = _make(4, 5, 5e-4)
 
-__all__ = ["set_points", "get_points", "POINT_SETS", "WinogradF2x3", "WinogradF4x3", "WinogradF6x3",
+__all__ = ["POINT_SETS", "WinogradState", "WinogradF2x3", "WinogradF4x3", "WinogradF6x3",
            "WinogradF2x5", "WinogradF4x5"]

@@ -52,7 +52,7 @@ def test_interleave_rotates_and_isolates_errors():
 def test_interleave_without_errors_dict_propagates():
     b = Bench(lambda: 1 / 0, TimingConfig(round_time=0))
     b.calibrate(1.0)
-    with pytest.raises(ZeroDivisionError):
+    with pytest.raises(ZeroDivisionError, match="division by zero"):
         interleave({"x": b})
 
 

@@ -4,7 +4,7 @@
 turns those runs into a baseline directory: the first run's summary and meta, every run's
 rounds pooled into ``samples.csv`` and, per cell, a noise floor in ``noise.json`` (the
 largest normalised ratio any two A/A runs produced, times a margin). ``convbench check``
-compares a new run with that baseline (:func:`convbench.compare.compare_runs`) and passes
+compares a new run with that baseline (:func:`convbench.comparison.compare_runs`) and passes
 the flagged cells to :func:`persistent_regressions`, which re-measures them in fresh runs
 and keeps only those flagged every time, as asv and benchdnn's performance CI do, so a
 noisy shared machine does not fail the gate on a one-off spike.
@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from .compare import Comparison, RunData, compare_runs, load_run
+from .comparison import Comparison, RunData, compare_runs, load_run
 
 __all__ = ["POOL_ROUNDS", "aa_run_dirs", "noise_floors", "write_baseline", "persistent_regressions"]
 
@@ -69,7 +69,7 @@ def write_baseline(dirs: list[Path], out: Path, *, normalize: str, margin: float
     ``samples.csv``, ``noise.json`` and ``calibration.md``. Returns the cells with their
     largest A/A ratio, largest first.
     """
-    from .report import md_table
+    from .reporting.document import md_table
     if len(dirs) < 2:
         raise ValueError(f"calibration needs 2 or more A/A runs, got {len(dirs)}")
     out = Path(out)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pandas as pd
 import pytest
 
 from convbench.cli import main
-from convbench.compare import compare_runs, load_run, render_markdown
+from convbench.comparison import compare_runs, load_run, render_markdown
 from convbench.results import ResultsError
 
 DATA = Path(__file__).parent / "data"
@@ -122,7 +123,7 @@ def test_malformed_or_foreign_inputs_exit_2(tmp_path, capsys, make, fragment):
     assert main(["compare", str(DATA / "aa1"), str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and fragment in err[0]
-    with pytest.raises(ResultsError):
+    with pytest.raises(ResultsError, match=re.escape(fragment)):
         load_run(bad)
 
 

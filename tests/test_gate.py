@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from convbench.cli import main
-from convbench.compare import compare_runs, load_run
+from convbench.comparison import compare_runs, load_run
 from convbench.gate import aa_run_dirs, noise_floors, persistent_regressions, write_baseline
 
 DATA = Path(__file__).parent / "data"

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from convbench.cli import main
-from convbench.report import markdown_to_html, rollups, write_report
+from convbench.reporting import rollups, write_report
+from convbench.reporting.document import Figure, Section, Table, to_html, to_markdown
 
 DATA = Path(__file__).parent / "data"
 PLOTS = ("time_vs_size", "winner_map", "roofline", "reduction_vs_speedup", "error", "rollup", "parameters")
@@ -31,26 +32,48 @@ def run_dir(tmp_path_factory):
     return out
 
 
-def test_every_file_is_written_and_non_empty(run_dir):
-    for name in ("summary.csv", "samples.csv", "meta.json", "tables.md", "report.md", "report.html"):
-        assert (run_dir / name).stat().st_size > 0, name
+def _table(md: str, heading: str) -> list[list[str]]:
+    """The rows of the first Markdown table under ``heading``."""
+    part = md.split("## " + heading, 1)[1].split("\n## ", 1)[0]
+    lines = [ln for ln in part.splitlines() if ln.startswith("|")]
+    return [[c.strip() for c in ln.strip("|").split(" | ")] for ln in lines[2:]]
+
+
+def test_tables_say_what_the_rows_say(run_dir):
+    from convbench.results import load_summary
+    df = load_summary(run_dir)
+    md = (run_dir / "tables.md").read_text()
+    fastest = {r[0]: r for r in _table(md, "Fastest backend per problem")}
+    ok = df[df.status == "passed"]
+    for prob, g in ok.groupby("problem"):
+        best = g.loc[g.time_median_s.idxmin()]
+        assert fastest[prob][1].startswith(f"**{best.backend}**"), (prob, fastest[prob])
+    medians = {r[0]: r for r in _table(md, "Median time per call")}
+    headers = md.split("## Median time per call", 1)[1].splitlines()[2].strip("|").split(" | ")
+    col = [h.strip() for h in headers].index("winograd_f4x3")
+    strided = next(p for p in medians if "sh2" in p)
+    assert medians[strided][col].startswith("skip [")  # refused, with its footnote
+    n = int(medians[strided][col].split("[")[1].rstrip("]"))
+    notes = md.split("## Skipped, mistrusted and failed cells", 1)[1]
+    assert f"{n}. skipped: stride 2x2 not supported" in notes
+
+
+def test_report_files_share_one_list_of_sections(run_dir):
+    tables = (run_dir / "tables.md").read_text()
+    md = (run_dir / "report.md").read_text()
+    html = (run_dir / "report.html").read_text()
+    heads = [ln[3:] for ln in tables.splitlines() if ln.startswith("## ")]
+    md_heads = [ln[3:] for ln in md.splitlines() if ln.startswith("## ")]
+    assert md_heads == ["Figures"] + heads  # the figures right after the header
+    import html as _html
+    plain = _html.unescape(html.replace("<code>", "").replace("</code>", ""))
+    for h in heads:
+        assert f"<h2>{h.replace('`', '')}</h2>" in plain
     for stem in PLOTS:
         for ext in ("png", "svg"):
             f = run_dir / "plots" / f"{stem}.{ext}"
             assert f.is_file() and f.stat().st_size > 1000, f
     assert (run_dir / "plots" / "roofline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_report_links_resolve_and_html_is_self_contained(run_dir):
-    md = (run_dir / "report.md").read_text()
-    links = re.findall(r"\]\(([^)#]+)\)", md)
-    assert len(links) >= 2 * len(PLOTS)
-    for link in links:
-        assert (run_dir / link).is_file(), link
-    html = (run_dir / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == len(PLOTS)
-    assert "<table>" in html and "missing image" not in html
-    assert "Network roll-up" in md and "tinynet" in md
 
 
 def test_rollup_of_the_run(run_dir):
@@ -91,15 +114,43 @@ def test_missing_backends_and_columns(run_dir, tmp_path):
 
 
 def test_report_on_old_recorded_run(tmp_path):
-    """Result directories recorded before the suite columns existed still report."""
+    """A schema-v1 directory (recorded before the suite and count columns existed) still
+    reports, with the counts derived from its descriptors."""
     d = tmp_path / "old"
     shutil.copytree(DATA / "aa1", d)
     write_report(d)
-    assert (d / "report.md").is_file()
+    md = (d / "report.md").read_text()
+    params = {r[0]: r for r in _table(md, "Why convolution beats a dense layer")}
+    row = next(r for p, r in params.items() if p.startswith("mb1ic16ih28oc16kh3ph1"))
+    assert row[1] == "1.57e+08" or row[1] == "157M"  # (16*28*28)^2 dense weights
+    assert row[3] == "2.3k"  # 16*16*9 shared weights
 
 
-def test_markdown_to_html_subset(tmp_path):
-    html = markdown_to_html("# T\n\n- a `b` **c**\n\n| x | y |\n| :--- | ---: |\n| 1 \\| 2 | 3 |\n\n"
-                            "![p](nope.png)\n", tmp_path)
-    assert "<h1>T</h1>" in html and "<code>b</code>" in html and "<b>c</b>" in html
-    assert "<td class=''>1 | 2</td>" in html and "missing image nope.png" in html
+def test_a_failing_section_is_left_out_with_a_warning(run_dir, tmp_path, monkeypatch):
+    from convbench.reporting import sections
+    d = tmp_path / "copy"
+    shutil.copytree(run_dir, d)
+
+    def boom(data):
+        raise ZeroDivisionError("division by zero")
+    monkeypatch.setitem(sections.SECTIONS, "arithmetic", boom)
+    warnings = []
+    write_report(d, plots=False, warn=warnings.append)
+    md = (d / "tables.md").read_text()
+    assert warnings == ["warning: report section 'arithmetic' skipped (ZeroDivisionError: division by zero)"]
+    assert "## Arithmetic" not in md and "## Fastest backend per problem" in md and "## Error against" in md
+
+
+def test_document_renders_to_markdown_and_html(tmp_path):
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "f.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    doc = [Section("T", level=1, blocks=["- a `b` **c**"]),
+           Section("S", intro="why", blocks=[Table(["x", "y"], [["1 | 2", "3"]]),
+                                             Figure("Fig", "what", "plots/f.png", "plots/f.svg")])]
+    md = to_markdown(doc)
+    assert md.startswith("# T\n") and "## S\n\nwhy" in md and "| 1 \\| 2 | 3 |" in md
+    assert "![Fig](plots/f.png)" in md and "([SVG](plots/f.svg))" in md
+    html = to_html(doc, tmp_path)
+    assert "<h1>T</h1>" in html and "<code>b</code>" in html and "<strong>c</strong>" in html
+    assert ">1 | 2</td>" in html and "text-align: right" in html
+    assert 'src="data:image/png;base64,' in html and "plots/f.png" not in html.split("SVG")[0]

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .format import fmt_time
 from .results import ResultsError, load_meta, load_samples, load_summary
 from .sentinel import SENTINEL
 from .stats import mann_whitney, ratio_ci
@@ -180,6 +181,14 @@ class Comparison:
     def regressions(self) -> list:
         return [r for r in self.rows if r.verdict == "REGRESSION"]
 
+    def frame(self):
+        """The compared cells as a DataFrame (one row per cell, the columns of :class:`Row`)."""
+        import dataclasses
+
+        import pandas as pd
+        return pd.DataFrame([dataclasses.asdict(r) for r in self.rows],
+                            columns=[f.name for f in dataclasses.fields(Row)])
+
 
 def compare_runs(base: RunData, new: RunData, *, factor: float = 1.2, alpha: float = 0.01,
                  normalize: str = "peers", noise_margin: float = 1.0) -> Comparison:
@@ -268,9 +277,7 @@ def _peer_scales(base: RunData, new: RunData) -> dict:
 
 
 def _fmt_t(s: float) -> str:
-    if s != s:
-        return "-"
-    return f"{s * 1e6:.1f} us" if s < 1e-3 else f"{s * 1e3:.3g} ms" if s < 1 else f"{s:.3g} s"
+    return fmt_time(s) or "-"
 
 
 def _table_rows(c: Comparison):
@@ -315,7 +322,7 @@ def render_text(c: Comparison) -> str:
 
 
 def render_markdown(c: Comparison) -> str:
-    from .report import md_table
+    from .reporting.document import md_table
     lines = ["# convbench compare", ""]
     lines += [f"> **warning:** {w}" for w in c.warnings]
     if c.warnings:

@@ -1,0 +1,66 @@
+"""Tables, figures and the report of a result directory. Renders only: never measures.
+
+``tables.md``, ``report.md`` and ``report.html`` are all rendered from one list of sections
+(:mod:`.sections`, one function each) built from :class:`~.data.ReportData` (the
+problem x backend pivot, made once); ``report.md`` adds the figures (:mod:`.plots`) after
+the header and reads well on a code-hosting site; ``report.html`` is the same document in
+one self-contained file (figures embedded), for mailing or archiving.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .data import ReportData, choose_baseline, load_data, rollups
+from .document import Figure, Section, Table, md_table, to_html, to_markdown
+from .sections import SECTIONS, build_sections
+
+__all__ = ["write_report", "write_tables", "render_tables", "summary_table", "rollups", "md_table",
+           "ReportData", "Section", "Table", "Figure", "SECTIONS", "choose_baseline"]
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def render_tables(out_dir: Path, baseline: str | None = None, warn=_stderr) -> str:
+    """The Markdown text of ``tables.md`` for a result directory."""
+    return to_markdown(build_sections(load_data(out_dir, baseline), warn=warn))
+
+
+def write_tables(out_dir: Path, baseline: str | None = None, warn=_stderr) -> Path:
+    path = Path(out_dir) / "tables.md"
+    path.write_text(render_tables(out_dir, baseline, warn))
+    return path
+
+
+def summary_table(out_dir: Path, baseline: str | None = None) -> str:
+    """The "fastest backend per problem" section as Markdown (what ``convbench run`` prints)."""
+    return to_markdown(build_sections(load_data(out_dir, baseline), keys=["fastest"]))
+
+
+def write_report(out_dir: Path, baseline: str | None = None, plots: bool = True, warn=_stderr) -> dict:
+    """``tables.md``, ``plots/*.png|svg``, ``report.md`` and ``report.html`` for a result directory.
+
+    A section or figure that cannot be computed is left out with a one-line warning
+    (through ``warn``); the rest is written. Returns the paths written, by kind.
+    """
+    out_dir = Path(out_dir)
+    data = load_data(out_dir, baseline)
+    sections = build_sections(data, warn=warn)
+    (out_dir / "tables.md").write_text(to_markdown(sections))
+    written = {}
+    if plots:
+        from .plots import PLOTS, write_plots
+        direct_base = "direct_numba" if "direct_numba" in data.backends else data.baseline
+        written = write_plots(data.df, data.meta, out_dir, rollups(data.df), direct_base, warn=warn)
+    doc = list(sections)
+    if written:
+        figs = [Figure(PLOTS[stem][0], PLOTS[stem][1], f"plots/{stem}.png", f"plots/{stem}.svg") for stem in written]
+        at = 1 if doc and doc[0].key == "header" else 0
+        doc.insert(at, Section("Figures", blocks=figs, key="figures"))
+    (out_dir / "report.md").write_text(to_markdown(doc))
+    (out_dir / "report.html").write_text(to_html(doc, out_dir))
+    return {"tables": out_dir / "tables.md", "report_md": out_dir / "report.md",
+            "report_html": out_dir / "report.html", "plots": written}

@@ -1,0 +1,381 @@
+"""Figures of a result directory (matplotlib, PNG and SVG). Draws only: never measures.
+
+Every plot has a title, labelled axes with units and a legend placed outside the axes,
+and uses one colour and marker per backend throughout (peers hollow), so that ten or more
+backends stay readable. A plot whose data is absent (no roll-up without a suite, no
+parameter plot without matrix backends, ...) is skipped, not drawn empty. Counts come
+from the rows (``flops_dense``, ``bytes_io``, ``params_*``), never recomputed.
+
+Adding a figure is one function decorated with :func:`figure`; it receives a
+:class:`FigureContext` and returns the matplotlib figure (or None).
+
+*Families*: problems that differ only in input size (and, for the winner map, kernel
+size) form a family; lines join a family's points, so a ladder of sizes reads as a curve
+and its crossovers are visible.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..backends import REGISTRY
+from ..format import short_label
+
+__all__ = ["write_plots", "PLOTS", "figure", "family_key"]
+
+#: stem -> (title used in the report, short explanation, drawing function)
+PLOTS: dict[str, tuple[str, str, Callable]] = {}
+
+_MARKERS = "o s ^ D v P X * < > h p d 8 H".split()
+
+#: columns that, with the input size (and kernel size), identify a family of problems
+FAMILY = ["mb", "ic", "oc", "g", "sh", "sw", "dh", "dw", "dtype", "direction", "weight_density"]
+
+
+def figure(stem: str, title: str, what: str):
+    """Register a figure drawn by the decorated function under ``stem``."""
+    def register(fn):
+        PLOTS[stem] = (title, what, fn)
+        return fn
+    return register
+
+
+@dataclass
+class FigureContext:
+    df: object          # passed/skipped rows of real backends, ``problem`` = cell label
+    style: dict         # backend -> colour, marker, fill, line style
+    meta: dict
+    rollups: list
+    baseline: str | None
+
+
+def _style(backends: list[str]) -> dict:
+    """Colour, marker and fill per backend, stable across plots (registry order first)."""
+    import matplotlib
+    cmap = matplotlib.colormaps["tab20"]
+    order = [b for b in REGISTRY if b in backends] + sorted(b for b in backends if b not in REGISTRY)
+    out = {}
+    for i, b in enumerate(order):
+        peer = b.startswith(("torch", "scipy"))
+        out[b] = dict(color=cmap(i % 20), marker=_MARKERS[i % len(_MARKERS)],
+                      mfc="none" if peer else cmap(i % 20), ls="--" if peer else "-")
+    return out
+
+
+def _legend(ax, **kw):
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False, **kw)
+
+
+def family_key(row) -> str:
+    """A short, readable name of a row's family (what stays fixed along a size ladder)."""
+    chans = "1 channel" if row.ic == 1 and row.oc == 1 else (
+        f"depthwise {int(row.ic)} ch" if row.g > 1 and row.g == row.ic == row.oc else
+        f"{int(row.ic)}->{int(row.oc)} ch" + (f", g{int(row.g)}" if row.g > 1 else ""))
+    bits = [chans]
+    if row.sh > 1 or row.sw > 1:
+        bits.append(f"stride {int(row.sh)}")
+    if row.dh or row.dw:
+        bits.append(f"dilation {int(row.dh) + 1}")
+    if row.mb != 1:
+        bits.append(f"mb{int(row.mb)}")
+    if row.dtype == "float64":
+        bits.append("f64")
+    if row.direction != "fwd":
+        bits.append(str(row.direction))
+    return ", ".join(bits)
+
+
+def _ok(df):
+    return df[(df.status == "passed") & df.time_median_s.notna()]
+
+
+# ---------------------------------------------------------------------------- figures
+@figure("time_vs_size", "Time vs input size",
+        "median time per call against input pixels; one panel per family of problems that differ "
+        "only in input size, one line per backend")
+def _time_vs_size(c: FigureContext):
+    import matplotlib.pyplot as plt
+    ok = _ok(c.df)
+    if ok.empty:
+        return None
+    panels = []
+    for key, g in ok.groupby(FAMILY + ["kh", "kw"], sort=False, dropna=False):
+        sizes = g.ih * g.iw
+        if sizes.nunique() >= 3:
+            panels.append((sizes.nunique(), g))
+    if not panels:  # no ladder: one panel per kernel size with whatever there is
+        panels = [(len(g), g) for _, g in ok.groupby(["kh", "kw"])]
+    panels = [g for _, g in sorted(panels, key=lambda t: -t[0])[:6]]
+    n = len(panels)
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols + 2.2, 3.8 * rows), squeeze=False)
+    for ax, g in zip(axes.ravel(), panels):
+        r0 = g.iloc[0]
+        for key, gb in g.groupby(["backend"] + FAMILY, sort=False, dropna=False):
+            b = key[0]
+            gb = gb.assign(px=gb.ih * gb.iw).sort_values("px")
+            s = c.style[b]
+            ax.plot(gb.px, gb.time_median_s * 1e3, label=b, color=s["color"], marker=s["marker"],
+                    mfc=s["mfc"], ls=s["ls"] if len(gb) > 1 else "none", lw=1.2, ms=5)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"kernel {int(r0.kh)}x{int(r0.kw)}, {family_key(r0)}", fontsize=10)
+        ax.set_xlabel("input size (pixels, ih x iw)")
+        ax.set_ylabel("median time per call (ms)")
+        ax.grid(True, which="both", alpha=0.25)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    seen = {}
+    for ax in axes.ravel():
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    order = [b for b in c.style if b in seen]
+    fig.legend([seen[b] for b in order], order, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=8,
+               frameon=False)
+    fig.suptitle("Median time per call vs input size (log-log; a line joins one backend's problems that "
+                 "differ only in size)")
+    fig.tight_layout()
+    return fig
+
+
+@figure("winner_map", "Fastest backend",
+        "which backend is fastest at each input size and kernel size; one panel per family of problems "
+        "(channels, stride, ...) swept over sizes and kernels")
+def _winner_map(c: FigureContext):
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    ok = _ok(c.df)
+    if ok.empty:
+        return None
+    win = ok.loc[ok.groupby("problem").time_median_s.idxmin()]
+    fams = [(len(g), g) for _, g in win.groupby(FAMILY, sort=False, dropna=False)]
+    fams = [g for n, g in sorted(fams, key=lambda t: -t[0]) if n >= 3][:6] or [win]
+    fig, axes = plt.subplots(1, len(fams), figsize=(5.6 * len(fams) + 2.5, 4.6), squeeze=False)
+    used = set()
+    for ax, w in zip(axes[0], fams):
+        sizes = sorted(w.ih.unique())
+        kernels = sorted(w.kh.unique())
+        for i, k in enumerate(kernels):
+            for j, sz in enumerate(sizes):
+                cell = w[(w.kh == k) & (w.ih == sz)]
+                if cell.empty:
+                    continue
+                counts = cell.backend.value_counts()
+                b = counts.index[0]
+                used.add(b)
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, color=c.style[b]["color"], alpha=0.85))
+                label = b.replace("winograd_", "wino ").replace("_blas", "").replace("_numba", "")
+                if len(counts) > 1:
+                    label += f"\n({counts.iloc[0]}/{len(cell)})"
+                ax.text(j, i, label, ha="center", va="center", fontsize=7)
+        ax.set_xlim(-0.5, len(sizes) - 0.5)
+        ax.set_ylim(-0.5, len(kernels) - 0.5)
+        ax.set_xticks(range(len(sizes)), [str(int(v)) for v in sizes])
+        ax.set_yticks(range(len(kernels)), [f"{int(v)}x{int(v)}" for v in kernels])
+        ax.set_xlabel("input height ih (pixels)")
+        ax.set_ylabel("kernel size")
+        ax.set_title(family_key(w.iloc[0]) if len(fams) > 1 or len(w) < len(win) else "all problems",
+                     fontsize=10)
+    handles = [Patch(color=c.style[b]["color"], label=b) for b in c.style if b in used]
+    axes[0, -1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    fig.suptitle("Fastest backend by input size and kernel size (several problems in a cell: the most "
+                 "frequent winner, with its count)")
+    fig.tight_layout()
+    return fig
+
+
+@figure("roofline", "Roofline", "effective GFLOP/s against arithmetic intensity, under this machine's measured peaks")
+def _roofline(c: FigureContext):
+    import matplotlib.pyplot as plt
+    ok = c.df[(c.df.status == "passed") & c.df.gflops_effective.notna() & c.df.bytes_io.notna()
+              & (c.df.bytes_io > 0)].copy()
+    ok = ok[ok.flops_direct > 0]
+    if ok.empty:
+        return None
+    ok["ai"] = ok.flops_direct / ok.bytes_io
+    fig, ax = plt.subplots(figsize=(8.5, 5.2))
+    for b, g in ok.groupby("backend", sort=False):
+        s = c.style[b]
+        ax.scatter(g.ai, g.gflops_effective, label=b, color=s["color"], marker=s["marker"],
+                   facecolors=s["mfc"], s=28, linewidths=1)
+    peaks = c.meta.get("peaks") or {}
+    bw = peaks.get("bandwidth_gbs")
+    xs = np.logspace(math.log10(max(ok.ai.min() / 2, 1e-2)), math.log10(ok.ai.max() * 2), 200)
+    for key, label, ls in (("fma_gflops", "FMA peak (measured)", "-"), ("sgemm_gflops", "sgemm (measured)", "--")):
+        peak = peaks.get(key)
+        if peak:
+            roof = np.minimum(peak, bw * xs) if bw else np.full_like(xs, peak)
+            ax.plot(xs, roof, color="black", ls=ls, lw=1, label=f"{label}: {peak:.0f} GFLOP/s"
+                    + (f", {bw:.0f} GB/s" if bw and key == "fma_gflops" else ""))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (direct flops / bytes of input, weights and output)")
+    ax.set_ylabel("effective GFLOP/s (direct flops / median time)")
+    ax.set_title(f"Roofline, {c.meta.get('config', {}).get('threads', 1)} thread(s): each point is one cell")
+    ax.grid(True, which="both", alpha=0.25)
+    _legend(ax)
+    return fig
+
+
+@figure("reduction_vs_speedup", "Arithmetic saved vs time saved",
+        "operations an algorithm avoids against the speed-up it achieves")
+def _reduction(c: FigureContext):
+    import matplotlib.pyplot as plt
+    if not c.baseline:
+        return None
+    ok = c.df[(c.df.status == "passed") & c.df.time_median_s.notna() & c.df.flops_executed.notna()
+              & (c.df.flops_executed > 0)]
+    base = ok[ok.backend == c.baseline].set_index("problem").time_median_s
+    rows = ok[ok.problem.isin(base.index) & (ok.backend != c.baseline)].copy()
+    if rows.empty:
+        return None
+    rows["reduction"] = rows.flops_dense / rows.flops_executed
+    rows["speedup"] = base.loc[rows.problem].values / rows.time_median_s
+    rows = rows[np.isfinite(rows.reduction) & (rows.reduction > 0)]
+    if rows.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(8.5, 5.2))
+    for b, g in rows.groupby("backend", sort=False):
+        s = c.style[b]
+        ax.scatter(g.reduction, g.speedup, label=b, color=s["color"], marker=s["marker"], facecolors=s["mfc"], s=30)
+    lo = min(rows.reduction.min(), rows.speedup.min(), 0.1)
+    hi = max(rows.reduction.max(), rows.speedup.max(), 10)
+    ax.plot([lo, hi], [lo, hi], color="grey", ls=":", lw=1, label="speed-up = arithmetic saved")
+    ax.axhline(1, color="black", lw=0.6)
+    ax.axvline(1, color="black", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic reduction (dense-loop flops / flops executed, > 1: less work)")
+    ax.set_ylabel(f"measured speed-up over {c.baseline} (> 1: faster)")
+    ax.set_title("Does doing less arithmetic make it faster? One point per cell")
+    ax.grid(True, which="both", alpha=0.25)
+    _legend(ax)
+    return fig
+
+
+@figure("error", "Numerical error", "relative error against the float64 reference, by algorithm and tile size")
+def _error(c: FigureContext):
+    import matplotlib.pyplot as plt
+    ok = c.df[c.df.rel_err.notna() & c.df.status.isin(["passed", "mistrusted"])]
+    ok = ok[np.isfinite(ok.rel_err.astype(float))]
+    if ok.empty:
+        return None
+    order = [b for b in c.style if b in set(ok.backend)]
+    floor = 1e-17
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.75 * len(order) + 3), 4.8))
+    rng = np.random.default_rng(0)
+    for i, b in enumerate(order):
+        e = ok[ok.backend == b].rel_err.to_numpy(dtype=float)
+        s = c.style[b]
+        ax.scatter(i + rng.uniform(-0.18, 0.18, e.size), np.maximum(e, floor), color=s["color"],
+                   marker=s["marker"], facecolors=s["mfc"], s=22)
+        if e.size:
+            ax.hlines(np.median(np.maximum(e, floor)), i - 0.3, i + 0.3, color="black", lw=1.2)
+    ax.axhline(floor, color="grey", ls=":", lw=0.8)
+    top = float(np.nanmax(ok.rel_err.to_numpy(dtype=float)))
+    ax.set_ylim(floor / 10, max(top * 10, floor * 1e3))
+    ax.text(len(order) - 0.5, floor * 2, "exact (error 0)", ha="right", va="bottom", fontsize=8, color="grey")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(order)), order, rotation=40, ha="right")
+    ax.set_ylabel("relative L2 error vs float64 reference")
+    ax.set_title("Numerical error by algorithm (bar: median over problems; integer test data)")
+    ax.grid(True, axis="y", which="both", alpha=0.25)
+    fig.tight_layout()
+    return fig
+
+
+@figure("rollup", "Network roll-up", "time of a whole network (layers weighted by multiplicity) per backend")
+def _rollup(c: FigureContext):
+    import matplotlib.pyplot as plt
+    usable = [r for r in c.rollups if r["totals"] and r["oracle"] > 0]
+    if not usable:
+        return None
+    fig, axes = plt.subplots(1, len(usable), figsize=(max(6.5, 0.55 * max(len(r["totals"]) for r in usable) + 3)
+                                                      * len(usable), 4.8), squeeze=False)
+    for ax, r in zip(axes[0], usable):
+        names = sorted(r["totals"], key=r["totals"].get)
+        vals = [r["totals"][b] * 1e3 for b in names]
+        colors = [c.style[b]["color"] for b in names]
+        ax.bar(range(len(names)), vals, color=colors)
+        ax.bar([len(names)], [r["oracle"] * 1e3], color="black")
+        ax.set_xticks(range(len(names) + 1), names + ["best per layer"], rotation=40, ha="right")
+        ax.set_ylabel("network time (ms, layers x multiplicity)")
+        ax.set_yscale("log")
+        allv = vals + [r["oracle"] * 1e3]
+        ax.set_ylim(min(allv) / 1.5, max(allv) * 1.5)
+        ax.set_title(f"{r['suite']}: {r['layers']} layers, batch {r['batch']}", fontsize=10)
+        for i, v in enumerate(vals):
+            ax.text(i, v, f"{r['totals'][names[i]] / r['oracle']:.2f}x", ha="center", va="bottom", fontsize=7)
+        ax.grid(True, axis="y", which="both", alpha=0.25)
+    fig.suptitle("Network roll-up (label: time relative to the best-backend-per-layer oracle; backends "
+                 "that cannot run every layer are left out)")
+    fig.tight_layout()
+    return fig
+
+
+@figure("parameters", "Parameters: convolution vs dense",
+        "weights of a dense, a locally-connected and a convolutional layer doing the same mapping")
+def _parameters(c: FigureContext):
+    import matplotlib.pyplot as plt
+    if not set(c.df.backend) & {"dense_matrix", "sparse_csr"}:
+        return None
+    rows = c.df.drop_duplicates("problem")
+    rows = rows[rows.params_fully_connected.notna() & rows.params_locally_connected.notna()].head(16)
+    if rows.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.6 * len(rows) + 3), 5.2))
+    x = np.arange(len(rows))
+    wdt = 0.27
+    for k, (col, label, color) in enumerate((("params_fully_connected", "fully connected (dense operator)", "#d62728"),
+                                            ("params_locally_connected", "locally connected (no sharing)", "#ff7f0e"),
+                                            ("params", "convolution (shared kernels)", "#1f77b4"))):
+        ax.bar(x + (k - 1) * wdt, rows[col].astype(float), wdt, label=label, color=color)
+    ax.set_yscale("log")
+    ax.set_xticks(x, [short_label(p, n, 34) for p, n in zip(rows.problem, rows.name)], rotation=40, ha="right",
+                  fontsize=7)
+    ax.set_ylabel("number of weights (log)")
+    ax.set_title("Why convolution beats a dense layer: weights for the same input -> output mapping")
+    ax.grid(True, axis="y", which="both", alpha=0.25)
+    _legend(ax)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------- driver
+def write_plots(df, meta: dict, out_dir: Path, rollups: list, baseline: str | None,
+                warn: Callable[[str], None] | None = None) -> dict[str, list[Path]]:
+    """All applicable figures into ``out_dir/plots``; returns stem -> written paths. A figure
+    that fails to draw is left out with a one-line warning."""
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    plots_dir = Path(out_dir) / "plots"
+    plots_dir.mkdir(exist_ok=True)
+    real = df[df.backend != "*"]
+    ctx = FigureContext(real, _style(list(dict.fromkeys(real.backend))), meta, rollups, baseline)
+    written = {}
+    for stem, (_, _, draw) in PLOTS.items():
+        try:
+            fig = draw(ctx)
+            if fig is None:
+                continue
+            paths = []
+            for ext in ("png", "svg"):
+                path = plots_dir / f"{stem}.{ext}"
+                fig.savefig(path, dpi=110 if ext == "png" else None, bbox_inches="tight")
+                paths.append(path)
+            written[stem] = paths
+        except Exception as e:  # noqa: BLE001 - one figure's failure must not lose the report
+            if warn is not None:
+                warn(f"warning: figure {stem!r} skipped ({e.__class__.__name__}: {e})")
+        finally:
+            plt.close("all")
+    return written

@@ -1,0 +1,331 @@
+"""The report's sections, one function each, in reading order.
+
+``tables.md`` answers, in this order: which backend is fastest for each problem and by how
+much (the question a user comes with), then the evidence: median times, effective
+GFLOP/s, speed-up against a baseline backend, network roll-ups, arithmetic executed vs the
+direct count, parameters and workspace, numerical error, transform phases, and every
+skipped, mistrusted or failed cell with its reason.
+
+Adding a section is one function decorated with :func:`section`: it takes the
+:class:`~convbench.reporting.data.ReportData` and returns a
+:class:`~convbench.reporting.document.Section` (or None when it has nothing to show). A
+section that raises is left out with a one-line warning; the rest of the report is written.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from ..format import fmt_bytes, fmt_count, fmt_rate, fmt_ratio, fmt_time, is_missing, safe_ratio
+from .data import SHORT_STATUS, ReportData, rollups
+from .document import Section, Table
+
+__all__ = ["SECTIONS", "section", "build_sections"]
+
+#: key -> section function, in reading order
+SECTIONS: dict[str, Callable[[ReportData], Section | None]] = {}
+
+
+def section(key: str):
+    """Register a section function under ``key`` (its place: the order of definition)."""
+    def register(fn):
+        SECTIONS[key] = fn
+        return fn
+    return register
+
+
+def build_sections(data: ReportData, keys: list[str] | None = None, warn: Callable[[str], None] | None = None
+                   ) -> list[Section]:
+    """Every registered section that has something to show (or those named in ``keys``)."""
+    out = []
+    for key, fn in SECTIONS.items():
+        if keys is not None and key not in keys:
+            continue
+        try:
+            s = fn(data)
+        except Exception as e:  # noqa: BLE001 - one section's failure must not lose the report
+            if warn is not None:
+                warn(f"warning: report section {key!r} skipped ({e.__class__.__name__}: {e})")
+            continue
+        if s is not None:
+            s.key = key
+            out.append(s)
+    return out
+
+
+def _num(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+# ---------------------------------------------------------------------------- header
+@section("header")
+def header(d: ReportData) -> Section:
+    meta, cfg = d.meta, d.config
+    m = meta.get("machine", {})
+    blas = m.get("blas", {})
+    libs = ", ".join(f"{lib.get('internal_api')} {lib.get('version')} ({lib.get('architecture')})"
+                     for lib in blas.get("libraries", []))
+    git = meta.get("git", {}) or {}
+    lines = [f"- run: {meta.get('started', '')} to {meta.get('finished') or 'unfinished'}, "
+             f"convbench {meta.get('convbench_version', '')}, commit {str(git.get('commit'))[:10]}"
+             f"{' (dirty)' if git.get('dirty') else ''}",
+             f"- machine: {m.get('cpu_model', '?')}, {m.get('cores', '?')} cores, "
+             f"threads per backend: {cfg.get('threads', '?')}",
+             f"- BLAS: {libs or 'unknown'}; OPENBLAS_CORETYPE={blas.get('env')}; "
+             f"best for this CPU: {blas.get('cpu_best')}"]
+    if blas.get("warning"):
+        lines.append(f"- **warning:** {blas['warning']}")
+    ct = meta.get("blas_coretype", {})
+    if ct:
+        lines.append(f"- kernel-set choice: `--blas-coretype {ct.get('requested')}`"
+                     f"{' applied' if ct.get('applied') else ' not applied: ' + str(ct.get('note', ''))}; "
+                     f"OpenBLAS alone picks {meta.get('blas_autodetected')}")
+    lines.append(f"- timing: backends of a problem timed interleaved, round by round; median of "
+                 f">= {cfg.get('min_rounds', '?')} rounds; `±` is IQR/median. Data: integers in [-2, 2] "
+                 f"(benchdnn style), checked against a float64 reference.")
+    dens = cfg.get("weight_density", [1.0])
+    dens = dens if isinstance(dens, list) else [dens]
+    if any(x != 1.0 for x in dens):
+        lines.append(f"- weight densities {', '.join(f'{x:g}' for x in dens)}: pruned problems are labelled "
+                     f"`@density D` (the same zeros for every backend)")
+    return Section("convbench results", blocks=["\n".join(lines)], level=1)
+
+
+# ---------------------------------------------------------------------------- the answer
+@section("at_a_glance")
+def at_a_glance(d: ReportData) -> Section | None:
+    wins: dict = {}
+    for prob in d.problems:
+        best = d.passed(prob)
+        if best:
+            wins[best[0].backend] = wins.get(best[0].backend, 0) + 1
+    if not wins:
+        return None
+    text = ("Fastest backend, counted over the " + str(len(d.problems)) + " problems: "
+            + ", ".join(f"**{b}** {n}" for b, n in sorted(wins.items(), key=lambda kv: -kv[1]))
+            + ". The table below says by how much and what came second; the figures in "
+              "`report.md` show where each algorithm wins (by size, kernel and stride) and why "
+              "(arithmetic saved vs time saved, roofline).")
+    return Section("At a glance", intro=text)
+
+
+@section("fastest")
+def fastest(d: ReportData) -> Section:
+    rows = []
+    for prob in d.problems:
+        ok = d.passed(prob)
+        if not ok:
+            rows.append([prob, "(none passed)", "", "", "", ""])
+            continue
+        best = ok[0]
+        second = ok[1] if len(ok) > 1 else None
+        base = d.cells.get((prob, d.baseline))
+        vs_base = fmt_ratio(base.time_median_s, best.time_median_s) if base is not None \
+            and base.status == "passed" else ""
+        rows.append([prob, f"**{best.backend}** ({best.algorithm})", fmt_time(best.time_median_s),
+                     fmt_rate(best.gflops_effective, ""),
+                     f"{second.backend} +{(second.time_median_s / best.time_median_s - 1) * 100:.0f}%"
+                     if second is not None and best.time_median_s > 0 else "", vs_base])
+    return Section("Fastest backend per problem", blocks=[Table(
+        ["problem", "fastest", "median", "GFLOP/s", "runner-up (slower by)", f"speed-up vs {d.baseline}"], rows)])
+
+
+# ---------------------------------------------------------------------------- evidence
+@section("median_times")
+def median_times(d: ReportData) -> Section:
+    def tcell(c):
+        med, iqr = c.time_median_s, _num(c.time_iqr_s)
+        spread = f" ±{iqr / med * 100:.0f}%" if med and not math.isnan(iqr) else ""
+        return fmt_time(med) + spread
+    return Section("Median time per call", blocks=[Table(["problem"] + d.backends, d.pivot(tcell, footnotes=True))])
+
+
+@section("gflops")
+def gflops(d: ReportData) -> Section:
+    return Section("Effective GFLOP/s (direct op count / median time)", blocks=[Table(
+        ["problem"] + d.backends, d.pivot(lambda c: fmt_rate(c.gflops_effective, "")))])
+
+
+@section("speedup")
+def speedup(d: ReportData) -> Section | None:
+    if not d.baseline:
+        return None
+    rows = []
+    for prob in d.problems:
+        base = d.cells.get((prob, d.baseline))
+        bt = base.time_median_s if base is not None and base.status == "passed" else float("nan")
+        r = [prob]
+        for b in d.backends:
+            c = d.cells.get((prob, b))
+            if c is None:
+                r.append("")
+            elif c.status != "passed":
+                r.append(SHORT_STATUS.get(c.status, ""))
+            else:
+                r.append(fmt_ratio(bt, c.time_median_s))
+        rows.append(r)
+    return Section(f"Speed-up vs `{d.baseline}` (> 1 is faster; same run, interleaved)",
+                   blocks=[Table(["problem"] + d.backends, rows)])
+
+
+@section("rollup")
+def rollup(d: ReportData) -> Section | None:
+    rs = rollups(d.df)
+    if not rs:
+        return None
+    blocks = []
+    for r in rs:
+        blocks.append(f"### {r['suite']}: {r['layers']} layers ({r['problems']} unique shapes), batch {r['batch']}\n")
+        if r["uncovered"]:
+            blocks.append(f"{r['uncovered']} layers were run by no backend; the totals below leave them out.\n")
+        rows = [["**best backend per layer**", fmt_time(r["oracle"]), "1.00x",
+                 ", ".join(f"{b} {n}" for b, n in sorted(r["picks"].items(), key=lambda kv: -kv[1]))]]
+        for b, t in sorted(r["totals"].items(), key=lambda kv: kv[1]):
+            rows.append([b, fmt_time(t), fmt_ratio(t, r["oracle"]), ""])
+        for b, n in sorted(r["incomplete"].items()):
+            rows.append([b, "", "", f"cannot run {n} of {r['layers']} layers"])
+        blocks.append(Table(["backend", "network time", "vs best per layer", "layers chosen / note"], rows,
+                            align=["l", "r", "r", "l"]))
+    return Section("Network roll-up", intro=(
+        "Layers weighted by their multiplicity in the network; the oracle picks the fastest "
+        "backend layer by layer, which is what a framework choosing per layer could reach."), blocks=blocks)
+
+
+@section("arithmetic")
+def arithmetic(d: ReportData) -> Section:
+    rows = []
+    for prob in d.problems:
+        fd = _num(d.first[prob].flops_direct)
+        r = [prob, fmt_count(fd)]
+        for b in d.backends:
+            c = d.cells.get((prob, b))
+            fe = _num(c.flops_executed) if c is not None and c.status == "passed" else float("nan")
+            r.append("" if math.isnan(fe) else f"{fmt_count(fe)} ({fmt_ratio(fe, fd, '{:.2f}') or 'n/a'})")
+        rows.append(r)
+    return Section("Arithmetic: direct op count vs executed (ratio executed/direct)", intro=(
+        "`flops_direct` is benchdnn's count (2 ops per multiply-add on a real input pixel, "
+        "padding excluded), the same for every backend. Executed counts what each algorithm's "
+        "code does, including padding taps and transforms; below 1.0 means fewer operations "
+        "than the direct loop (FFT, Winograd). Shown for cells that ran; peers' internals are "
+        "not counted. A problem whose windows read only padding has a direct count of 0 and "
+        "no ratio (n/a)."), blocks=[Table(["problem", "flops_direct"] + d.backends, rows)])
+
+
+@section("multiplication_reduction")
+def multiplication_reduction(d: ReportData) -> Section | None:
+    real = d.real
+    mult = real[real.flops_multiply.notna() & real.flops_executed.notna()
+                & (real.flops_multiply < real.flops_executed) & (real.status == "passed")]
+    if mult.empty:
+        return None
+    mbk = list(dict.fromkeys(mult.backend))
+    rows = []
+    for prob in list(dict.fromkeys(mult.problem)):
+        dense = _num(d.first[prob].flops_dense)
+        r = [prob]
+        for b in mbk:
+            c = d.cells.get((prob, b))
+            fm = _num(c.flops_multiply) if c is not None and c.status == "passed" else float("nan")
+            r.append("" if math.isnan(fm) or fm <= 0 else fmt_ratio(dense, fm))
+        rows.append(r)
+    return Section("Multiplication reduction of transform algorithms", intro=(
+        "Multiply-adds a direct loop spends (all `kh*kw` taps of every output, padding "
+        "included) divided by those of the transform algorithm's element-wise/GEMM stage: "
+        "Winograd F(m,r) reaches (m*r/(m+r-1))^2 on outputs that are a multiple of m and "
+        "less where edge tiles are partial; transforms are extra (previous table)."),
+        blocks=[Table(["problem"] + mbk, rows)])
+
+
+@section("parameters")
+def parameters(d: ReportData) -> Section:
+    rows = []
+    for prob in d.problems:
+        c = d.first[prob]
+        dense, local, conv = (_num(c.params_fully_connected), _num(c.params_locally_connected), _num(c.params))
+        if is_missing(dense) or is_missing(local):
+            continue
+        rows.append([prob, fmt_count(dense), fmt_count(local), fmt_count(conv),
+                     fmt_ratio(dense, local, "{:.3g}x"), fmt_ratio(local, conv, "{:.3g}x"),
+                     f"{safe_ratio(local, dense) * 100:.3g}%" if not math.isnan(safe_ratio(local, dense)) else ""])
+    return Section("Why convolution beats a dense layer: parameters of the same mapping", intro=(
+        "Weights needed to map this input to this output by a fully-connected layer (the dense "
+        "operator, per group), by a locally-connected layer (one weight per nonzero of the "
+        "operator: local connectivity, no sharing) and by the convolution (shared kernels). "
+        "`locality` = dense / locally-connected, `sharing` = locally-connected / conv."),
+        blocks=[Table(["problem", "fully connected", "locally connected", "convolution", "locality",
+                       "sharing", "operator density"], rows)])
+
+
+@section("workspace")
+def workspace(d: ReportData) -> Section:
+    rows = []
+    for prob in d.problems:
+        r = [prob, fmt_count(_num(d.first[prob].params))]
+        for b in d.backends:
+            c = d.cells.get((prob, b))
+            r.append(fmt_bytes(_num(c.workspace_bytes)) if c is not None else "")
+        rows.append(r)
+    return Section("Parameters and workspace", blocks=[Table(["problem", "weights"] + d.backends, rows)])
+
+
+@section("error")
+def error(d: ReportData) -> Section:
+    rows = []
+    for prob in d.problems:
+        r = [prob]
+        for b in d.backends:
+            c = d.cells.get((prob, b))
+            if c is None or math.isnan(_num(c.rel_err)):
+                r.append("")
+            else:
+                r.append(f"{_num(c.rel_err):.1e} / {_num(c.max_abs_err):.1e}")
+        rows.append(r)
+    worst = ["**worst relative error**"]
+    for b in d.backends:
+        errs = d.real[d.real.backend == b].rel_err.dropna()
+        worst.append(f"**{errs.max():.1e}**" if not errs.empty else "")
+    rows.append(worst)
+    return Section("Error against the float64 reference (relative L2 / max abs)",
+                   blocks=[Table(["problem"] + d.backends, rows)])
+
+
+@section("phases")
+def phases(d: ReportData) -> Section | None:
+    real = d.real
+    cols = [c for c in real.columns if c.startswith("phase_")]
+    ph = real[real[cols].notna().any(axis=1)] if cols else real.iloc[0:0]
+    if ph.empty:
+        return None
+    rows = [[r["problem"], r["backend"]] + [fmt_time(_num(r[c])) for c in cols] + [fmt_time(r["time_median_s"])]
+            for _, r in ph.iterrows()]
+    return Section("Transform phases (median seconds of one run, measured separately)", blocks=[
+        Table(["problem", "backend"] + [c[6:-2] for c in cols] + ["total median"], rows)])
+
+
+@section("cells")
+def cells(d: ReportData) -> Section | None:
+    extra = d.df[d.df.backend == "*"]
+    if not d.notes and extra.empty:
+        return None
+    lines = [f"{i}. {t}" for i, t in enumerate(d.notes, 1)]
+    lines += [f"- `{r.problem}`: {r.reason}" for r in extra.itertuples()]
+    return Section("Skipped, mistrusted and failed cells", blocks=["\n".join(lines)])
+
+
+@section("notes")
+def notes(d: ReportData) -> Section | None:
+    real = d.real
+    rows_ = real[(real.note != "") & (real.status == "passed")]
+    if rows_.empty:
+        return None
+    rows = []
+    for (b, note), grp in rows_.groupby(["backend", "note"], sort=False):
+        probs = list(dict.fromkeys(grp.problem))
+        where = ", ".join(f"`{x}`" for x in probs) if len(probs) <= 3 else f"{len(probs)} problems"
+        rows.append([b, note, where])
+    return Section("Notes (what each backend chose)", blocks=[Table(["backend", "note", "problems"], rows,
+                                                                     align=["l", "l", "l"])])

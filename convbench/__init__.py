@@ -7,6 +7,11 @@ Public API (PyTorch semantics)::
     convbench.available_backends()      # ['reference', 'direct_numba', 'im2col_blas', ...]
     convbench.get_backend("direct_numba")
 
+The benchmark workflow, for notebooks (the CLI's operations, returning DataFrames)::
+
+    df = convbench.run(sizes=[64, 128], kernels=[3, 7], out="results/nb")
+    convbench.load("results/nb"); convbench.report("results/nb"); convbench.compare(a, b)
+
 Attributes are imported lazily (PEP 562) so that ``import convbench`` loads no
 numpy: the command line must be able to choose the OpenBLAS kernel set
 (``OPENBLAS_CORETYPE``) before numpy is loaded.
@@ -28,6 +33,12 @@ _LAZY = {
     "Unsupported": "convbench.backends.base",
     "Backend": "convbench.backends.base",
     "Capabilities": "convbench.backends.base",
+    "Plan": "convbench.backends.base",
+    "Estimate": "convbench.backends.base",
+    "run": "convbench.workflow",
+    "load": "convbench.workflow",
+    "report": "convbench.workflow",
+    "compare": "convbench.workflow",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -7,7 +7,7 @@ formula (cross-correlation, as PyTorch and oneDNN define "convolution")::
                                                    i*sh + r*(dh+1), j*sw + s*(dw+1)]
 
 The only concession to speed is that, for one tap ``(r, s)``, the sum over input
-channels of one group is a single ``tensordot`` in float64; there is no transform,
+channels of one group is a single matrix product in float64; there is no transform,
 no unfolding and no reordering of the tap loop, so it shares no code path with the
 backends it judges. Its own correctness is pinned in ``tests/test_reference.py``
 against a pure-Python loop on tiny problems and, when installed, against PyTorch.
@@ -55,14 +55,15 @@ def conv2d_reference(x: np.ndarray, w: np.ndarray, p: ConvProblem) -> np.ndarray
     for gi in range(p.g):
         xg = xp[:, gi * icg:(gi + 1) * icg]
         wg = w64[gi * ocg:(gi + 1) * ocg]
-        yg = y[:, gi * ocg:(gi + 1) * ocg]
+        acc = np.zeros((p.mb, ocg, p.oh * p.ow), dtype=np.float64)
         for r in range(p.kh):
             for s in range(p.kw):
                 i0 = r * p.dil_h
                 j0 = s * p.dil_w
                 window = xg[:, :, i0:i0 + (p.oh - 1) * p.sh + 1:p.sh, j0:j0 + (p.ow - 1) * p.sw + 1:p.sw]
-                # (ocg, icg) x (mb, icg, oh, ow) -> (ocg, mb, oh, ow)
-                yg += np.tensordot(wg[:, :, r, s], window, axes=([1], [1])).transpose(1, 0, 2, 3)
+                # (ocg, icg) @ (mb, icg, oh*ow) -> (mb, ocg, oh*ow): the tap's channel sum
+                acc += np.matmul(wg[:, :, r, s], window.reshape(p.mb, icg, p.oh * p.ow))
+        y[:, gi * ocg:(gi + 1) * ocg] = acc.reshape(p.mb, ocg, p.oh, p.ow)
     return y
 
 

@@ -34,17 +34,18 @@ from typing import Callable
 import numpy as np
 
 from . import threads as _threads
-from .backends import get_backend
-from .flops import direct_flops
+from .backends import Backend, configured_backend
+from .format import fmt_time, safe_ratio
 from .problem import ConvProblem
+from .progress import Progress
 from .reference import conv2d_reference, conv_transpose2d_reference
-from .results import PHASES, ResultWriter, cell_label
+from .results import PHASES, ResultWriter, cell_label, problem_counts
 from .sentinel import SENTINEL, Sentinel
 from .stats import summarize
 from .sweep import InvalidProblem
 from .timing import Bench, TimingConfig, interleave
 
-__all__ = ["RunConfig", "make_data", "check_output", "run_sweep", "problem_fields", "Progress"]
+__all__ = ["RunConfig", "make_data", "check_output", "run_sweep", "run_problem", "problem_fields", "Progress"]
 
 
 @dataclass
@@ -57,7 +58,11 @@ class RunConfig:
     timing: TimingConfig = field(default_factory=TimingConfig)
     cell_budget_s: float = 30.0
     weight_densities: tuple = (1.0,)
+    #: workspace limit (bytes) for every backend that declares one (``--memory-limit``)
     memory_limit_bytes: int | None = None
+    #: algorithm settings (``fftw_effort``, ``winograd_points``, ...); each backend gets the
+    #: ones its class declares in ``options``
+    settings: dict = field(default_factory=dict)
     phases: bool = True
     sentinel: bool = True
     #: problem label -> (suite name, multiplicity in its network), for roll-ups
@@ -129,67 +134,14 @@ def check_output(y, ref: np.ndarray, p: ConvProblem, tol: float) -> dict:
 
 
 def problem_fields(p) -> dict:
-    """The problem columns of a results row."""
+    """The problem columns of a results row, with every count derived from the shape."""
     if isinstance(p, InvalidProblem):
         return dict(problem=p.label, descriptor=p.label, dtype=p.dtype,
                     direction="bwd_d" if p.transposed else "fwd")
     return dict(problem=p.label, descriptor=p.descriptor, name=p.name,
                 direction="bwd_d" if p.transposed else "fwd", dtype=p.dtype,
                 mb=p.mb, ic=p.ic, ih=p.ih, iw=p.iw, oc=p.oc, oh=p.oh, ow=p.ow, kh=p.kh, kw=p.kw,
-                sh=p.sh, sw=p.sw, ph=p.ph, pw=p.pw, dh=p.dh, dw=p.dw, g=p.g,
-                flops_direct=direct_flops(p), params=p.params)
-
-
-# ---------------------------------------------------------------------------- progress
-class Progress:
-    """One updating status line on a terminal, plain log lines otherwise."""
-
-    def __init__(self, total: int, stream=None, enabled: bool = True):
-        self.total = total
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = enabled
-        self.tty = enabled and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.t0 = time.perf_counter()
-        self.done = 0
-
-    def eta(self) -> str:
-        if self.done == 0:
-            return "?"
-        left = (time.perf_counter() - self.t0) / self.done * (self.total - self.done)
-        return f"{int(left // 60)}m{int(left % 60):02d}s"
-
-    def status(self, problem: str, backend: str, stage: str) -> None:
-        if not self.tty:
-            return
-        line = f"[{self.done + 1}/{self.total}] {problem} | {backend} | {stage} | ETA {self.eta()}"
-        self.stream.write("\r\033[K" + line[:200])
-        self.stream.flush()
-
-    def finished(self, problem: str, rows: list[dict]) -> None:
-        self.done += 1
-        if not self.enabled:
-            return
-        parts = []
-        for r in rows:
-            if r["status"] == "passed" and r.get("time_median_s") == r.get("time_median_s"):
-                parts.append(f"{r['backend']}={_fmt_time(r['time_median_s'])}")
-            else:
-                parts.append(f"{r['backend']}:{r['status']}")
-        msg = f"[{self.done}/{self.total}] {problem}: {' '.join(parts)} (ETA {self.eta()})"
-        if self.tty:
-            self.stream.write("\r\033[K")
-        self.stream.write(msg + "\n")
-        self.stream.flush()
-
-
-def _fmt_time(s: float) -> str:
-    if s is None or s != s:
-        return "-"
-    if s < 1e-3:
-        return f"{s * 1e6:.1f}us"
-    if s < 1:
-        return f"{s * 1e3:.2f}ms"
-    return f"{s:.2f}s"
+                sh=p.sh, sw=p.sw, ph=p.ph, pw=p.pw, dh=p.dh, dw=p.dw, g=p.g, **problem_counts(p))
 
 
 # ---------------------------------------------------------------------------- the sweep
@@ -231,14 +183,30 @@ def _time_phases(backend, plan, x, repeats: int = 5) -> dict:
     return {f"phase_{k}_s": float(np.median([g.get(k, float("nan")) for g in got])) for k in PHASES}
 
 
+def make_backends(cfg: RunConfig, names: list[str]) -> dict[str, Backend | Exception]:
+    """Each named backend built once for the sweep with its settings (or the exception
+    that building it raised, recorded as that backend's failure in every cell)."""
+    out: dict = {}
+    for name in names:
+        try:
+            out[name] = configured_backend(name, cfg.settings, cfg.memory_limit_bytes)
+        except Exception as e:  # noqa: BLE001 - one backend's problem, not the sweep's
+            out[name] = e
+    return out
+
+
 def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | None = None,
                 sentinel: Callable[[], None] | None = None,
-                weight_density: float = 1.0) -> tuple[list[dict], dict]:
+                weight_density: float = 1.0, instances: dict | None = None,
+                budget_skips: dict | None = None) -> tuple[list[dict], dict]:
     """Run every backend on one problem; returns (summary rows, {backend: Bench}).
 
     Capabilities are checked for every backend first; the data and the float64 reference
     are made only if some backend will run, so a sweep of refusals (a dense operator of
-    terabytes, say) costs neither time nor memory.
+    terabytes, say) costs neither time nor memory. ``instances`` are the sweep's backends
+    (:func:`make_backends`; built here when not given). ``budget_skips``: backend -> reason
+    for backends already known to run over ``cell_budget`` here (see :class:`BudgetEvidence`);
+    they are recorded as skipped without being prepared.
     """
     base = problem_fields(p)
     base["weight_density"] = weight_density
@@ -250,10 +218,13 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
                          threads=cfg.threads))
         return rows, {}
     admitted = []
+    instances = instances if instances is not None else make_backends(cfg, backends)
     for name in backends:
-        b = get_backend(name)
-        if cfg.memory_limit_bytes is not None and b.capabilities.memory_limit_bytes is not None:
-            b.set_memory_limit(cfg.memory_limit_bytes)
+        b = instances[name]
+        if isinstance(b, Exception):
+            rows.append(dict(base, backend=name, threads=cfg.threads, status="failed",
+                             reason=f"cannot build the backend: {b.__class__.__name__}: {b}"[:300]))
+            continue
         row = dict(base, backend=name, algorithm=b.algorithm, peer=b.peer, threads=cfg.threads)
         try:
             reason = b.supports(p)
@@ -261,9 +232,12 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
             row.update(status="failed", reason=f"supports() raised {e.__class__.__name__}: {e}")
             rows.append(row)
             continue
-        row["workspace_bytes"] = _safe(lambda: b.workspace_bytes(p))
-        row["flops_executed"] = _safe(lambda: b.flops(p))
-        row["flops_multiply"] = _safe(lambda: b.multiply_flops(p))
+        est = _safe(lambda: b.estimate(p))
+        if est is not None:
+            row.update(workspace_bytes=est.workspace_bytes, flops_executed=est.flops_executed,
+                       flops_multiply=est.flops_multiply)
+        if reason is None and budget_skips and name in budget_skips:
+            reason = budget_skips[name]
         if reason is not None:
             rows.append(dict(row, status="skipped", reason=reason))
             continue
@@ -275,34 +249,44 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
     benches: dict[str, Bench] = {}
     pending: dict[str, dict] = {}
     live = []  # keep plans and outputs alive until timing is over
+    def stage(name: str, text: str) -> None:
+        if progress:
+            progress.status(label, name, text)
+
+    def settled(row: dict, text: str | None = None) -> None:
+        """A backend of this problem is done with verification (shown on the progress bar)."""
+        if progress:
+            progress.backend_done(row["backend"], text or row["status"])
+
     for name, b, row in admitted:
-        stage = lambda s: progress.status(label, name, s) if progress else None  # noqa: E731
         try:
-            stage("prepare")
+            stage(name, "prepare")
             t0 = time.perf_counter()
             plan = b.prepare(p, w)
             row["prepare_s"] = time.perf_counter() - t0
-            stage("verify")
+            stage(name, "verify")
             t0 = time.perf_counter()
             y = b.run(plan, x)
             row["first_run_s"] = time.perf_counter() - t0
-            row["note"] = b.note(plan)
-            row["flops_executed"] = _safe(lambda: b.executed_flops(plan))
-            row["flops_multiply"] = _safe(lambda: b.plan_multiply_flops(plan))
-            row["workspace_bytes"] = _safe(lambda: b.plan_workspace_bytes(plan))
+            row.update(note=plan.note, flops_executed=plan.flops_executed, flops_multiply=plan.flops_multiply,
+                       workspace_bytes=plan.workspace_bytes)
         except MemoryError as e:
             rows.append(dict(row, status="failed", reason=f"out of memory: {e}"))
+            settled(rows[-1])
             continue
         except Exception as e:
             msg = str(e).splitlines()[0] if str(e) else ""
             rows.append(dict(row, status="failed", reason=f"{e.__class__.__name__}: {msg}"[:300]))
+            settled(rows[-1])
             continue
         chk = check_output(y, ref, p, b.capabilities.tolerance(p.dtype))
         row.update(chk)
         del y
         if chk["status"] != "passed":
             rows.append(row)
+            settled(row)
             continue
+        settled(row, f"ok({fmt_time(row['first_run_s'], compact=True)})")
         if row["first_run_s"] > cfg.cell_budget_s:
             rows.append(dict(row, status="skipped",
                              reason=f"over budget: one run took {row['first_run_s']:.2f} s > "
@@ -318,8 +302,10 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
         else:
             bench = Bench(lambda run=run, plan=plan: run(plan, x), cfg.timing)
         try:
-            stage("warm-up")
-            bench.calibrate(min(bench.warmup(), row["first_run_s"]))
+            stage(name, "warm-up")
+            # the verification run just called it: a call that long was its own warm-up
+            slow = row["first_run_s"] >= cfg.timing.warmup_time
+            bench.calibrate(row["first_run_s"] if slow else min(bench.warmup(), row["first_run_s"]))
         except Exception as e:
             rows.append(dict(row, status="failed", reason=f"{e.__class__.__name__}: {e}"[:300]))
             continue
@@ -344,7 +330,8 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
                        time_stddev_s=s["stddev"], time_q1_s=s["q1"], time_q3_s=s["q3"],
                        time_iqr_s=s["iqr"], rounds=s["rounds"], iterations=bench.iterations,
                        cpu_util=bench.cpu_util,
-                       gflops_effective=row["flops_direct"] / med / 1e9 if med > 0 else float("nan"))
+                       gflops_effective=safe_ratio(row["flops_direct"], med) / 1e9,
+                       gbs_effective=safe_ratio(row["bytes_io"], med) / 1e9)
             if bench.cpu_util > cfg.threads + 0.5:
                 row["note"] = (row.get("note", "") + "; " if row.get("note") else "") + \
                     f"used {bench.cpu_util:.1f} cores with --threads {cfg.threads}"
@@ -371,6 +358,49 @@ def _safe(fn):
         return None
 
 
+class BudgetEvidence:
+    """Which backends ran over ``cell_budget`` on which problems, to skip larger problems of
+    the same family without running them.
+
+    A family is every problem that differs only in input size, padding and output size (the
+    rungs of a size ladder). When a backend's single run took longer than the budget on one
+    rung, a later rung of the same family that does at least as many operations
+    (``flops_direct``) would too; it is recorded as skipped, over budget, with the evidence
+    in its reason, instead of costing a prepare and a verification run that are known to be
+    over budget (measured: torch's 1024^2 31x31 single-channel cell cost 14 s to refuse).
+    """
+
+    def __init__(self, budget_s: float):
+        self.budget_s = budget_s
+        self.slow: dict = {}
+
+    @staticmethod
+    def family(p) -> tuple:
+        return (p.mb, p.ic, p.oc, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.g, p.dtype, p.transposed)
+
+    def skips(self, p, backends: list[str], density: float) -> dict:
+        out = {}
+        if isinstance(p, InvalidProblem):
+            return out
+        flops = problem_counts(p)["flops_direct"]
+        for b in backends:
+            ev = self.slow.get((b, self.family(p), density))
+            if ev is not None and flops >= ev[2]:
+                label, seconds, fl = ev
+                out[b] = (f"over budget: one run took {seconds:.2f} s on {label}, which does "
+                          f"{fl / flops if flops else 1:.2g}x this problem's operations (--cell-budget "
+                          f"{self.budget_s:g} s); not run")
+        return out
+
+    def record(self, p, rows: list[dict], density: float) -> None:
+        for r in rows:
+            t = r.get("first_run_s")
+            if r.get("status") == "skipped" and t is not None and t > self.budget_s:
+                key = (r["backend"], self.family(p), density)
+                if key not in self.slow or r["flops_direct"] < self.slow[key][2]:
+                    self.slow[key] = (p.label, t, r["flops_direct"])
+
+
 def run_sweep(cfg: RunConfig, writer: ResultWriter, *, done: set | None = None,
               progress: Progress | None = None, sentinel: Callable[[], None] | None = None) -> dict:
     """Run every problem of ``cfg``, appending rows through ``writer``.
@@ -388,6 +418,8 @@ def run_sweep(cfg: RunConfig, writer: ResultWriter, *, done: set | None = None,
     """
     done = done or set()
     _threads.set_threads(cfg.threads)
+    instances = make_backends(cfg, cfg.backends)
+    budget = BudgetEvidence(cfg.cell_budget_s)
     sent = Sentinel() if cfg.sentinel else None
     if sent is not None and sentinel is None:
         sentinel = sent.round
@@ -402,14 +434,16 @@ def run_sweep(cfg: RunConfig, writer: ResultWriter, *, done: set | None = None,
                     todo = [] if (label, "*") in done else ["*"]
                 if not todo:
                     if progress:
-                        progress.done += 1
+                        progress.skip()
                     completed += 1
                     continue
+                real = [b for b in todo if b != "*"]
                 try:
-                    rows, benches = run_problem(p, cfg, [b for b in todo if b != "*"], progress, sentinel,
-                                                weight_density=density)
+                    rows, benches = run_problem(p, cfg, real, progress, sentinel, weight_density=density,
+                                                instances=instances, budget_skips=budget.skips(p, real, density))
                 except KeyboardInterrupt:
                     return dict(interrupted=True, rows=written, problems=completed)
+                budget.record(p, rows, density)
                 for r in rows:
                     writer.summary(r)
                     written += 1

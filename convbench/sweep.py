@@ -1,4 +1,4 @@
-"""Problem sets: the cartesian grid of ``convbench run`` flags, expanded to problems.
+"""Problem sets: ``convbench run``'s problem flags (descriptors, suites, the grid) expanded to problems.
 
 A grid point that is not a valid convolution (kernel larger than the padded input,
 channels not divisible by groups, ...) becomes an :class:`InvalidProblem` carrying
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from .problem import ConvProblem
 
-__all__ = ["InvalidProblem", "expand_grid", "same_padding"]
+__all__ = ["InvalidProblem", "expand_grid", "same_padding", "expand_problems", "config_problems",
+           "problem_records", "DIRECTIONS"]
 
 
 @dataclass(frozen=True)
@@ -80,3 +81,96 @@ def expand_grid(*, sizes, kernels, strides=(1,), channels=(16,), out_channels=No
                      f"{'dh%d' % (dh - 1) if dh > 1 else ''}")
             out.append(InvalidProblem(label, str(e), dtype=dt, transposed=tr))
     return out
+
+
+#: ``--direction`` values and the transposed flags each selects
+DIRECTIONS = {"fwd": (False,), "bwd_d": (True,), "both": (False, True)}
+
+
+def expand_problems(*, problem=(), suite=(), suite_file=(), sizes=None, kernels=None, strides=None,
+                    channels=None, out_channels=None, batch=None, padding=None, dilation=None, groups=None,
+                    dtype=None, direction=None) -> tuple[list, dict]:
+    """The problems of a sweep, from descriptors, suites and grid values, in that order.
+
+    Parameters mirror ``convbench run``'s problem flags, already parsed (``sizes`` and
+    ``kernels`` as ``(h, w)`` pairs, the others as lists). ``batch``, ``dtype`` and
+    ``direction`` apply to descriptors and suites too; with no problem source at all the
+    ``default`` suite runs. Exact duplicates (same label) are dropped, order kept.
+
+    Returns
+    -------
+    (problems, tags)
+        ``problems``: :class:`~convbench.problem.ConvProblem` or :class:`InvalidProblem`
+        (grid points that are not valid convolutions); ``tags``: label -> (suite,
+        multiplicity) for network roll-ups.
+
+    Raises
+    ------
+    ValueError
+        A bad descriptor, suite or suite file (naming it), or grid flags without sizes.
+    """
+    from .suites import load_suite
+    if direction is not None and direction not in DIRECTIONS:
+        raise ValueError(f"--direction {direction!r}: accepted are {', '.join(DIRECTIONS)}")
+    directions = DIRECTIONS[direction or "fwd"]
+    problems: list = []
+    tags: dict = {}
+
+    def add_variants(p, suite_name: str = "", mult: int = 1):
+        for mb in (batch or [None]):
+            for dt in (dtype or [None]):
+                for tr in (directions if direction else [None]):
+                    ch = {k: v for k, v in (("mb", mb), ("dtype", dt), ("transposed", tr)) if v is not None}
+                    q = p.replace(**ch) if ch and hasattr(p, "replace") else p
+                    problems.append(q)
+                    if suite_name:
+                        tags.setdefault(q.label, (suite_name, mult))
+
+    for d in problem:
+        try:
+            add_variants(ConvProblem.parse(d))
+        except ValueError as e:
+            raise ValueError(f"--problem: {e}") from None
+    for name in suite:
+        try:
+            entries = load_suite(name)
+        except ValueError as e:
+            raise ValueError(f"--suite: {e}") from None
+        for e in entries:
+            add_variants(e.problem, name, e.multiplicity)
+    for path in suite_file:
+        from pathlib import Path
+        for e in load_suite(path, is_path=True):
+            add_variants(e.problem, Path(path).stem, e.multiplicity)
+    grid_values = [kernels, strides, channels, out_channels, padding, dilation, groups]
+    if sizes:
+        problems += expand_grid(
+            sizes=sizes, kernels=kernels or [(3, 3)], strides=strides or [1], channels=channels or [16],
+            out_channels=out_channels, batch=batch or [1], padding=padding or [0], dilation=dilation or [1],
+            groups=groups or [1], dtypes=dtype or ["float32"], transposed=directions)
+    elif any(v is not None for v in grid_values):
+        raise ValueError("convbench run: grid flags (--kernels, --strides, ...) need --sizes, e.g. --sizes 32,64")
+    if not problems:
+        for e in load_suite("default"):
+            add_variants(e.problem, "default", e.multiplicity)
+    seen: set = set()
+    uniq = []
+    for p in problems:
+        if p.label not in seen:
+            seen.add(p.label)
+            uniq.append(p)
+    return uniq, tags
+
+
+def config_problems(config: dict) -> list:
+    """The problems a stored run configuration (``meta.json``'s ``config``) lists."""
+    return [ConvProblem.parse(x) if isinstance(x, str) else
+            InvalidProblem(x["invalid"], x["reason"], x.get("dtype", "float32"), x.get("transposed", False))
+            for x in config["problems"]]
+
+
+def problem_records(problems: list) -> list:
+    """The inverse of :func:`config_problems`: what a run configuration stores."""
+    return [p.label if isinstance(p, ConvProblem) else
+            {"invalid": p.label, "reason": p.reason, "dtype": p.dtype, "transposed": p.transposed}
+            for p in problems]

@@ -36,7 +36,8 @@ from convbench.results import SUMMARY_COLUMNS, load_summary
     (["run", "--resume", "/nonexistent/dir"], "no meta.json"),
     (["report", "/nonexistent/dir"], "not a directory"),
     (["frobnicate"], "invalid choice"),
-    ([], "required"),
+    ([], "no command given; expected a command first, one of:"),
+    (["--bogus"], "unknown option '--bogus'; expected a command first"),
 ])
 def test_bad_input_one_line_exit_2(argv, fragment, capsys):
     assert main(argv) == 2
@@ -72,7 +73,7 @@ def test_run_grid_writes_tables(tmp_path, tiny_run_args, capsys):
     assert (df.status == "passed").all()
     assert (df.gflops_effective > 0).all()
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["schema_version"] == 1 and meta["config"]["threads"] == 1
+    assert meta["schema_version"] == 2 and meta["config"]["threads"] == 1
     assert meta["machine"]["blas"]["libraries"] and "cpu_model" in meta["machine"]
     assert meta["argv"][:2] == ["convbench", "run"]
     tables = (out / "tables.md").read_text()

@@ -37,6 +37,7 @@ def _wait_rows(out: Path, n: int, proc, timeout=120.0):
     pytest.fail("no rows appeared")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["sigint", "sigkill"])
 def test_interrupt_then_resume(tmp_path, how):
     out = tmp_path / "r"

@@ -1,0 +1,111 @@
+"""The command line: ``convbench COMMAND ...``, one module per command in this package.
+
+Each command module defines ``NAME``, ``HELP`` (and optionally ``DESCRIPTION``,
+``PRELOAD``), ``setup(parser)`` adding its flags (shared groups come from
+:mod:`.common`), and ``run(**kwargs) -> int`` taking those flags as keyword arguments.
+Modules are discovered here, so adding a command is adding one module. Commands call
+each other's ``run``/``execute`` in Python, never through argv.
+
+Bad input never produces a traceback: one line on stderr says what is wrong and what is
+accepted, and the exit status is 2. Nothing here loads numpy before :func:`main` has
+applied ``--blas-coretype`` (``OPENBLAS_CORETYPE`` must be set before OpenBLAS loads) and
+the thread environment, for commands that declare ``PRELOAD = True``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import sys
+from types import ModuleType
+
+from .. import __version__
+from .common import EXIT_OK, EXIT_USAGE, Parser, UsageError
+
+__all__ = ["main", "build_parser", "commands"]
+
+
+def commands() -> dict[str, ModuleType]:
+    """Command name -> module, for every command module of this package (sorted by name)."""
+    out = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name.startswith("_") or info.name == "common":
+            continue
+        mod = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(mod, "NAME") and hasattr(mod, "setup") and hasattr(mod, "run"):
+            out[mod.NAME] = mod
+    return out
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="convbench", description="Benchmark convolution algorithms against each other, honestly.")
+    p.add_argument("--version", action="version", version=f"convbench {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name, mod in commands().items():
+        sp = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", None) or mod.HELP)
+        mod.setup(sp)
+    return p
+
+
+def _prescan(argv: list[str], flag: str) -> str | None:
+    """The value of ``flag`` in argv (before argparse, and before numpy loads)."""
+    for i, a in enumerate(argv):
+        if a == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def _preload(argv: list[str]) -> dict:
+    """Apply the OpenBLAS kernel set and the thread environment for a fresh process."""
+    from ..blas import apply_coretype
+    from ..threads import preset_environment
+    coretype = apply_coretype(_prescan(argv, "--blas-coretype") or "auto")
+    try:
+        threads = max(1, int(_prescan(argv, "--threads") or 1))
+    except ValueError:
+        threads = 1  # argparse reports the bad value
+    preset_environment(threads)
+    return coretype
+
+
+def _dispatch(mod: ModuleType, args, argv: list[str], coretype: dict) -> int:
+    kwargs = {k: v for k, v in vars(args).items() if k != "command"}
+    params = inspect.signature(mod.run).parameters
+    if "argv" in params:
+        kwargs["argv"] = argv
+    if "coretype" in params:
+        kwargs["coretype"] = coretype
+    return mod.run(**kwargs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 failure found, 2 usage error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cmds = commands()
+        coretype = {"requested": None}
+        if argv[:1] and argv[0] in cmds and getattr(cmds[argv[0]], "PRELOAD", False):
+            coretype = _preload(argv)
+        parser = build_parser()
+        if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+            known = ", ".join(cmds)
+            what = "no command given" if not argv else f"unknown option {argv[0]!r}"
+            raise UsageError(f"convbench: error: {what}; expected a command first, one of: {known}")
+        args = parser.parse_args(argv)
+        if args.command is None:
+            raise UsageError(f"convbench: error: no command given; expected one of: {', '.join(cmds)}")
+        return _dispatch(cmds[args.command], args, argv, coretype)
+    except (UsageError, ValueError) as e:
+        msg = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        print(msg if msg.startswith("convbench") else f"convbench: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as e:  # argparse --help / --version
+        return int(e.code or 0)
+    except KeyboardInterrupt:
+        print("convbench: interrupted before any result was written", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK

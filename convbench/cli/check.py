@@ -1,0 +1,80 @@
+"""``convbench check``: the CI gate. Run a suite, compare with a baseline, re-measure suspects."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from .common import (EXIT_FAIL, EXIT_OK, GATE_OPTIONS, GATE_RUN_OPTIONS, UsageError, add_options, gate_run_kwargs,
+                     int_list, normalize, option)
+from . import run as run_cmd
+
+NAME = "check"
+HELP = "CI gate: run a suite, compare with a baseline, re-measure suspects"
+DESCRIPTION = ("Runs the suite, compares it with the baseline and re-runs every cell flagged as a regression; "
+               "only a regression seen in every attempt fails the check (exit 1).")
+PRELOAD = True
+
+OPTIONS = [
+    option("baseline", str, default="results/baseline", metavar="DIR", help="the committed baseline"),
+    option("suite", str, default="ci", help="the suite to run (ci)"),
+    option("retries", lambda v: int_list(0, "2")(v)[0], default=2, metavar="N",
+           help="re-measurements a flagged cell must survive (2)"),
+    option("out", str, metavar="DIR", help="where the check's runs go (default results/check-<timestamp>)"),
+] + GATE_OPTIONS + GATE_RUN_OPTIONS
+
+
+def setup(p) -> None:
+    add_options(p, OPTIONS)
+
+
+class _RunFailed(Exception):
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+def run(*, argv: list[str] | None = None, coretype: dict | None = None, **options) -> int:
+    """Run the suite, compare with the baseline, re-measure flagged cells; fail on persistent ones."""
+    from ..comparison import compare_runs, load_run, render_markdown, render_text
+    from ..gate import persistent_regressions
+    from ..results import ResultsError
+    o = normalize(OPTIONS, options, "check")
+    try:
+        base = load_run(o["baseline"])
+    except ResultsError as e:
+        raise UsageError(f"check: baseline {e}") from None
+    out = Path(o["out"]) if o["out"] else Path("results") / f"check-{time.strftime('%Y%m%d-%H%M%S')}"
+    factor = o["fail_above"] or o["factor"]
+
+    def measure(d: Path, **which):
+        res = run_cmd.execute(argv=argv, coretype=coretype, **gate_run_kwargs(o, out=str(d), **which))
+        if res.status != EXIT_OK:
+            raise _RunFailed(res.status)
+        return load_run(d)
+
+    try:
+        c = compare_runs(base, measure(out / "run", suite=[o["suite"]]), factor=factor, alpha=o["alpha"],
+                         normalize=o["normalize"])
+        print(render_text(c))
+        (out / "compare.md").write_text(render_markdown(c))
+        foreign = [w for w in c.warnings if w.split(" differs")[0] in ("cpu", "cores", "blas kernels", "threads")]
+        if foreign:
+            print("\ncheck: the baseline was recorded on a different machine or configuration "
+                  f"({'; '.join(foreign)}); the comparison above is informational and does not gate. "
+                  "Record a baseline on this machine kind with `make baseline`.")
+            return EXIT_OK
+        confirmed = persistent_regressions(
+            base, c, lambda k, probs, bks: measure(out / f"retry{k}", problem=probs, backends=bks),
+            retries=o["retries"], factor=factor, alpha=o["alpha"], normalize=o["normalize"],
+            log=lambda s: print(s, file=sys.stderr))
+    except _RunFailed as e:
+        return e.status
+    if confirmed:
+        print(f"\ncheck FAILED: {len(confirmed)} regression(s) confirmed on every re-measurement:")
+        for r in confirmed:
+            print(f"  {r.problem} / {r.backend}: {r.ratio:.2f}x (threshold {r.threshold:.2f}, p={r.p:.1e})")
+        return EXIT_FAIL if o["fail_above"] else EXIT_OK
+    print(f"\ncheck passed: no regression above {factor:g}x (or the cell's noise floor) persisted")
+    return EXIT_OK

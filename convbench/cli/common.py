@@ -1,0 +1,442 @@
+"""What every command shares: usage errors, value parsers, the option table, flag groups.
+
+Each option is declared once, as an :class:`Option`: its flag, default, help and a parser.
+The parser accepts both the command line's text (``"32,64"``) and the Python values a
+notebook passes to :func:`convbench.run` (``[32, 64]``), and is idempotent on its own
+output, so argparse and the Python API validate with the same code and the same
+messages. Commands add whole groups (:data:`PROBLEM_OPTIONS`, :data:`BACKEND_OPTIONS`,
+:data:`TIMING_OPTIONS`, :data:`OUTPUT_OPTIONS`, :data:`GATE_OPTIONS`) with
+:func:`add_options`; a command whose policy differs (the gate's shorter ``--max-time``)
+says so with :meth:`Option.but`.
+
+Nothing here imports numpy: ``--blas-coretype`` must reach ``OPENBLAS_CORETYPE`` before
+OpenBLAS loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass
+from typing import Any, Callable
+
+__all__ = ["UsageError", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "Parser", "Option", "add_options",
+           "normalize", "PROBLEM_OPTIONS", "BACKEND_OPTIONS", "TIMING_OPTIONS", "OUTPUT_OPTIONS",
+           "GATE_OPTIONS", "RUN_OPTIONS", "GATE_RUN_OPTIONS", "gate_run_kwargs", "options_named", "option", "int_list", "pair_list", "padding_list", "dtype_list",
+           "positive_float", "density_list", "byte_size", "threads_arg", "inject_arg"]
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(ValueError):
+    """Bad input from the user: printed as one line, exit status 2 (a ``ValueError`` in the API)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports an error as one :class:`UsageError` line, no usage dump."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: error: {message}")
+
+
+# ---------------------------------------------------------------------------- value parsers
+def _items(value, what: str) -> list:
+    """Comma-separated text or a Python scalar/iterable, as a list of items."""
+    if isinstance(value, str):
+        items = [t.strip() for t in value.split(",")]
+        if not value.strip() or any(t == "" for t in items):
+            raise argparse.ArgumentTypeError(f"{value!r} has an empty value; expected {what}")
+        return items
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise argparse.ArgumentTypeError(f"{value!r} is empty; expected {what}")
+        return list(value)
+    return [value]
+
+
+def _int(tok, what: str, minimum: int = 1) -> int:
+    if isinstance(tok, bool):
+        raise argparse.ArgumentTypeError(f"{tok!r} is not an integer; expected {what}")
+    try:
+        v = int(tok)
+        if isinstance(tok, float) and v != tok:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{tok!r} is not an integer; expected {what}") from None
+    if v < minimum:
+        raise argparse.ArgumentTypeError(f"{v} is out of range; expected {what}")
+    return v
+
+
+def _number(tok, what: str) -> float:
+    if isinstance(tok, bool):
+        raise argparse.ArgumentTypeError(f"{tok!r} is not a number; expected {what}")
+    try:
+        return float(tok)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{tok!r} is not a number; expected {what}") from None
+
+
+def int_list(minimum: int = 1, example: str = "1,2"):
+    """Comma-separated integers >= ``minimum``."""
+    what = f"comma-separated integers >= {minimum}, e.g. {example}"
+
+    def parse(value):
+        return [_int(t, what, minimum) for t in _items(value, what)]
+    return parse
+
+
+def single_int(minimum: int = 1, example: str = "5"):
+    """One integer >= ``minimum``."""
+    what = f"an integer >= {minimum}, e.g. {example}"
+
+    def parse(value):
+        return _int(value, what, minimum)
+    return parse
+
+
+def pair_list(example: str):
+    """Comma-separated ``N`` or ``HxW`` (text), or ints / ``(h, w)`` pairs (Python)."""
+    what = f"comma-separated positive integers or HxW pairs, e.g. {example}"
+
+    def one(t):
+        if isinstance(t, (tuple, list)):
+            if len(t) != 2:
+                raise argparse.ArgumentTypeError(f"{t!r} is not N or HxW; expected {what}")
+            return _int(t[0], what), _int(t[1], what)
+        if isinstance(t, str):
+            parts = t.lower().split("x")
+            if len(parts) == 1:
+                v = _int(parts[0], what)
+                return v, v
+            if len(parts) == 2:
+                return _int(parts[0], what), _int(parts[1], what)
+            raise argparse.ArgumentTypeError(f"{t!r} is not N or HxW; expected {what}")
+        v = _int(t, what)
+        return v, v
+
+    def parse(value):
+        if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+            value = [value]
+        return [one(t) for t in _items(value, what)]
+    return parse
+
+
+def padding_list(value):
+    what = "comma-separated 'valid', 'same' or integers >= 0, e.g. valid,same,1"
+    out = []
+    for t in _items(value, what):
+        if isinstance(t, str) and t.lower() in ("valid", "same"):
+            out.append(t.lower())
+        else:
+            out.append(_int(t, what, 0))
+    return out
+
+
+_DTYPES = {"f32": "float32", "float32": "float32", "f64": "float64", "float64": "float64"}
+
+
+def dtype_list(value):
+    what = "comma-separated float32 (f32) and/or float64 (f64)"
+    out = []
+    for t in _items(value, what):
+        name = _DTYPES.get(str(t).lower())
+        if name is None:
+            raise argparse.ArgumentTypeError(f"unknown dtype {t!r}; expected {what}")
+        out.append(name)
+    return list(dict.fromkeys(out))
+
+
+def positive_float(value):
+    v = _number(value, "a positive finite number")
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} must be a positive finite number")
+    return v
+
+
+def fraction(value):
+    """A number in (0, 1) (a significance level)."""
+    v = _number(value, "a number between 0 and 1, e.g. 0.01")
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is out of range; expected a number between 0 and 1, e.g. 0.01")
+    return v
+
+
+def density_list(value):
+    what = "comma-separated fractions in (0, 1], e.g. 1,0.1"
+    out = []
+    for t in _items(value, what):
+        v = _number(t, what)
+        if not 0 < v <= 1:
+            raise argparse.ArgumentTypeError(f"{t!r} is out of range; expected {what}")
+        out.append(v)
+    return list(dict.fromkeys(out))
+
+
+def byte_size(value):
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    from ..machine import parse_bytes
+    try:
+        return parse_bytes(value, "")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a size; expected bytes such as 4G, 512M or 1000000") \
+            from None
+
+
+def fftw_effort(value):
+    names = ("estimate", "measure", "patient", "exhaustive")
+    t = str(value).lower().removeprefix("fftw_")
+    if t not in names:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a planner effort; expected one of {', '.join(names)}")
+    return t
+
+
+def winograd_points(value):
+    from ..toomcook import validate_points
+    try:
+        validate_points(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return value
+
+
+def inject_arg(value):
+    if isinstance(value, tuple) and len(value) == 2:
+        name, f = value
+    else:
+        name, sep, val = str(value).partition("=")
+        f = val if sep else -1
+    try:
+        f = float(f)
+    except (TypeError, ValueError):
+        f = -1
+    if not name or f < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected BACKEND=FACTOR with FACTOR >= 1, e.g. im2col_blas=1.5")
+    return str(name).strip(), f
+
+
+def threads_arg(value):
+    n = _int(value, "a positive integer")
+    cores = os.cpu_count() or 1
+    if n > cores:
+        raise argparse.ArgumentTypeError(f"{n} exceeds the {cores} cores of this machine; expected 1..{cores}")
+    return n
+
+
+def choice(*names):
+    def parse(value):
+        if value not in names:
+            raise argparse.ArgumentTypeError(f"{value!r} is not one of {', '.join(names)}")
+        return value
+    return parse
+
+
+def _text(value):
+    return str(value)
+
+
+def _names(value):
+    """Backend names: ``"a,b"`` (text) or ``["a", "b"]`` (Python), kept as comma-separated text."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _append(parse):
+    """A repeatable option's values: one item, a list of items, or (``inject_slowdown``) a dict."""
+    def parse_all(values):
+        if isinstance(values, str):
+            values = [values]
+        elif isinstance(values, dict):
+            values = list(values.items())
+        return [parse(v) for v in values]
+    return parse_all
+
+
+# ---------------------------------------------------------------------------- options
+@dataclass(frozen=True)
+class Option:
+    """One flag: the Python keyword (``name``) and command-line spelling, its parser,
+    default and help. ``action``: ``"append"`` (repeatable) or ``"flag"`` (store_true)."""
+
+    name: str
+    parse: Callable | None
+    default: Any = None
+    help: str = ""
+    metavar: str | None = None
+    action: str | None = None
+    choices: tuple | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def but(self, **changes) -> "Option":
+        """The same option with another default or help (a command's own policy)."""
+        return dataclasses.replace(self, **changes)
+
+    def add_to(self, parser) -> None:
+        kw: dict = dict(help=self.help, dest=self.name)
+        if self.action == "flag":
+            parser.add_argument(self.flag, action="store_true", **kw)
+            return
+        if self.metavar:
+            kw["metavar"] = self.metavar
+        if self.choices:
+            kw["choices"] = self.choices
+        elif self.parse is not None:
+            kw["type"] = self.parse
+        if self.action == "append":
+            parser.add_argument(self.flag, action="append", default=[], **kw)
+        else:
+            parser.add_argument(self.flag, default=self.default, **kw)
+
+    def coerce(self, value):
+        """Validate a Python value the way the command line validates text."""
+        if self.action == "flag":
+            return bool(value)
+        if value is None:
+            return None
+        if self.action == "append":
+            return _append(self.parse or _text)(value)
+        if self.choices:
+            return choice(*self.choices)(value)
+        return self.parse(value) if self.parse is not None else value
+
+
+def option(*args, **kwargs) -> Option:
+    return Option(*args, **kwargs)
+
+
+def add_options(parser, options: list[Option], title: str | None = None) -> None:
+    """Add ``options`` to ``parser`` (in an argument group when ``title`` is given)."""
+    target = parser.add_argument_group(title) if title else parser
+    for o in options:
+        o.add_to(target)
+
+
+def normalize(options: list[Option], kwargs: dict, where: str) -> dict:
+    """Every option's value from ``kwargs`` (the default when absent), validated.
+
+    Raises
+    ------
+    UsageError
+        An unknown keyword (listing the accepted ones) or a bad value (naming the keyword).
+    """
+    by_name = {o.name: o for o in options}
+    unknown = sorted(set(kwargs) - set(by_name))
+    if unknown:
+        raise UsageError(f"{where}: unknown option(s) {', '.join(unknown)}; accepted: {', '.join(by_name)}")
+    out = {}
+    for name, o in by_name.items():
+        if name not in kwargs:
+            out[name] = [] if o.action == "append" else (False if o.action == "flag" else o.default)
+            continue
+        try:
+            out[name] = o.coerce(kwargs[name])
+        except (argparse.ArgumentTypeError, ValueError, TypeError) as e:
+            raise UsageError(f"{where}: {name}: {e}") from None
+    return out
+
+
+# ---------------------------------------------------------------------------- flag groups
+PROBLEM_OPTIONS = [
+    option("problem", _text, action="append", metavar="DESC",
+           help="a benchdnn descriptor, e.g. mb1ic64ih56oc64kh3ph1 (repeatable)"),
+    option("suite", _text, action="append", metavar="NAME", help="a shipped suite (see `convbench suites`)"),
+    option("suite_file", _text, action="append", metavar="PATH", help="a file of descriptors"),
+    option("sizes", pair_list("32,64 or 32x48"), help="input sizes (ih=iw, or HxW)"),
+    option("kernels", pair_list("3,5 or 3x1"), help="kernel sizes (default 3)"),
+    option("strides", int_list(), help="strides (default 1)"),
+    option("channels", int_list(), help="input channels (default 16)"),
+    option("out_channels", int_list(), help="output channels (default: = input)"),
+    option("batch", int_list(), help="minibatch sizes (overrides descriptors' mb too)"),
+    option("padding", padding_list, help="valid, same or N (default valid)"),
+    option("dilation", int_list(), help="dilation, PyTorch convention (default 1)"),
+    option("groups", int_list(), help="groups (default 1)"),
+    option("dtype", dtype_list, help="float32 (default) and/or float64"),
+    option("direction", None, choices=("fwd", "bwd_d", "both"),
+           help="forward convolution (fwd, default), transposed (bwd_d) or both"),
+    option("weight_density", density_list, default=[1.0], metavar="D[,D]",
+           help="fractions of non-zero weights (pruned kernels, same zeros for every backend); "
+                "several values run each problem at each density"),
+    option("dry_run", None, action="flag", help="list the problems and backends, run nothing"),
+]
+
+_CORETYPE_HELP = ("OpenBLAS kernel set, applied before numpy loads: auto (best this CPU supports; "
+                  "default), native (OpenBLAS's own detection) or an OpenBLAS core type such as SkylakeX")
+
+BACKEND_OPTIONS = [
+    option("backends", _names, default="all", metavar="all|a,b",
+           help="backends to run (default: every available one except the reference oracle)"),
+    option("exclude", _names, default="", metavar="a,b", help="backends to leave out"),
+    option("threads", threads_arg, default=1, help="threads for every library (default 1)"),
+    option("blas_coretype", _text, default="auto", metavar="KIND", help=_CORETYPE_HELP),
+    option("memory_limit", byte_size, metavar="BYTES",
+           help="workspace limit for backends that declare one (default: a fraction of free RAM)"),
+    option("fftw_effort", fftw_effort, default="measure", metavar="EFFORT",
+           help="FFTW planner effort for fft_pyfftw: estimate, measure (default), patient, exhaustive"),
+    option("fftw_wisdom", None, default="on", choices=("on", "off"),
+           help="on (default): reuse the FFTW wisdom file, so plans of earlier (possibly higher-effort) "
+                "runs are reused; off: plan from scratch at --fftw-effort alone"),
+    option("sparse_format", None, default="auto", choices=("auto", "csr", "csc", "bsr"),
+           help="storage of sparse_csr: auto (fastest of CSR/CSC/BSR, timed in prepare) or one format"),
+    option("winograd_points", winograd_points, default="lavin", metavar="SET",
+           help="Winograd interpolation points: lavin (default), balanced, barabasz, or a "
+                "comma-separated list of rationals such as 0,1,-1,1/2,-1/2,2,-2"),
+]
+
+TIMING_OPTIONS = [
+    option("min_time", positive_float, default=0.2, metavar="S", help="timed seconds per cell at least (0.2)"),
+    option("max_time", positive_float, default=2.0, metavar="S", help="timed seconds per cell at most (2)"),
+    option("min_rounds", single_int(1), default=5, metavar="N", help="rounds per cell at least (5)"),
+    option("round_time", positive_float, default=1e-3, metavar="S", help="target seconds per round (0.001)"),
+    option("cell_budget", positive_float, default=30.0, metavar="S",
+           help="skip timing a cell whose single run exceeds this (30)"),
+    option("inject_slowdown", inject_arg, action="append", metavar="BACKEND=FACTOR",
+           help="make a backend's timed calls FACTOR times slower (busy wait): for checking "
+                "that the regression gate catches a slowdown; recorded in the rows"),
+]
+
+OUTPUT_OPTIONS = [
+    option("out", _text, metavar="DIR", help="result directory (default results/<timestamp>)"),
+    option("resume", _text, metavar="DIR", help="finish an interrupted run in DIR with its stored settings"),
+    option("baseline", _text, metavar="NAME", help="backend for the speed-up table (default torch_onednn)"),
+    option("quiet", None, action="flag", help="no progress display"),
+    option("no_plots", None, action="flag", help="write tables only (no matplotlib figures)"),
+]
+
+RUN_OPTIONS = PROBLEM_OPTIONS + BACKEND_OPTIONS + TIMING_OPTIONS + OUTPUT_OPTIONS
+
+GATE_OPTIONS = [
+    option("factor", positive_float, default=1.2, help="ratio a regression must exceed (1.2)"),
+    option("fail_above", positive_float, metavar="FACTOR",
+           help="exit 1 if a cell regresses by more than FACTOR (sets the factor)"),
+    option("alpha", fraction, default=0.01, help="significance level of the U test, in (0, 1) (0.01)"),
+    option("normalize", None, default="peers", choices=("none", "sentinel", "peers"),
+           help="divide times by the median of the same problem's other backends' drift "
+                "(peers, default), by the drift sentinel timed with them (sentinel), or not (none)"),
+]
+
+
+def options_named(names: str) -> list[Option]:
+    """Options of :data:`RUN_OPTIONS` by name (space-separated), in that order."""
+    by = {o.name: o for o in RUN_OPTIONS}
+    return [by[n] for n in names.split()]
+
+
+#: the ``run`` options ``calibrate`` and ``check`` pass through to their runs; the gate's
+#: own policy is a shorter ``--max-time`` (1 s: the committed baseline was recorded so)
+GATE_RUN_OPTIONS = [o.but(default=1.0, help="timed seconds per cell at most (1)") if o.name == "max_time" else o
+                    for o in options_named("threads backends min_time max_time inject_slowdown blas_coretype quiet")]
+
+
+def gate_run_kwargs(o: dict, **extra) -> dict:
+    """Keyword arguments of a gate's nested ``run.execute``: the pass-through options, no
+    figures, and ``extra`` (``out=``, ``suite=`` or ``problem=``, ``backends=``)."""
+    kw = {opt.name: o[opt.name] for opt in GATE_RUN_OPTIONS}
+    kw["no_plots"] = True
+    kw.update(extra)
+    return kw

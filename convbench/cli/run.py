@@ -1,0 +1,211 @@
+"""``convbench run``: sweep problems x backends, write rows, tables, figures and the report.
+
+:func:`execute` is the whole command as a Python call (``calibrate``, ``check`` and
+:func:`convbench.run` use it); :func:`run` is its exit-status wrapper for the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .common import (BACKEND_OPTIONS, EXIT_OK, OUTPUT_OPTIONS, PROBLEM_OPTIONS, RUN_OPTIONS, TIMING_OPTIONS,
+                     UsageError, add_options, normalize)
+
+NAME = "run"
+HELP = "run a sweep and write tables"
+DESCRIPTION = ("Sweep problems x backends. Problems come from --problem, --suite/--suite-file and the grid "
+               "flags (--sizes with --kernels, --strides, ...); with none of them the default suite runs.")
+PRELOAD = True
+
+#: run options that are algorithm settings, handed to the backends that declare them
+SETTINGS = ("fftw_effort", "fftw_wisdom", "winograd_points", "sparse_format")
+
+
+def setup(p) -> None:
+    add_options(p, PROBLEM_OPTIONS, "problems")
+    add_options(p, BACKEND_OPTIONS, "backends and fairness")
+    add_options(p, TIMING_OPTIONS, "timing")
+    add_options(p, OUTPUT_OPTIONS, "output")
+
+
+@dataclass
+class RunResult:
+    """What :func:`execute` did: exit status, result directory, whether it was interrupted."""
+
+    status: int
+    out: Path | None
+    interrupted: bool = False
+    problems: int = 0
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def _check_out_dir(path: Path, resume: bool) -> None:
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {str(path)!r} is a file; expected a directory (new or empty)")
+    if not resume and (path / "summary.csv").exists():
+        raise UsageError(f"--out {str(path)!r} already holds results; use --resume {path} to finish it "
+                         f"or choose another directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".convbench-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"--out {str(path)!r} is not writable ({e.strerror})") from None
+
+
+def new_config(o: dict) -> tuple[dict, list]:
+    """The stored configuration of a new sweep (what ``--resume`` reads back), and its problems."""
+    from ..backends import resolve_backends
+    from ..sweep import expand_problems, problem_records
+    try:
+        problems, tags = expand_problems(**{k: o[k] for k in (
+            "problem", "suite", "suite_file", "sizes", "kernels", "strides", "channels", "out_channels", "batch",
+            "padding", "dilation", "groups", "dtype", "direction")})
+        backends = resolve_backends(o["backends"], o["exclude"])
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    inject = dict(o["inject_slowdown"])
+    for k in inject:
+        if k not in backends:
+            raise UsageError(f"--inject-slowdown: {k!r} is not among the backends run ({', '.join(backends)})")
+    config = dict(problems=problem_records(problems), backends=backends, threads=o["threads"],
+                  min_time=o["min_time"], max_time=max(o["max_time"], o["min_time"]), min_rounds=o["min_rounds"],
+                  round_time=o["round_time"], cell_budget=o["cell_budget"], weight_density=o["weight_density"],
+                  memory_limit=o["memory_limit"], baseline=o["baseline"], blas_coretype=o["blas_coretype"],
+                  inject=inject, tags={k: list(v) for k, v in tags.items()}, **{k: o[k] for k in SETTINGS})
+    return config, problems
+
+
+def _stored_config(rdir: Path) -> dict:
+    if not (rdir / "meta.json").is_file():
+        raise UsageError(f"--resume {str(rdir)!r}: no meta.json there; expected a convbench result directory")
+    try:
+        return json.loads((rdir / "meta.json").read_text())["config"]
+    except (ValueError, KeyError, OSError, TypeError) as e:
+        raise UsageError(f"--resume {str(rdir)!r}: unreadable meta.json ({e})") from None
+
+
+def sweep_config(config: dict, problems: list):
+    """The runner's :class:`~convbench.runner.RunConfig` for a stored configuration."""
+    from ..runner import RunConfig
+    from ..timing import TimingConfig
+    return RunConfig(problems=problems, backends=config["backends"], threads=config["threads"],
+                     timing=TimingConfig(round_time=config["round_time"], min_rounds=int(config["min_rounds"]),
+                                         min_time=config["min_time"], max_time=config["max_time"]),
+                     cell_budget_s=config["cell_budget"], weight_densities=tuple(config["weight_density"]),
+                     memory_limit_bytes=config["memory_limit"], inject=config.get("inject", {}),
+                     settings={k: config[k] for k in SETTINGS if k in config},
+                     tags={k: tuple(v) for k, v in config.get("tags", {}).items()})
+
+
+def execute(*, argv: list[str] | None = None, coretype: dict | None = None, log=_log, **options) -> RunResult:
+    """Run a sweep with ``convbench run``'s options (keyword names as in ``--help``, e.g.
+    ``sizes=[32, 64]``, ``backends="im2col_blas,direct_numba"``, ``out="results/x"``).
+
+    Raises
+    ------
+    UsageError
+        A bad option value (one line naming it); nothing was run or written.
+    """
+    o = normalize(RUN_OPTIONS, options, "convbench run")
+    argv = list(argv) if argv is not None else ["(python)"]
+    coretype = coretype or {"requested": o["blas_coretype"], "applied": False,
+                            "note": "called from Python: the kernel set is whatever numpy loaded"}
+    if o["out"] and o["resume"] and Path(o["out"]) != Path(o["resume"]):
+        raise UsageError("--out and --resume name different directories; give only --resume DIR")
+    from ..backends import resolve_backends
+    from ..sweep import config_problems
+    if o["resume"]:
+        out = Path(o["resume"])
+        config = _stored_config(out)
+        problems = config_problems(config)
+        try:
+            config["backends"] = resolve_backends(",".join(config["backends"]), "")
+        except ValueError as e:
+            raise UsageError(f"--resume: {e}") from None
+    else:
+        out = Path(o["out"]) if o["out"] else Path("results") / time.strftime("%Y%m%d-%H%M%S")
+        config, problems = new_config(o)
+    backends = config["backends"]
+
+    from ..sweep import InvalidProblem
+    if o["dry_run"]:
+        print(f"{len(problems)} problems x {len(backends)} backends: {', '.join(backends)}")
+        for p in problems:
+            print(f"  {p.label}" + (f"   (invalid: {p.reason})" if isinstance(p, InvalidProblem) else ""))
+        return RunResult(EXIT_OK, None)
+
+    _check_out_dir(out, resume=bool(o["resume"]))
+
+    from .. import threads
+    from ..progress import Progress
+    from ..reporting import summary_table, write_report, write_tables
+    from ..results import ResultWriter, load_summary, new_meta, write_meta
+    from ..runner import run_sweep
+
+    threads.set_threads(config["threads"])
+    cfg = sweep_config(config, problems)
+    done: set = set()
+    if o["resume"]:
+        meta = json.loads((out / "meta.json").read_text())
+        try:
+            df = load_summary(out)
+            done = set(zip(df.cell, df.backend))
+        except Exception:  # noqa: BLE001 - no readable rows yet: everything is still to do
+            done = set()
+        meta.setdefault("resumed", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "argv": argv})
+    else:
+        meta = new_meta(argv=argv, config=config, coretype=coretype)
+    write_meta(out, meta)
+    warn = meta.get("machine", {}).get("blas", {}).get("warning")
+    if warn:
+        log(f"warning: {warn}")
+
+    writer = ResultWriter(out)
+    progress = Progress(len(problems) * len(config["weight_density"]), enabled=not o["quiet"])
+    n_cells = len(problems) * len(backends) * len(config["weight_density"])
+    log(f"convbench: {len(problems)} problems x {len(backends)} backends ({n_cells} cells), "
+        f"{config['threads']} thread(s), results in {out}")
+    try:
+        res = run_sweep(cfg, writer, done=done, progress=progress)
+    finally:
+        progress.close()
+        writer.close()
+        meta["threads"] = threads.thread_report()
+    meta["finished"] = None if res["interrupted"] else time.strftime("%Y-%m-%dT%H:%M:%S")
+    write_meta(out, meta)
+    baseline = o["baseline"] or config.get("baseline")
+    try:
+        written = write_report(out, baseline, plots=not o["no_plots"], warn=log)
+    except Exception as e:  # noqa: BLE001 - the rows are on disk; a reporting failure must not hide them
+        log(f"warning: report generation failed ({e.__class__.__name__}: {e}); rows are in "
+            f"{out}/summary.csv, retry with `convbench report {out}`")
+        written = {"tables": write_tables(out, baseline, warn=log)}
+    if res["interrupted"]:
+        log(f"interrupted: {res['problems']} of {len(problems)} problems finished, every finished row "
+            f"is in {out}/summary.csv. Resume with:\n  convbench run --resume {shlex.quote(str(out))}")
+        return RunResult(130, out, True, res["problems"])
+    df = load_summary(out)
+    counts = df.status.value_counts().to_dict()
+    print(f"\nwrote {out}/summary.csv ({len(df)} rows: "
+          + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("passed", "skipped", "mistrusted", "failed")) + ")")
+    print(f"      {out}/samples.csv, {out}/meta.json")
+    print(f"tables: {written['tables']}")
+    print("\n" + summary_table(out, baseline).strip())
+    if written.get("report_md"):
+        print(f"report: {written['report_md']} and {written['report_html']} "
+              f"({len(written.get('plots', {}))} figures in {out}/plots)")
+    return RunResult(EXIT_OK, out, False, res["problems"])
+
+
+def run(*, argv: list[str] | None = None, coretype: dict | None = None, **options) -> int:
+    return execute(argv=argv, coretype=coretype, **options).status

@@ -9,8 +9,12 @@ PIP    := $(BIN)/python -m pip -q --disable-pip-version-check
 # pip prints a warning per missing local index entry on this machine; keep the output readable
 PIPF   := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 
-# the default sweep's timing budget per cell: at least 5 rounds and 0.1 s, at most 1 s
-BENCH_ARGS ?= --min-time 0.1 --max-time 1
+# the default sweep (48 problems: size and kernel ladders, network layers) on a cheaper budget
+# per cell than `convbench run`'s defaults, so a fresh clone finishes in about 3 minutes:
+# at least 3 rounds and 10 ms, at most 0.15 s of timed rounds; a cell whose single run takes
+# over 0.5 s is skipped (and larger rungs of its ladder with it); operators and workspaces
+# over 256 MiB are refused from their shape. All recorded in meta.json and the rows' reasons.
+BENCH_ARGS ?= --min-time 0.01 --max-time 0.15 --min-rounds 3 --cell-budget 0.5 --memory-limit 256M
 PYTEST_ARGS ?=
 
 .PHONY: bench test floors bench-check baseline clean help
@@ -28,7 +32,7 @@ $(BIN)/python:
 
 $(VENV)/.deps: pyproject.toml | $(BIN)/python
 	$(PIP) install --no-compile -e '.[test]' $(PIPF)
-	@$(BIN)/python -c "import convbench.cli, numpy, scipy, numba, pyfftw, pandas, threadpoolctl, matplotlib" \
+	@$(BIN)/python -c "import convbench.cli, numpy, scipy, numba, pyfftw, pandas, threadpoolctl, matplotlib, markdown, tqdm" \
 		|| { echo "dependency installation failed"; exit 1; }
 	@touch $@
 

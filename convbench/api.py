@@ -47,8 +47,11 @@ def conv2d(x: np.ndarray, w: np.ndarray, *, stride=1, padding=0, dilation=1, gro
         Input, float32 or float64.
     w : ndarray, shape (oc, ic/groups, kh, kw)
         Weights, same dtype as ``x``.
-    stride, padding, dilation : int or (int, int)
+    stride, dilation : int or (int, int)
         As in ``torch.nn.functional.conv2d`` (dilation 1 = dense kernel).
+    padding : int, (int, int), 'valid' or 'same'
+        As in ``torch.nn.functional.conv2d``: ``'same'`` keeps the input size (stride 1 only;
+        an even kernel's extra padding pixel goes to the bottom/right).
     groups : int
     backend : str
         Any name from :func:`convbench.available_backends`.
@@ -63,6 +66,14 @@ def conv2d(x: np.ndarray, w: np.ndarray, *, stride=1, padding=0, dilation=1, gro
         Bad shapes, dtypes or arguments; unknown backend (the message lists the available ones).
     convbench.Unsupported
         The backend's declared capabilities exclude this problem; the message is the reason.
+
+    Notes
+    -----
+    Non-finite inputs follow each algorithm's arithmetic, not one convention: a direct or GEMM
+    backend returns ``inf`` where an infinite weight meets a finite input (as PyTorch does),
+    while the FFT backends return ``nan`` in every output the transform spreads it to (an
+    infinite spectrum makes ``inf - inf``), and Winograd's transforms mix ``inf`` with its
+    opposite too. The benchmark itself only uses finite integer-valued data.
 
     Examples
     --------

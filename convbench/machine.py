@@ -19,7 +19,7 @@ from . import __version__
 from .blas import best_coretype, blas_status, cpu_flags, cpu_model
 
 __all__ = ["machine_info", "library_versions", "git_commit", "peak_gflops", "roofline_peaks", "cache_bytes",
-           "memory_bytes", "memory_limit_env", "parse_bytes", "fftw_build"]
+           "memory_bytes", "memory_limit_env", "parse_bytes", "fftw_build", "stream_bandwidth"]
 
 _FLAGS_OF_INTEREST = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512cd", "avx512bw",
                       "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile", "neon", "asimd")
@@ -255,6 +255,64 @@ def roofline_peaks(seconds: float = 0.6) -> dict:
         np.copyto(b, a)
         best = min(best, time.perf_counter() - t0)
     out["bandwidth_gbs"] = 2 * a.nbytes / best / 1e9
+    out["stream"] = stream_bandwidth(seconds / 2)
+    return out
+
+
+_TRIAD = None
+
+
+def _triad_kernel():
+    """``a = b + s * c`` in one pass (numba): numpy would need two passes and a temporary."""
+    global _TRIAD
+    if _TRIAD is None:
+        from numba import njit
+
+        @njit(fastmath=True, cache=True, nogil=True)
+        def triad(a, b, c, s):
+            for i in range(a.size):
+                a[i] = b[i] + s * c[i]
+        _TRIAD = triad
+    return _TRIAD
+
+
+def stream_bandwidth(seconds: float = 0.4) -> dict:
+    """STREAM-style bandwidth of one core, measured: ``copy`` (``b = a``, 2 arrays moved) and
+    ``triad`` (``a = b + s*c``, 3 arrays moved), each on arrays that fit in half the L2 cache
+    and on arrays far beyond the last-level cache (64 MiB each). GB/s as STREAM counts them
+    (bytes read plus bytes written per pass), best of repeated passes.
+
+    Pooling and depthwise convolution move far more bytes than they compute; their cells are
+    judged against these figures (``% of bandwidth``), not against a flop peak.
+    """
+    import numpy as np
+    out = {}
+    l2 = cache_bytes(2)
+    try:
+        triad = _triad_kernel()
+    except ImportError:  # pragma: no cover - numba is a dependency
+        triad = None
+    for where, nbytes in (("l2", max(16 << 10, l2 // 2 // 3)), ("dram", 64 << 20)):
+        n = nbytes // 4
+        a = np.ones(n, np.float32)
+        b = np.ones(n, np.float32)
+        c = np.ones(n, np.float32)
+        kernels = {"copy": (lambda: np.copyto(b, a), 2)}
+        if triad is not None:
+            triad(a, b, c, np.float32(0.5))
+            kernels["triad"] = (lambda: triad(a, b, c, np.float32(0.5)), 3)
+        for name, (fn, arrays) in kernels.items():
+            fn()
+            best = float("inf")
+            reps = max(1, (4 << 20) // nbytes)
+            t_end = time.perf_counter() + seconds / 4
+            while time.perf_counter() < t_end:
+                t0 = time.perf_counter()
+                for _ in range(reps):
+                    fn()
+                best = min(best, (time.perf_counter() - t0) / reps)
+            out[f"{name}_{where}_gbs"] = arrays * nbytes / best / 1e9
+    out["l2_array_bytes"] = max(16 << 10, l2 // 2 // 3)
     return out
 
 

@@ -233,6 +233,22 @@ class ConvProblem:
                 and self.ih + 2 * self.ph >= self.ext_h and self.iw + 2 * self.pw >= self.ext_w)
 
     @property
+    def padding_note(self) -> str:
+        """For a problem whose given output size is not PyTorch's (benchdnn's "gemm" and
+        regression shapes): what that output size implies, in words; "" otherwise."""
+        if self.torch_compatible:
+            return ""
+        parts = []
+        for d, top, bottom in (("h", self.ph, self.ph_r), ("w", self.pw, self.pw_r)):
+            if bottom < 0:
+                parts.append(f"o{d} crops the input: its last {-bottom} {'rows' if d == 'h' else 'columns'} "
+                             f"are never read")
+            elif bottom != top:
+                parts.append(f"o{d} implies asymmetric padding: {'bottom' if d == 'h' else 'right'} {bottom} "
+                             f"vs {'top' if d == 'h' else 'left'} {top}")
+        return "; ".join(parts) or "output size given explicitly (not PyTorch's floor rule)"
+
+    @property
     def itemsize(self) -> int:
         """Bytes per element of :attr:`dtype`."""
         return 4 if self.dtype == "float32" else 8
@@ -273,37 +289,51 @@ class ConvProblem:
         return self.g > 1 and self.g == self.ic == self.oc
 
     # ------------------------------------------------------------------ text form
+    def _derivable(self, axis: str) -> bool:
+        """Whether an axis's output size is the floor-derived one (so it need not be printed)."""
+        i, k, st, p, o = ((self.ih, self.ext_h, self.sh, self.ph, self.oh) if axis == "h" else
+                          (self.iw, self.ext_w, self.sw, self.pw, self.ow))
+        return i + 2 * p >= k and o == (i + 2 * p - k) // st + 1
+
     @property
     def descriptor(self) -> str:
-        """Canonical benchdnn descriptor (dtype is not part of it; see :attr:`label`)."""
+        """Canonical benchdnn descriptor (dtype is not part of it; see :attr:`label`).
+
+        It parses back to this problem under benchdnn's own rules: the w axis is left out
+        only when it equals the h axis in every field (benchdnn then copies h), and is
+        otherwise printed whole (benchdnn completes a partly given axis from defaults, not
+        from h); an output size is printed, with its padding, when it is not the derived one.
+        """
+        hx = (self.ih, self.oh, self.kh, self.sh, self.ph, self.dh)
+        wx = (self.iw, self.ow, self.kw, self.sw, self.pw, self.dw)
+        w_own = hx != wx
+        oh_needed, ow_needed = not self._derivable("h"), w_own and not self._derivable("w")
         s = []
         if self.g != 1:
             s.append(f"g{self.g}")
         s.append(f"mb{self.mb}ic{self.ic}ih{self.ih}")
-        if self.iw != self.ih:
+        if w_own:
             s.append(f"iw{self.iw}")
         s.append(f"oc{self.oc}")
-        # the output size is printed only when it is not the PyTorch-derived one
-        if not self.torch_compatible:
+        if oh_needed:
             s.append(f"oh{self.oh}")
-            if self.ow != self.oh:
-                s.append(f"ow{self.ow}")
+        if ow_needed:
+            s.append(f"ow{self.ow}")
         s.append(f"kh{self.kh}")
-        if self.kw != self.kh:
+        if w_own:
             s.append(f"kw{self.kw}")
-        if self.sh != 1 or self.sw != 1:
+        if self.sh != 1:
             s.append(f"sh{self.sh}")
-            if self.sw != self.sh:
-                s.append(f"sw{self.sw}")
-        # with an explicit output size, padding must be explicit too (benchdnn would derive it)
-        if self.ph != 0 or self.pw != 0 or not self.torch_compatible:
+        if w_own and self.sw != 1:
+            s.append(f"sw{self.sw}")
+        if self.ph != 0 or oh_needed:
             s.append(f"ph{self.ph}")
-            if self.pw != self.ph:
-                s.append(f"pw{self.pw}")
-        if self.dh != 0 or self.dw != 0:
+        if w_own and (self.pw != 0 or ow_needed):
+            s.append(f"pw{self.pw}")
+        if self.dh != 0:
             s.append(f"dh{self.dh}")
-            if self.dw != self.dh:
-                s.append(f"dw{self.dw}")
+        if w_own and self.dw != 0:
+            s.append(f"dw{self.dw}")
         if self.name:
             s.append(f'n"{self.name}"')
         return "".join(s)
@@ -333,10 +363,12 @@ class ConvProblem:
     def parse(cls, text: str, *, dtype: str | None = None, mb: int | None = None) -> "ConvProblem":
         """Parse a benchdnn conv descriptor.
 
-        Accepts everything benchdnn's ``str2desc`` does for 1-D and 2-D problems:
-        ``_`` separators, omitted defaults (``mb2``, stride 1, square sizes), a given
-        output size with or without padding (padding is then computed as benchdnn does),
-        a trailing name ``n"..."`` or ``nNAME``, and an optional leading ``--dt=f32|f64``.
+        Accepts everything benchdnn's ``str2desc`` does for 1-D and 2-D problems, with its
+        rules exactly: ``_`` separators; omitted defaults (``mb2``, stride 1); per axis, a
+        missing output is computed and a missing padding is computed from a given output
+        (``compute_pad``) or is 0; a whole missing w axis is a copy of the h axis, and no h
+        at all means a 1-D problem; a trailing name ``n"..."`` or ``nNAME``; and optional
+        leading ``--dt=f32|f64`` / ``--dir=`` knobs.
 
         Parameters
         ----------
@@ -407,31 +439,37 @@ class ConvProblem:
             st, p, dl = vals.get("s" + d, 1), vals.get("p" + d, -1), vals.get("d" + d, 0)
             return dict(i=i, o=o, k=k, s=st, p=p, d=dl)
 
+        def complete(d: str, ax: dict) -> dict:
+            """benchdnn's str2desc for one given axis: a missing output is computed (floor, as
+            compute_out; ConvProblem does it and checks the extent), and a missing padding is 0
+            when the output is computed, else computed from the given output (compute_pad:
+            ((o-1)*s - i + ext) / 2 in C integer division, which truncates toward zero)."""
+            if not ax["i"] or not ax["k"]:
+                raise ValueError(f"descriptor {orig!r}: i{d} and k{d} are required and must be >= 1")
+            ax = dict(ax)
+            if not ax["o"]:
+                ax["o"] = None
+                if ax["p"] < 0:
+                    ax["p"] = 0
+            elif ax["p"] < 0:
+                ax["p"] = int(((ax["o"] - 1) * ax["s"] - ax["i"] + _ext(ax["k"], ax["d"])) / 2)
+            return ax
+
         h, w = axis("h"), axis("w")
+        # benchdnn: an axis is absent when none of i, k, o, d is given, its stride is 1 and its
+        # padding is not positive; then (sanitize_desc) a missing w is a copy of the whole h
+        # axis, and a missing h makes a 1-D problem (h takes the defaults)
         no_h = not (h["i"] or h["k"] or h["o"] or h["d"]) and h["s"] == 1 and h["p"] < 1
         no_w = not (w["i"] or w["k"] or w["o"] or w["d"]) and w["s"] == 1 and w["p"] < 1
         if no_h and no_w:
             raise ValueError(f"descriptor {orig!r}: needs an input size and a kernel size (ih..kh.. or iw..kw..)")
         if no_h:  # 1-D problem along w
-            h = dict(i=1, o=1, k=1, s=1, p=0, d=0)
-        elif no_w:  # square defaults: missing w takes h's values (benchdnn's implicit rule)
+            h, w = dict(i=1, o=1, k=1, s=1, p=0, d=0), complete("w", w)
+        elif no_w:
+            h = complete("h", h)
             w = dict(h)
-        else:
-            for key in ("i", "o", "k", "s", "d"):
-                if ("%sw" % key) not in vals and ("%sh" % key) in vals:
-                    w[key] = h[key]
-            if "pw" not in vals and "ph" in vals:
-                w["p"] = h["p"]
-        for d, ax in (("h", h), ("w", w)):
-            if not ax["i"] or not ax["k"]:
-                raise ValueError(f"descriptor {orig!r}: i{d} and k{d} are required and must be >= 1")
-            if ax["o"]:
-                if ax["p"] < 0:  # benchdnn: padding computed from the output size
-                    ax["p"] = max(0, ((ax["o"] - 1) * ax["s"] - ax["i"] + _ext(ax["k"], ax["d"])) // 2)
-            else:
-                ax["o"] = None
-                if ax["p"] < 0:
-                    ax["p"] = 0
+        else:  # each axis on its own (a missing pw is computed from ow, never copied from ph)
+            h, w = complete("h", h), complete("w", w)
         g = vals.get("g", 1)
         if g < 1:
             raise ValueError(f"descriptor {orig!r}: g={g} must be >= 1")
@@ -450,7 +488,9 @@ class ConvProblem:
                         dtype="float32") -> "ConvProblem":
         """Build a problem from ``torch.nn.functional.conv2d`` arguments (NCHW, OIHW).
 
-        ``stride``, ``padding`` and ``dilation`` take an int or a pair, as in PyTorch.
+        ``stride``, ``padding`` and ``dilation`` take an int or a pair, as in PyTorch;
+        ``padding`` also takes ``'valid'`` (no padding) and ``'same'`` (stride 1 only; for an
+        even kernel the extra pixel goes to the bottom/right, as PyTorch pads).
         """
         def pair(v, what):
             if isinstance(v, bool):
@@ -475,9 +515,25 @@ class ConvProblem:
             raise ValueError(f"weight shape {tuple(weight_shape)} has ic/groups={icg} but input has ic={ic} "
                              f"with groups={groups}: expected weight.shape[1] == {ic // groups if ic % groups == 0 else 'ic/groups'}")
         sh, sw = pair(stride, "stride")
-        ph, pw = pair(padding, "padding")
         dh, dw = pair(dilation, "dilation")
         if dh < 1 or dw < 1:
             raise ValueError(f"dilation={dilation!r}: must be >= 1 (PyTorch convention)")
+        oh = ow = None
+        if isinstance(padding, str):
+            mode = padding.lower()
+            if mode == "valid":
+                ph = pw = 0
+            elif mode == "same":
+                # PyTorch: stride 1 only; the total padding dilation*(k-1) is split with the
+                # extra pixel of an odd total on the bottom/right; the output keeps the input size
+                if (sh, sw) != (1, 1):
+                    raise ValueError(f"padding='same' is not supported for strided convolutions (stride={stride!r}), "
+                                     f"as in PyTorch; give an explicit padding")
+                ph, pw = dh * (kh - 1) // 2, dw * (kw - 1) // 2
+                oh, ow = ih, iw
+            else:
+                raise ValueError(f"padding={padding!r}: expected an int, a pair of ints, 'valid' or 'same'")
+        else:
+            ph, pw = pair(padding, "padding")
         return cls(mb=mb, ic=ic, ih=ih, iw=iw, oc=oc, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw,
-                   dh=dh - 1, dw=dw - 1, g=groups, dtype=dtype)
+                   dh=dh - 1, dw=dw - 1, g=groups, oh=oh, ow=ow, dtype=dtype)

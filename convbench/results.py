@@ -24,6 +24,7 @@ v1 directory. Other versions are refused with the version named.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -31,7 +32,7 @@ from pathlib import Path
 
 __all__ = ["SCHEMA_VERSION", "READABLE_VERSIONS", "SUMMARY_COLUMNS", "SAMPLE_COLUMNS", "STATUSES", "ResultWriter",
            "cell_label", "load_summary", "load_samples", "load_meta", "write_meta", "new_meta", "ResultsError",
-           "problem_counts"]
+           "ResultsWriteError", "problem_counts", "repair_for_resume", "RunLock"]
 
 SCHEMA_VERSION = 2
 #: versions this convbench reads (older ones are upgraded on load)
@@ -98,19 +99,29 @@ def _fmt(v) -> str:
     return str(v)
 
 
-class ResultWriter:
-    """Appends rows to ``summary.csv`` / ``samples.csv`` in ``out_dir``, flushing each row."""
+class ResultsWriteError(OSError):
+    """A result file could not be written (disk full, permissions): the rows written before are
+    intact, the failed record was rolled back."""
 
-    def __init__(self, out_dir: Path):
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.summary_path = self.out_dir / "summary.csv"
-        self.samples_path = self.out_dir / "samples.csv"
-        self._summary = self._open(self.summary_path, SUMMARY_COLUMNS)
-        self._samples = self._open(self.samples_path, SAMPLE_COLUMNS)
+    def __init__(self, path: Path, err: OSError):
+        super().__init__(err.errno, f"cannot write {path}: {err.strerror or err}")
+        self.path = Path(path)
 
-    @staticmethod
-    def _open(path: Path, columns: list[str]):
+
+def _record(values: list) -> str:
+    """One CSV record on one line (newlines inside a field become spaces)."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([str(v).replace("\r", " ").replace("\n", " ") for v in values])
+    return buf.getvalue()
+
+
+class _AppendFile:
+    """A CSV file appended to in whole records: each append is one ``write`` of complete lines,
+    flushed and fsynced; a write that fails or comes up short (disk full) is cut back to the
+    file's previous size, so the file never ends in a partial record."""
+
+    def __init__(self, path: Path, columns: list[str]):
+        self.path, self.columns = path, columns
         new = not path.exists() or path.stat().st_size == 0
         if not new:
             with open(path, newline="") as f:
@@ -118,36 +129,174 @@ class ResultWriter:
             if header != columns:
                 raise ResultsError(f"{path}: columns differ from this convbench's schema "
                                    f"v{SCHEMA_VERSION}; use a new --out directory")
-        f = open(path, "a", newline="")
-        w = csv.writer(f)
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if new:
-            w.writerow(columns)
-            f.flush()
-        return f, w, columns
+            self.append([_record(columns)])
 
-    def _write(self, handle, row: dict) -> None:
-        f, w, columns = handle
-        unknown = set(row) - set(columns)
-        if unknown:
-            raise KeyError(f"unknown result columns {sorted(unknown)}")
-        w.writerow([_fmt(row.get(c)) for c in columns])
-        f.flush()
-        os.fsync(f.fileno())
+    def append(self, records: list[str]) -> None:
+        data = "".join(records).encode()
+        size = os.fstat(self.fd).st_size
+        try:
+            written = os.write(self.fd, data)
+            if written != len(data):
+                raise OSError(28, "No space left on device (short write)")
+            os.fsync(self.fd)
+        except OSError as e:
+            try:
+                os.ftruncate(self.fd, size)
+            except OSError:
+                pass
+            raise ResultsWriteError(self.path, e) from None
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class ResultWriter:
+    """Appends rows to ``summary.csv`` / ``samples.csv`` in ``out_dir``, durably, a whole record
+    per write (see :class:`_AppendFile`). The runner writes a cell's samples before its summary
+    row, so a summary row on disk implies its rounds are on disk too."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.summary_path = self.out_dir / "summary.csv"
+        self.samples_path = self.out_dir / "samples.csv"
+        self._summary = _AppendFile(self.summary_path, SUMMARY_COLUMNS)
+        self._samples = _AppendFile(self.samples_path, SAMPLE_COLUMNS)
 
     def summary(self, row: dict) -> None:
-        self._write(self._summary, row)
+        unknown = set(row) - set(SUMMARY_COLUMNS)
+        if unknown:
+            raise KeyError(f"unknown result columns {sorted(unknown)}")
+        self._summary.append([_record([_fmt(row.get(c)) for c in SUMMARY_COLUMNS])])
 
     def samples(self, problem: str, weight_density: float, backend: str, iterations: int,
                 times: list[float]) -> None:
-        f, w, _ = self._samples
-        for i, t in enumerate(times):
-            w.writerow([problem, repr(float(weight_density)), backend, i, iterations, f"{float(t):.6g}"])
-        f.flush()
-        os.fsync(f.fileno())
+        self._samples.append([_record([problem, repr(float(weight_density)), backend, i, iterations,
+                                       f"{float(t):.6g}"]) for i, t in enumerate(times)])
 
     def close(self) -> None:
-        for f, _, _ in (self._summary, self._samples):
-            f.close()
+        self._summary.close()
+        self._samples.close()
+
+
+def _split_records(path: Path, columns: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """``(header line, good record lines, messages)``: a last line cut short (no newline, or
+    the wrong number of fields) is dropped with a message; a bad line elsewhere is an error."""
+    text = path.read_text() if path.exists() else ""
+    if not text:
+        return [], [], []
+    lines = text.split("\n")
+    tail = lines.pop()  # "" when the file ends with a newline
+    msgs = []
+    if tail:
+        msgs.append(f"{path.name}: dropped a partial last line ({len(tail)} bytes, cut mid-record): "
+                    f"{tail[:60]!r}")
+    header, body = lines[0], lines[1:]
+    good = []
+    for i, ln in enumerate(body, 2):
+        n = len(next(csv.reader([ln]), []))
+        if n == len(columns):
+            good.append(ln)
+        elif i == len(body) + 1:
+            msgs.append(f"{path.name}: dropped a partial last line {i} ({n} of {len(columns)} fields)")
+        else:
+            raise ResultsError(f"{path}:{i}: {n} fields where {len(columns)} are expected; the file is "
+                               f"damaged beyond its last line, start a new --out directory")
+    return [header], good, msgs
+
+
+def repair_for_resume(out_dir: Path, expected: set | None = None) -> tuple[set, list[str]]:
+    """Make a result directory safe to append to; returns ``(cells done, messages)``.
+
+    ``expected``: the ``(cell, backend)`` pairs the directory's own sweep makes; a row outside
+    it means two sweeps were mixed in one directory, and is an error (nothing is rewritten).
+
+    * a partial last line of ``summary.csv`` or ``samples.csv`` (a crash or a full disk) is
+      dropped;
+    * a measured cell whose rounds are not all in ``samples.csv`` is dropped from the summary,
+      and its rounds from the samples, so it is measured again instead of claiming rounds it
+      does not have;
+    * rounds of cells that have no summary row (written just before a crash) are dropped.
+
+    The files are rewritten atomically (temporary file, then rename) only when something
+    changes. Cells done are ``(cell label, backend)`` pairs.
+    """
+    out_dir = Path(out_dir)
+    spath, mpath = out_dir / "summary.csv", out_dir / "samples.csv"
+    s_head, s_rows, msgs = _split_records(spath, SUMMARY_COLUMNS)
+    m_head, m_rows, m_msgs = _split_records(mpath, SAMPLE_COLUMNS)
+    msgs += m_msgs
+    if not s_head:
+        return set(), msgs
+    if s_head[0] != ",".join(SUMMARY_COLUMNS) and next(csv.reader(s_head), []) != SUMMARY_COLUMNS:
+        raise ResultsError(f"{spath}: columns differ from this convbench's schema v{SCHEMA_VERSION}; "
+                           f"it cannot be resumed, use a new --out directory")
+    counts: dict = {}
+    m_parsed = [next(csv.reader([ln])) for ln in m_rows]
+    for r in m_parsed:
+        key = (cell_label(r[0], float(r[1] or 1.0)), r[2])
+        counts[key] = counts.get(key, 0) + 1
+    idx = {c: i for i, c in enumerate(SUMMARY_COLUMNS)}
+    keep_s, done, incomplete = [], set(), set()
+    for ln in s_rows:
+        r = next(csv.reader([ln]))
+        key = (cell_label(r[idx["problem"]], float(r[idx["weight_density"]] or 1.0)), r[idx["backend"]])
+        if expected is not None and key not in expected:
+            raise ResultsError(f"{spath}: holds cells this directory's meta.json does not list (e.g. {key[0]} / "
+                               f"{key[1]}): it mixes two sweeps; start a new --out directory")
+        rounds = r[idx["rounds"]]
+        if r[idx["status"]] == "passed" and rounds and counts.get(key, 0) < int(float(rounds)):
+            incomplete.add(key)
+            msgs.append(f"summary.csv: {key[0]} / {key[1]} claims {int(float(rounds))} rounds but samples.csv "
+                        f"holds {counts.get(key, 0)}; it will be measured again")
+            continue
+        keep_s.append(ln)
+        done.add(key)
+    keep_m = [ln for ln, r in zip(m_rows, m_parsed)
+              if (cell_label(r[0], float(r[1] or 1.0)), r[2]) in done or r[2].startswith("_")]
+    orphans = len(m_rows) - len(keep_m)
+    if orphans and not incomplete:
+        msgs.append(f"samples.csv: dropped {orphans} rounds of cells with no summary row (written just before "
+                    f"the run stopped)")
+    if msgs or orphans:
+        for path, head, rows in ((spath, s_head, keep_s), (mpath, m_head or [_record(SAMPLE_COLUMNS).strip()],
+                                                          keep_m)):
+            tmp = path.with_suffix(".csv.tmp")
+            tmp.write_text("\n".join(head + rows) + "\n")
+            tmp.replace(path)
+    return done, msgs
+
+
+class RunLock:
+    """An exclusive lock on a result directory for the life of a run (``.convbench.lock``,
+    ``flock``): a second run on the same directory is refused instead of mixing rows."""
+
+    def __init__(self, out_dir: Path):
+        self.path = Path(out_dir) / ".convbench.lock"
+        self.fd: int | None = None
+
+    def __enter__(self):
+        import fcntl
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(self.fd)
+            self.fd = None
+            raise ResultsError(f"{self.path.parent}: another convbench run (pid {holder}) is writing this "
+                               f"directory; wait for it to finish or choose another --out") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the lock
+            self.fd = None
+        return False
 
 
 def write_meta(out_dir: Path, meta: dict) -> None:
@@ -218,6 +367,13 @@ def _read_csv(path: Path, columns: list[str]):
     for c in columns:
         if c not in df.columns:
             df[c] = "" if c in _TEXT_COLUMNS else float("nan")
+        elif c not in _TEXT_COLUMNS and c != "peer" and not pd.api.types.is_numeric_dtype(df[c]):
+            num = pd.to_numeric(df[c], errors="coerce")
+            bad = num.isna() & df[c].notna() & (df[c].astype(str).str.strip() != "")
+            if bad.any():
+                i = int(bad.idxmax())
+                raise ResultsError(f"{path}:{i + 2}: column {c!r} holds {df[c].iloc[i]!r}, not a number")
+            df[c] = num
     return df
 
 

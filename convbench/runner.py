@@ -35,7 +35,7 @@ import numpy as np
 
 from . import threads as _threads
 from .backends import Backend, configured_backend
-from .format import fmt_time, safe_ratio
+from .format import fmt_bytes, fmt_time, safe_ratio
 from .problem import ConvProblem
 from .progress import Progress
 from .reference import conv2d_reference, conv_transpose2d_reference
@@ -83,11 +83,13 @@ def make_data(p: ConvProblem, weight_density: float = 1.0) -> tuple[np.ndarray, 
     Sums of products of such values stay far below 2**24, so float32 represents every
     partial sum exactly and exact algorithms match the float64 reference bit for bit
     (benchdnn's filling strategy). With ``weight_density < 1`` a fixed-seed random
-    subset of weights is zeroed (pruned kernels), the same for every backend.
+    subset of weights is zeroed (pruned kernels), the same for every backend. Drawn as
+    int8 and converted once, so making the data holds 1 + itemsize bytes per element at
+    its peak (:func:`harness_bytes` counts that).
     """
     rng = np.random.default_rng(_seed(p.label))
-    x = rng.integers(-2, 3, size=p.src_shape).astype(p.dtype)
-    w = rng.integers(-2, 3, size=p.weight_shape).astype(p.dtype)
+    x = rng.integers(-2, 3, size=p.src_shape, dtype=np.int8).astype(p.dtype)
+    w = rng.integers(-2, 3, size=p.weight_shape, dtype=np.int8).astype(p.dtype)
     w[w == 0] = 1  # density is then controlled by the pruning below alone
     if weight_density < 1.0:
         keep = np.random.default_rng(_seed(p.label, 0x5EED)).random(p.weight_shape) < weight_density
@@ -95,19 +97,87 @@ def make_data(p: ConvProblem, weight_density: float = 1.0) -> tuple[np.ndarray, 
     return x, w
 
 
+#: bytes of float64 temporaries the reference and the check may hold at once (they work in chunks)
+REF_CHUNK_BYTES = 128 << 20
+#: elements compared per step by :func:`check_output`
+CHECK_BLOCK = 1 << 22
+
+
+def _ref_batch_chunk(p: ConvProblem) -> int:
+    """Images per reference call, so the float64 padded input and accumulator stay under
+    :data:`REF_CHUNK_BYTES` (at least one image)."""
+    per = 8 * (p.ic * p.hp * p.wp + 2 * max(p.oc, p.ic) * max(p.oh * p.ow, p.ih * p.iw))
+    return max(1, min(p.mb, REF_CHUNK_BYTES // max(per, 1)))
+
+
 def reference_output(p: ConvProblem, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    return (conv_transpose2d_reference if p.transposed else conv2d_reference)(x, w, p)
+    """The float64 reference, computed a few images at a time (see :func:`_ref_batch_chunk`),
+    so large layers are still checked without float64 copies of the whole input."""
+    fn = conv_transpose2d_reference if p.transposed else conv2d_reference
+    nb = _ref_batch_chunk(p)
+    if nb >= p.mb:
+        return fn(x, w, p)
+    ref = np.empty(p.dst_shape, dtype=np.float64)
+    for n0 in range(0, p.mb, nb):
+        k = min(nb, p.mb - n0)
+        ref[n0:n0 + k] = fn(x[n0:n0 + k], w, p.replace(mb=k))
+    return ref
 
 
-def check_output(y, ref: np.ndarray, p: ConvProblem, tol: float) -> dict:
-    """Compare ``y`` with the float64 reference.
+def harness_bytes(p: ConvProblem) -> int:
+    """Memory the harness itself holds for a problem: input and weights (and the int8 draw
+    they are made from), the float64 reference output, the reference's per-chunk float64
+    temporaries and the check's comparison blocks. From the shape alone."""
+    it = p.itemsize
+    src = int(np.prod(p.src_shape, dtype=np.int64))
+    dst = int(np.prod(p.dst_shape, dtype=np.int64))
+    nb = _ref_batch_chunk(p)
+    ref_tmp = 8 * nb * (p.ic * p.hp * p.wp + 2 * max(p.oc, p.ic) * max(p.oh * p.ow, p.ih * p.iw))
+    return src * (it + 1) + p.params * (it + 1) + 8 * dst + ref_tmp + 3 * 8 * min(dst, CHECK_BLOCK)
+
+
+def cell_bytes(p: ConvProblem, est) -> int:
+    """A backend's own share of a cell: its workspace, or what prepare holds at its peak when
+    that is more (unknown counts as 0), the output it returns, and its copy of the weights."""
+    dst = int(np.prod(p.dst_shape, dtype=np.int64))
+    ws = max((v for v in (getattr(est, "workspace_bytes", None), getattr(est, "prepare_bytes", None))
+              if v is not None), default=0)
+    return int(ws) + dst * p.itemsize + p.params * p.itemsize
+
+
+def cell_memory_limit(explicit: int | None = None) -> tuple[int, str]:
+    """Bytes one cell may hold, and where the figure comes from: ``--memory-limit`` (or
+    ``CONVBENCH_MEMORY_LIMIT``) when given, else the memory available now less a margin of
+    max(1 GiB, 10%) for the interpreter, libraries and the rest of the machine."""
+    from .machine import memory_bytes, memory_limit_env
+    if explicit is not None:
+        return int(explicit), "--memory-limit"
+    env = memory_limit_env()
+    if env is not None:
+        return env, "CONVBENCH_MEMORY_LIMIT"
+    avail = memory_bytes("MemAvailable") or (8 << 30)
+    return int(avail - max(1 << 30, avail // 10)), "available memory less a margin of max(1 GiB, 10%)"
+
+
+def check_output(y, ref: np.ndarray, p: ConvProblem, tol: float, *, bound: float | None = None) -> dict:
+    """Compare ``y`` with the float64 reference (block by block, so the comparison holds no
+    full-size float64 temporaries).
+
+    Parameters
+    ----------
+    bound : float, optional
+        The largest magnitude any output can have (``max|x| * max_o sum|w_o|``), the scale of
+        the absolute tolerance used when the reference is all zeros; 1 when not given.
 
     Returns
     -------
     dict with ``status`` (passed/mistrusted/failed), ``reason``, ``max_abs_err`` and
     ``rel_err`` (``||y - ref||_2 / ||ref||_2``). A cell passes when ``rel_err <= tol``
     and no single element is off by more than ``10 * tol * max|ref|`` (so a few wrong
-    edge pixels cannot hide in the norm).
+    edge pixels cannot hide in the norm). A reference that is all zeros (every window
+    reads only padding) has no relative error: as benchdnn does, every element must then
+    be within an absolute tolerance, ``tol * bound``; ``rel_err`` is 0 when the output is
+    exactly zero too and NaN otherwise.
     """
     if not isinstance(y, np.ndarray):
         return dict(status="failed", reason=f"returned {type(y).__name__}, not an ndarray")
@@ -115,22 +185,48 @@ def check_output(y, ref: np.ndarray, p: ConvProblem, tol: float) -> dict:
         return dict(status="failed", reason=f"output shape {y.shape}, expected {ref.shape}")
     if y.dtype != np.dtype(p.dtype):
         return dict(status="failed", reason=f"output dtype {y.dtype}, expected {p.dtype}")
-    if not np.all(np.isfinite(y)):
-        return dict(status="failed", reason="output contains NaN or Inf")
-    diff = y.astype(np.float64) - ref
-    max_abs = float(np.max(np.abs(diff))) if diff.size else 0.0
-    nref = float(np.linalg.norm(ref))
-    rel = float(np.linalg.norm(diff) / nref) if nref > 0 else (0.0 if max_abs == 0 else math.inf)
-    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
-    out = dict(max_abs_err=max_abs, rel_err=rel, tolerance=tol)
+    yf, rf = y.reshape(-1), ref.reshape(-1)
+    sq_diff = sq_ref = 0.0
+    max_abs = scale = 0.0
+    for i in range(0, yf.size, CHECK_BLOCK):
+        yb = yf[i:i + CHECK_BLOCK]
+        if not np.all(np.isfinite(yb)):
+            return dict(status="failed", reason="output contains NaN or Inf")
+        rb = rf[i:i + CHECK_BLOCK]
+        d = yb.astype(np.float64)
+        d -= rb
+        sq_diff += float(np.dot(d, d))
+        sq_ref += float(np.dot(rb, rb))
+        max_abs = max(max_abs, float(np.max(np.abs(d))))
+        scale = max(scale, float(np.max(np.abs(rb))))
+    out = dict(max_abs_err=max_abs, tolerance=tol)
+    if sq_ref == 0:
+        abs_tol = tol * (bound if bound else 1.0)
+        out["rel_err"] = 0.0 if max_abs == 0 else float("nan")
+        if max_abs > abs_tol:
+            out.update(status="mistrusted", reason=f"reference is all zeros (every window reads only padding): "
+                                                   f"max abs error {max_abs:.3g} > absolute tolerance {abs_tol:.3g}")
+        else:
+            out.update(status="passed", reason="")
+        return out
+    rel = math.sqrt(sq_diff / sq_ref)
+    out["rel_err"] = rel
     if rel > tol:
         out.update(status="mistrusted", reason=f"relative error {rel:.3g} > tolerance {tol:.3g}")
-    elif scale > 0 and max_abs > 10 * tol * scale:
+    elif max_abs > 10 * tol * scale:
         out.update(status="mistrusted",
                    reason=f"max abs error {max_abs:.3g} > 10*tol*max|ref| = {10 * tol * scale:.3g}")
     else:
         out.update(status="passed", reason="")
     return out
+
+
+def output_bound(p: ConvProblem, x: np.ndarray, w: np.ndarray) -> float:
+    """The largest magnitude any output of ``p`` can have: ``max|x|`` times the largest sum of
+    absolute weights feeding one output (one output channel's kernel; for the transposed
+    convolution, one input channel's slice across output channels)."""
+    ax = (1, 2, 3) if not p.transposed else (0, 2, 3)
+    return float(np.max(np.abs(x))) * float(np.max(np.sum(np.abs(w), axis=ax))) if x.size and w.size else 0.0
 
 
 def problem_fields(p) -> dict:
@@ -145,30 +241,43 @@ def problem_fields(p) -> dict:
 
 
 # ---------------------------------------------------------------------------- the sweep
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: stop now (the current problem's rows are not written; every earlier one is)."""
+
+
 class _Interrupt:
-    """First SIGINT: finish the current problem, then stop. Second: stop now."""
+    """First SIGINT: finish the current problem, then stop. Second SIGINT, or SIGTERM: stop now.
+    Either way every finished problem's rows are on disk and the caller prints ``--resume``."""
 
     def __init__(self):
         self.requested = False
-        self._old = None
+        self.signal: str | None = None
+        self._old: dict = {}
 
     def __enter__(self):
-        try:
-            self._old = signal.signal(signal.SIGINT, self._handler)
-        except ValueError:  # not the main thread
-            self._old = None
+        for sig, handler in ((signal.SIGINT, self._sigint), (signal.SIGTERM, self._sigterm)):
+            try:
+                self._old[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread
+                pass
         return self
 
-    def _handler(self, signum, frame):
+    def _sigint(self, signum, frame):
+        self.signal = "SIGINT"
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
         sys.stderr.write("\ninterrupt: finishing the current problem, then stopping "
                          "(press Ctrl-C again to stop now)\n")
 
+    def _sigterm(self, signum, frame):
+        self.requested = True
+        self.signal = "SIGTERM"
+        raise Terminated
+
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
         return False
 
 
@@ -198,7 +307,7 @@ def make_backends(cfg: RunConfig, names: list[str]) -> dict[str, Backend | Excep
 def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | None = None,
                 sentinel: Callable[[], None] | None = None,
                 weight_density: float = 1.0, instances: dict | None = None,
-                budget_skips: dict | None = None) -> tuple[list[dict], dict]:
+                budget_skips: dict | None = None, cell_limit: tuple | None = None) -> tuple[list[dict], dict]:
     """Run every backend on one problem; returns (summary rows, {backend: Bench}).
 
     Capabilities are checked for every backend first; the data and the float64 reference
@@ -207,6 +316,13 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
     (:func:`make_backends`; built here when not given). ``budget_skips``: backend -> reason
     for backends already known to run over ``cell_budget`` here (see :class:`BudgetEvidence`);
     they are recorded as skipped without being prepared.
+
+    Memory: before anything is allocated, each cell's footprint is estimated from the shape
+    (:func:`harness_bytes` for the test data and reference, :func:`cell_bytes` for the
+    backend's workspace, output and weights) and a cell above ``cell_limit`` (bytes, source;
+    :func:`cell_memory_limit` when not given) is skipped with the bytes in its reason. The
+    backends of a problem are timed interleaved, so their plans are alive together: a backend
+    is admitted only while the harness plus every admitted plan still fit the limit.
     """
     base = problem_fields(p)
     base["weight_density"] = weight_density
@@ -219,6 +335,10 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
         return rows, {}
     admitted = []
     instances = instances if instances is not None else make_backends(cfg, backends)
+    limit, limit_src = cell_limit or cell_memory_limit(cfg.memory_limit_bytes)
+    hb = harness_bytes(p)
+    committed = hb  # bytes held once every admitted backend has its plan (they are timed together)
+    pnote = p.padding_note
     for name in backends:
         b = instances[name]
         if isinstance(b, Exception):
@@ -238,6 +358,23 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
                        flops_multiply=est.flops_multiply)
         if reason is None and budget_skips and name in budget_skips:
             reason = budget_skips[name]
+        if reason is None:
+            cb = cell_bytes(p, est)
+            if hb > limit:
+                reason = (f"the test data and float64 reference need {hb} bytes ({fmt_bytes(hb)}), over the "
+                          f"cell memory limit of {limit} bytes ({fmt_bytes(limit)}; {limit_src})")
+            elif hb + cb > limit:
+                reason = (f"needs {hb + cb} bytes ({fmt_bytes(hb + cb)}) in all: test data and reference "
+                          f"{fmt_bytes(hb)}, workspace, output and weights {fmt_bytes(cb)}; over the cell memory "
+                          f"limit of {limit} bytes ({fmt_bytes(limit)}; {limit_src})")
+            elif committed + cb > limit:  # interleaved timing keeps every admitted plan alive at once
+                reason = (f"needs {cb} bytes ({fmt_bytes(cb)}) for workspace, output and weights; next to the test "
+                          f"data and the plans of the backends timed with it ({fmt_bytes(committed)} in all), over "
+                          f"the memory limit of {limit} bytes ({fmt_bytes(limit)}; {limit_src})")
+            else:
+                committed += cb
+        if pnote:
+            row["note"] = pnote
         if reason is not None:
             rows.append(dict(row, status="skipped", reason=reason))
             continue
@@ -246,6 +383,7 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
         return rows, {}
     x, w = make_data(p, weight_density)
     ref = reference_output(p, x, w)
+    bound = output_bound(p, x, w)
     benches: dict[str, Bench] = {}
     pending: dict[str, dict] = {}
     live = []  # keep plans and outputs alive until timing is over
@@ -268,8 +406,8 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
             t0 = time.perf_counter()
             y = b.run(plan, x)
             row["first_run_s"] = time.perf_counter() - t0
-            row.update(note=plan.note, flops_executed=plan.flops_executed, flops_multiply=plan.flops_multiply,
-                       workspace_bytes=plan.workspace_bytes)
+            row.update(note="; ".join(t for t in (pnote, plan.note) if t), flops_executed=plan.flops_executed,
+                       flops_multiply=plan.flops_multiply, workspace_bytes=plan.workspace_bytes)
         except MemoryError as e:
             rows.append(dict(row, status="failed", reason=f"out of memory: {e}"))
             settled(rows[-1])
@@ -279,7 +417,7 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
             rows.append(dict(row, status="failed", reason=f"{e.__class__.__name__}: {msg}"[:300]))
             settled(rows[-1])
             continue
-        chk = check_output(y, ref, p, b.capabilities.tolerance(p.dtype))
+        chk = check_output(y, ref, p, b.capabilities.tolerance(p.dtype), bound=bound)
         row.update(chk)
         del y
         if chk["status"] != "passed":
@@ -417,45 +555,48 @@ def run_sweep(cfg: RunConfig, writer: ResultWriter, *, done: set | None = None,
         ``interrupted`` (bool), ``rows`` written, ``problems`` completed.
     """
     done = done or set()
-    _threads.set_threads(cfg.threads)
-    instances = make_backends(cfg, cfg.backends)
-    budget = BudgetEvidence(cfg.cell_budget_s)
-    sent = Sentinel() if cfg.sentinel else None
-    if sent is not None and sentinel is None:
-        sentinel = sent.round
     written = 0
     completed = 0
     with _Interrupt() as intr:
-        for p in cfg.problems:
-            for density in (cfg.weight_densities if not isinstance(p, InvalidProblem) else (1.0,)):
-                label = cell_label(p.label, density)
-                todo = [b for b in cfg.backends if (label, b) not in done]
-                if isinstance(p, InvalidProblem):
-                    todo = [] if (label, "*") in done else ["*"]
-                if not todo:
-                    if progress:
-                        progress.skip()
-                    completed += 1
-                    continue
-                real = [b for b in todo if b != "*"]
-                try:
+        try:
+            _threads.set_threads(cfg.threads)
+            instances = make_backends(cfg, cfg.backends)
+            budget = BudgetEvidence(cfg.cell_budget_s)
+            limit = cell_memory_limit(cfg.memory_limit_bytes)
+            sent = Sentinel() if cfg.sentinel else None
+            if sent is not None and sentinel is None:
+                sentinel = sent.round
+            for p in cfg.problems:
+                for density in (cfg.weight_densities if not isinstance(p, InvalidProblem) else (1.0,)):
+                    label = cell_label(p.label, density)
+                    todo = [b for b in cfg.backends if (label, b) not in done]
+                    if isinstance(p, InvalidProblem):
+                        todo = [] if (label, "*") in done else ["*"]
+                    if not todo:
+                        if progress:
+                            progress.skip()
+                        completed += 1
+                        continue
+                    real = [b for b in todo if b != "*"]
                     rows, benches = run_problem(p, cfg, real, progress, sentinel, weight_density=density,
-                                                instances=instances, budget_skips=budget.skips(p, real, density))
-                except KeyboardInterrupt:
-                    return dict(interrupted=True, rows=written, problems=completed)
-                budget.record(p, rows, density)
-                for r in rows:
-                    writer.summary(r)
-                    written += 1
-                for name, bench in benches.items():
-                    writer.samples(p.label, density, name, bench.iterations, bench.times)
-                if sent is not None:
-                    drift = sent.take()
-                    if benches and drift:
-                        writer.samples(p.label, density, SENTINEL, 1, drift)
-                completed += 1
-                if progress:
-                    progress.finished(label, rows)
-                if intr.requested:
-                    return dict(interrupted=True, rows=written, problems=completed)
+                                                instances=instances, budget_skips=budget.skips(p, real, density),
+                                                cell_limit=limit)
+                    budget.record(p, rows, density)
+                    # rounds first: a summary row on disk implies its rounds are there too
+                    for name, bench in benches.items():
+                        writer.samples(p.label, density, name, bench.iterations, bench.times)
+                    if sent is not None:
+                        drift = sent.take()
+                        if benches and drift:
+                            writer.samples(p.label, density, SENTINEL, 1, drift)
+                    for r in rows:
+                        writer.summary(r)
+                        written += 1
+                    completed += 1
+                    if progress:
+                        progress.finished(label, rows)
+                    if intr.requested:
+                        return dict(interrupted=True, rows=written, problems=completed, signal=intr.signal)
+        except KeyboardInterrupt:  # second Ctrl-C or SIGTERM: stop now; what was written stays
+            return dict(interrupted=True, rows=written, problems=completed, signal=intr.signal or "SIGINT")
     return dict(interrupted=False, rows=written, problems=completed)

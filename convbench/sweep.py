@@ -123,8 +123,9 @@ def expand_problems(*, problem=(), suite=(), suite_file=(), sizes=None, kernels=
                     ch = {k: v for k, v in (("mb", mb), ("dtype", dt), ("transposed", tr)) if v is not None}
                     q = p.replace(**ch) if ch and hasattr(p, "replace") else p
                     problems.append(q)
-                    if suite_name:
-                        tags.setdefault(q.label, (suite_name, mult))
+                    if suite_name:  # the same shape on several lines of a suite: every line counts
+                        s0, m0 = tags.get(q.label, (suite_name, 0))
+                        tags[q.label] = (s0, m0 + mult) if s0 == suite_name else (s0, m0)
 
     for d in problem:
         try:

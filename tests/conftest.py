@@ -49,7 +49,7 @@ def random_problems(n: int = 24, seed: int = 1234) -> list[ConvProblem]:
         out.append(p)
     # a few fixed shapes that exercise the optimised paths (register blocks, tails)
     out += [ConvProblem.parse(d) for d in (
-        "mb1ic16ih9oc8kh3ph1", "mb2ic32ih7oc12kh3sh2ph1", "mb1ic20ih6iw11oc5kh2kw3dh1",
+        "mb1ic16ih9oc8kh3ph1", "mb2ic32ih7oc12kh3sh2ph1", "mb1ic20ih6iw11oc5kh2kw3dh1dw1",
         "g2mb1ic32ih8oc8kh3ph1", "mb1ic1ih40oc1kh7ph3", "--dt=f64 mb1ic24ih5oc7kh3ph1")]
     return out
 

@@ -74,3 +74,44 @@ def test_unsupported_carries_the_reason():
         convbench.conv2d(_x(1, 2, 8, 8), _x(2, 2, 3, 3), stride=2, backend="winograd_f4x3")
     with pytest.raises(convbench.Unsupported, match="forward convolution only"):
         convbench.conv_transpose2d(_x(1, 2, 8, 8), _x(2, 2, 3, 3), backend="fft_scipy")
+
+
+def test_padding_same_and_valid_as_torch():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 2, 7, 8)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 4, 3)).astype(np.float32)  # even kh: the extra row goes below
+    y = convbench.conv2d(x, w, padding="same", backend="reference")
+    assert y.shape == (1, 3, 7, 8)
+    yv = convbench.conv2d(x, w, padding="valid", backend="reference")
+    assert yv.shape == (1, 3, 4, 6)
+    # 'same' is the explicit top/left padding plus one more row at the bottom
+    p = convbench.ConvProblem.from_torch_args(x.shape, w.shape, padding="same")
+    assert (p.ph, p.ph_r, p.pw, p.pw_r) == (1, 2, 1, 1)
+    with pytest.raises(ValueError, match="padding='same' is not supported for strided convolutions"):
+        convbench.conv2d(x, w, padding="same", stride=2)
+    with pytest.raises(ValueError, match="expected an int, a pair of ints, 'valid' or 'same'"):
+        convbench.conv2d(x, w, padding="full")
+
+
+@requires_torch
+def test_padding_same_matches_torch():
+    import torch
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 2, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 4, 5)).astype(np.float32)
+    for dil in (1, 2):
+        ref = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding="same",
+                                         dilation=dil).numpy()
+        y = convbench.conv2d(x, w, padding="same", dilation=dil, backend="direct_numba")
+        np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_infinite_weights_follow_each_algorithm_as_documented():
+    """conv2d's Notes: direct/GEMM give inf, FFT gives nan where the transform spreads it."""
+    x = np.ones((1, 1, 6, 6), np.float32)
+    w = np.ones((1, 1, 3, 3), np.float32)
+    w[0, 0, 1, 1] = np.inf
+    direct = convbench.conv2d(x, w, backend="direct_numba")
+    assert np.isposinf(direct).all()
+    fft = convbench.conv2d(x, w, backend="fft_scipy")
+    assert np.isnan(fft).any() and not np.isfinite(fft).any()

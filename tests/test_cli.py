@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 
 import pytest
@@ -134,3 +135,148 @@ def test_report_rewrites_tables(tmp_path, tiny_run_args):
     (out / "tables.md").unlink()
     assert main(["report", str(out), "--baseline", "direct_numba"]) == 0
     assert "Speed-up vs `direct_numba`" in (out / "tables.md").read_text()
+
+
+# ---------------------------------------------------------------------------- hostile inputs
+def _one_line_exit_2(argv, capsys, fragment):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0], err
+    return err[0]
+
+
+def test_a_non_empty_directory_is_never_overwritten(tmp_path, tiny_run_args, capsys):
+    d = tmp_path / "mine"
+    d.mkdir()
+    for f in ("report.md", "tables.md", "meta.json"):
+        (d / f).write_text("the user's own file")
+    _one_line_exit_2(["run", "--problem", "mb1ic2ih6oc2kh3", "--out", str(d)] + tiny_run_args, capsys,
+                     "is not empty (it holds meta.json, report.md, tables.md); expected a new or empty directory")
+    assert all((d / f).read_text() == "the user's own file" for f in ("report.md", "tables.md", "meta.json"))
+
+
+def test_resume_with_other_sweep_flags_is_refused(tmp_path, tiny_run_args, capsys):
+    out = tmp_path / "r"
+    assert main(["run", "--problem", "mb1ic2ih6oc2kh3", "--backends", "im2col_blas", "--out", str(out)]
+                + tiny_run_args) == 0
+    capsys.readouterr()
+    _one_line_exit_2(["run", "--resume", str(out), "--problem", "mb1ic4ih8oc4kh3", "--min-time", "1"], capsys,
+                     "--resume finishes exactly the stored sweep; --min-time, --problem would change it")
+    assert main(["run", "--resume", str(out), "--quiet", "--no-plots"]) == 0  # display flags are fine
+
+
+def test_resume_of_a_directory_mixing_two_sweeps_is_refused(tmp_path, tiny_run_args, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d, prob in ((a, "mb1ic2ih6oc2kh3"), (b, "mb1ic2ih7oc2kh3")):
+        assert main(["run", "--problem", prob, "--backends", "im2col_blas", "--out", str(d)] + tiny_run_args) == 0
+    with open(a / "summary.csv", "a") as f:
+        f.write("".join((b / "summary.csv").read_text().splitlines(True)[1:]))
+    capsys.readouterr()
+    _one_line_exit_2(["run", "--resume", str(a)], capsys, "holds cells this directory's meta.json does not list")
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["run", "--min-time", "1", "--max-time", "0.1"], "--max-time 0.1 is below --min-time 1"),
+    (["run", "--min-time", "5"], "(--max-time defaults to 2)"),
+    (["compare", "a", "b", "--alpha", "2"], "'2' is out of range; expected a number between 0 and 1"),
+    (["calibrate", "--runs", "1"], "1 is out of range; expected an integer >= 2, e.g. 6"),
+    (["--bogus"], "unknown option '--bogus'; expected a command first, one of: calibrate, check"),
+])
+def test_messages_that_name_the_problem(argv, fragment, capsys):
+    line = _one_line_exit_2(argv, capsys, fragment)
+    assert "required" not in line and "e.g. 1,2" not in line
+
+
+def test_bad_memory_limit_variable_is_named(monkeypatch, capsys):
+    monkeypatch.setenv("CONVBENCH_MEMORY_LIMIT", "abc")
+    _one_line_exit_2(["run", "--problem", "mb1ic2ih6oc2kh3", "--dry-run"], capsys,
+                     "CONVBENCH_MEMORY_LIMIT 'abc' is not a size; expected bytes such as 4G")
+
+
+def test_report_and_compare_name_file_column_and_line(tmp_path, tiny_run_args, capsys):
+    out = tmp_path / "r"
+    assert main(["run", "--problem", "mb1ic2ih6oc2kh3", "--backends", "im2col_blas", "--out", str(out)]
+                + tiny_run_args) == 0
+    good = tmp_path / "good"
+    shutil.copytree(out, good)
+    text = (out / "summary.csv").read_text().splitlines()
+    cols = text[0].split(",")
+    cells = text[1].split(",")
+    cells[cols.index("time_median_s")] = "abc"
+    (out / "summary.csv").write_text("\n".join([text[0], ",".join(cells)]) + "\n")
+    capsys.readouterr()
+    _one_line_exit_2(["report", str(out)], capsys, "summary.csv:2: column 'time_median_s' holds 'abc', not a number")
+    _one_line_exit_2(["compare", str(good), str(out)], capsys, "summary.csv:2: column 'time_median_s' holds 'abc'")
+    _one_line_exit_2(["compare", str(good), str(good), "--markdown", str(good / "summary.csv" / "x.md")], capsys,
+                     "--markdown")
+
+
+def test_a_gate_that_compared_nothing_fails(tmp_path, tiny_run_args, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["run", "--problem", "mb1ic2ih6oc2kh3", "--backends", "im2col_blas", "--out", str(a)]
+                + tiny_run_args) == 0
+    assert main(["run", "--problem", "mb1ic2ih7oc2kh3", "--backends", "im2col_blas", "--out", str(b)]
+                + tiny_run_args) == 0
+    capsys.readouterr()
+    assert main(["compare", str(a), str(b), "--fail-above", "1.3"]) == 1
+    out = capsys.readouterr().out
+    assert "compare FAILED: no cell was timed on both sides (1 cells only in the base, 1 only in the new run" in out
+    assert main(["compare", str(a), str(b)]) == 0  # without a gate it is only a report
+
+
+def test_report_of_a_run_with_no_rows(tmp_path, capsys):
+    from convbench.results import SUMMARY_COLUMNS, write_meta
+    write_meta(tmp_path, {"tool": "convbench", "schema_version": 2, "config": {}})
+    (tmp_path / "summary.csv").write_text(",".join(SUMMARY_COLUMNS) + "\n")
+    (tmp_path / "samples.csv").write_text("problem,weight_density,backend,round,iterations,time_s\n")
+    assert main(["report", str(tmp_path)]) == 0
+    tables = (tmp_path / "tables.md").read_text()
+    assert "None" not in tables and "No cell was run" in tables
+
+
+def test_two_runs_on_one_directory(tmp_path):
+    """The second concurrent run is refused (lock file); the first one's rows stay its own."""
+    import subprocess
+    import time
+    out = tmp_path / "r"
+    argv = [sys.executable, "-m", "convbench", "run", "--backends", "im2col_blas", "--min-time", "0.5",
+            "--max-time", "0.6", "--quiet", "--no-plots", "--out", str(out)]
+    first = subprocess.Popen(argv + ["--problem", "mb1ic4ih12oc4kh3", "--problem", "mb1ic4ih14oc4kh3"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        t_end = time.time() + 60
+        while not (out / ".convbench.lock").exists() and time.time() < t_end:
+            time.sleep(0.05)
+        second = subprocess.run([sys.executable, "-m", "convbench", "run", "--resume", str(out), "--quiet"],
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        assert "another convbench run (pid" in second.stderr and len(second.stderr.strip().splitlines()) == 1
+    finally:
+        first.communicate(timeout=120)
+    assert first.returncode == 0
+    assert len(load_summary(out)) == 2
+
+
+def test_disk_full_mid_run_keeps_rows_and_prints_resume(tmp_path, tiny_run_args, monkeypatch, capsys):
+    from convbench import results
+    real = results._AppendFile.append
+    calls = {"n": 0}
+
+    def full(self, records):
+        if self.path.name == "summary.csv" and calls["n"] >= 2:
+            raise results.ResultsWriteError(self.path, OSError(28, "No space left on device"))
+        if self.path.name == "summary.csv":
+            calls["n"] += 1
+        return real(self, records)
+    monkeypatch.setattr(results._AppendFile, "append", full)
+    out = tmp_path / "r"
+    rc = main(["run", "--problem", "mb1ic2ih6oc2kh3", "--problem", "mb1ic2ih7oc2kh3", "--problem", "mb1ic2ih8oc2kh3",
+               "--backends", "im2col_blas", "--out", str(out)] + tiny_run_args)
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    assert f"cannot write {out}/summary.csv: No space left on device; every row written before is intact" in err
+    assert f"convbench run --resume {out}" in err
+    monkeypatch.setattr(results._AppendFile, "append", real)
+    assert len(load_summary(out)) == 1  # the header, then one row: what was written is there
+    assert main(["run", "--resume", str(out), "--quiet", "--no-plots"]) == 0
+    assert len(load_summary(out)) == 3

@@ -46,8 +46,8 @@ def declared_violations(c: Capabilities, p: ConvProblem) -> list[str]:
         out.append("groups")
     if not c.asymmetric_padding and not p.torch_compatible:
         out.append("asymmetric")
-    if c.max_channel_pairs is not None and p.oc * p.icg > c.max_channel_pairs:
-        out.append("channel pairs")
+    if c.max_calls is not None and p.mb * p.oc * p.icg > c.max_calls:
+        out.append("library calls")
     return out
 
 
@@ -190,3 +190,11 @@ def test_plan_owns_its_weights_and_outputs_are_fresh(name, desc):
     assert not np.shares_memory(y1, y2)
     np.testing.assert_array_equal(y1, keep)
     np.testing.assert_allclose(y2, 2 * keep, rtol=1e-5, atol=1e-4)
+
+
+def test_per_call_peers_count_images_too():
+    b = convbench.get_backend("scipy_ndimage")
+    assert b.supports(ConvProblem.parse("mb1ic32ih8oc32kh3")) is None          # 1024 calls
+    reason = b.supports(ConvProblem.parse("mb100000ic16ih16oc16kh3"))         # 25.6M calls
+    assert reason == ("25600000 library calls (images x channel pairs) exceed this per-pair loop's limit "
+                      "of 1024")

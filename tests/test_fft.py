@@ -58,7 +58,7 @@ def test_memory_limit_refuses_with_bytes():
 
 
 @pytest.mark.parametrize("name", FFT)
-@pytest.mark.parametrize("desc", ["mb1ic1ih200oc1kh9ph4", "mb2ic3ih40iw33oc4kh5sh2ph2dh1", "g2mb1ic4ih30oc6kh7ph3",
+@pytest.mark.parametrize("desc", ["mb1ic1ih200oc1kh9ph4", "mb2ic3ih40iw33oc4kh5kw5sh2sw2ph2pw2dh1dw1", "g2mb1ic4ih30oc6kh7ph3",
                                   "mb2ic2ih120oc2kh5ph2"])
 def test_tiled_and_whole_image_agree_with_reference(name, desc):
     b = get_backend(name)
@@ -201,3 +201,58 @@ def test_autotune_records_what_it_timed():
     geo = plan.state.geo  # results rows report the plan prepare chose, not the model's first pick
     assert (plan.flops_executed, plan.flops_multiply, plan.workspace_bytes) == \
         (geo.flops, geo.multiply_flops, geo.workspace_bytes)
+
+
+_PLAN_SCRIPT = """
+import sys, time, pathlib
+from convbench.backends import get_backend
+from convbench.problem import ConvProblem
+from convbench.runner import make_data
+b = get_backend("fft_pyfftw")           # loads the wisdom file as it is now
+go = pathlib.Path(sys.argv[2])
+while sys.argv[3] == "wait" and not go.exists():
+    time.sleep(0.02)
+p = ConvProblem.parse(sys.argv[1])
+b.prepare(p, make_data(p)[1])          # plans, then saves (merging under the lock)
+if sys.argv[3] == "signal":
+    go.write_text("done")
+"""
+
+
+def test_concurrent_runs_merge_their_wisdom(tmp_path):
+    """Two processes that loaded the same (empty) wisdom file both plan and save: the file ends
+    up with both processes' plans (it used to keep only the last writer's)."""
+    pytest.importorskip("pyfftw")
+    import os
+    import pickle
+    import subprocess
+    import sys
+    env = dict(os.environ, CONVBENCH_CACHE_DIR=str(tmp_path))
+    go = tmp_path / "go"
+    late = subprocess.Popen([sys.executable, "-c", _PLAN_SCRIPT, "mb1ic1ih40oc1kh5ph2", str(go), "wait"], env=env)
+    early = subprocess.run([sys.executable, "-c", _PLAN_SCRIPT, "mb1ic1ih90oc1kh9ph4", str(go), "signal"],
+                           env=env, timeout=120)
+    assert early.returncode == 0
+    after_early = pickle.loads((tmp_path / "fftw_wisdom.pkl").read_bytes())
+    assert late.wait(timeout=120) == 0
+    final = pickle.loads((tmp_path / "fftw_wisdom.pkl").read_bytes())
+    early_lines = set(after_early[1].decode().splitlines()) - {""}
+    final_lines = set(final[1].decode().splitlines())
+    assert early_lines and early_lines <= final_lines, "the late process dropped the early one's plans"
+
+
+@pytest.mark.parametrize("name", FFT)
+def test_prepare_peak_is_in_the_estimate(name, monkeypatch):
+    """prepare builds its timing candidates side by side: what they hold together is the
+    estimate's prepare_bytes (the runner admits a cell on it), and never more than half the
+    backend's memory limit (a 0.7 GB plan once held 5.7 GB while its candidates were timed)."""
+    b = get_backend(name, memory_limit=64 << 20)
+    p = ConvProblem.parse("mb4ic8ih96oc8kh7ph3")
+    built = []
+    real = b._build
+    monkeypatch.setattr(b, "_build", lambda p_, g, w: built.append(g) or real(p_, g, w))
+    est = b.estimate(p)
+    b.prepare(p, make_data(p)[1])
+    timed = built[:-1]  # the last build is the chosen plan, after the candidates are dropped
+    assert len(timed) >= 2 and sum(g.workspace_bytes for g in timed) <= (64 << 20) // 2
+    assert est.prepare_bytes >= sum(g.workspace_bytes for g in timed)

@@ -15,8 +15,8 @@ from convbench.problem import ConvProblem
 from convbench.reference import conv2d_reference
 from convbench.runner import RunConfig, make_data, run_problem
 
-CASES = ["mb1ic3ih7iw6oc2kh3ph1", "mb2ic2ih9oc4kh3sh2ph1", "mb1ic2ih8oc3kh3ph2dh1", "g2mb1ic4ih6oc6kh3ph1",
-         "mb1ic2ih5oc2oh8kh3ph3", "mb1ic1ih10oc1kh2kw3sh3sw2"]
+CASES = ["mb1ic3ih7iw6oc2kh3kw3ph1pw1", "mb2ic2ih9oc4kh3sh2ph1", "mb1ic2ih8oc3kh3ph2dh1", "g2mb1ic4ih6oc6kh3ph1",
+         "mb1ic2ih5oc2oh8kh3ph3", "mb1ic1ih10iw10oc1kh2kw3sh3sw2"]
 
 
 @pytest.mark.parametrize("desc", CASES)

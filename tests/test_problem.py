@@ -117,3 +117,56 @@ def test_replace_keeps_explicit_output_unless_geometry_changes():
     p = ConvProblem.parse("mb1ic16ih5oc16oh8kh3ph3")
     assert p.replace(mb=4).oh == 8
     assert p.replace(ih=6).oh == (6 + 6 - 3) + 1
+
+
+# benchdnn's own lines (tests/benchdnn/inputs/conv/harness_conv_regression_general, shapes_1d), with
+# the values benchdnn's str2desc/sanitize_desc give them: a missing output is computed; a missing
+# padding is computed from a given output, per axis ((o-1)*s - i + ext) / 2 truncated); a whole
+# missing w axis is a copy of h; no h at all is a 1-D problem.
+@pytest.mark.parametrize("text, expect", [
+    # (ph, pw, oh, ow): pw computed from ow=1 (0), never copied from ph=1
+    ("mb1ic16ih1iw1oc16oh2ow1kh3kw1dh1ph1n\"regression_dh_equals_ih\"", (1, 0, 2, 1)),
+    # every output column reads only padding (pw 14 > iw 12 with sw 13)
+    ("mb2ic48ih23iw12oc134oh12ow4kh2kw1sh2sw13ph1pw14", (1, 14, 12, 4)),
+    # oh given without ph: ph = ((7-1)*1 - 7 + 5) / 2 = 2
+    ("--dir=FWD_D mb2ic16ih7oc16oh7kh5", (2, 2, 7, 7)),
+    # output given without padding on both axes, different strides
+    ("mb2_ic32oc32_ih41oh16kh10sh2ph0_iw79ow75kw5sw1pw0n\"ds2\"", (0, 0, 16, 75)),
+    # a large oh: asymmetric padding, bottom larger than top
+    ("mb2_g1ic32oc32_ih7oh11kh3ph2", (2, 2, 11, 11)),
+    # no h at all: a 1-D problem along w
+    ("mb1_ic16oc16_iw80ow80kw31sw1dw0pw15", (0, 15, 1, 80)),
+    ("ic8oc8_iw5ow2kw3sw1dw2pw3n\"conv1d_gemm:1\"", (0, 3, 1, 2)),
+    # w absent: the whole h axis is copied (output computed first)
+    ("mb1_ic1oc16_ih16kh3oh16ph1", (1, 1, 16, 16)),
+    # computed padding from an output that is too large on one axis only
+    ("mb2_g1ic1oc2_ih3oh10kh2sh1dh1ph4_iw5ow12kw2sw1dw1pw2", (4, 2, 10, 12)),
+])
+def test_benchdnn_padding_inference_per_axis(text, expect):
+    p = ConvProblem.parse(text)
+    assert (p.ph, p.pw, p.oh, p.ow) == expect
+    assert ConvProblem.parse(p.descriptor) == p  # and the printed form parses back under the same rules
+
+
+def test_a_partly_given_w_axis_is_not_filled_from_h():
+    # benchdnn: w is present (kw given), so iw is required, not copied from ih
+    with pytest.raises(ValueError, match="iw and kw are required"):
+        ConvProblem.parse("mb1ic1ih48iw480oc16kh3ph1")
+    p = ConvProblem.parse("mb1ic1ih161iw700oc32kh5kw20sh2")  # sw not given: 1, not h's 2
+    assert (p.sh, p.sw, p.ow) == (2, 1, 681)
+    assert ConvProblem.parse("mb1ic20ih6iw11oc5kh2kw3dh1").dw == 0
+
+
+def test_printed_descriptors_are_benchdnn_valid():
+    # the printer never leaves an axis half-given (benchdnn would reject or reread it)
+    p = ConvProblem(mb=1, ic=1, ih=48, iw=480, oc=16, kh=3, kw=3, ph=1, pw=1)
+    assert p.descriptor == "mb1ic1ih48iw480oc16kh3kw3ph1pw1"
+    q = ConvProblem(mb=1, ic=4, ih=9, iw=9, oc=4, kh=3, kw=3, dh=1, dw=1, ph=2, pw=2)
+    assert q.descriptor == "mb1ic4ih9oc4kh3ph2dh1"  # w equals h in every field: left to the copy rule
+
+
+def test_padding_note_says_what_an_explicit_output_means():
+    assert ConvProblem.parse("mb1ic4ih8oc4kh3ph1").padding_note == ""
+    assert "asymmetric padding: bottom 2 vs top 3" in ConvProblem.parse("mb1ic16ih5oc16oh8kh3ph3").padding_note
+    crop = ConvProblem.parse("mb1ic4ih10oc4oh3kh3ph0").padding_note
+    assert "oh crops the input: its last 5 rows are never read" in crop

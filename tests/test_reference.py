@@ -31,7 +31,7 @@ def loops(x, w, p):
     return y
 
 
-CASES = ["mb2ic4ih6iw7oc6kh3kw2sh2sw1ph1pw0dh1", "g2mb1ic4ih5oc6kh3ph2", "mb1ic2ih5oc3oh8kh3ph3",
+CASES = ["mb2ic4ih6iw7oc6kh3kw2sh2ph1dh1dw1", "g2mb1ic4ih5oc6kh3ph2", "mb1ic2ih5oc3oh8kh3ph3",
          "g3mb1ic3ih7oc3kh3sh2ph1", "mb1ic2ih9oc2oh3kh3sh3"]
 
 

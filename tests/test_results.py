@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -114,3 +115,90 @@ def test_new_meta_records_provenance():
     assert meta["machine"]["cores"] >= 1 and meta["machine"]["blas"]["libraries"]
     assert meta["peaks"]["sgemm_gflops"] > 0 and meta["threads"]["requested"] >= 1
     assert "fftw_wisdom" not in meta  # no FFT backend in this run
+
+
+# ---------------------------------------------------------------------------- crash safety
+def _two_cells(tmp_path):
+    w = ResultWriter(tmp_path)
+    for b in ("a", "b"):
+        w.samples("p", 1.0, b, 1, [1e-3, 2e-3, 3e-3])
+        w.summary({"problem": "p", "backend": b, "status": "passed", "rounds": 3, "weight_density": 1.0,
+                   "time_median_s": 2e-3})
+    w.close()
+
+
+def test_resume_drops_a_partial_last_line(tmp_path):
+    from convbench.results import repair_for_resume
+    _two_cells(tmp_path)
+    with open(tmp_path / "summary.csv", "a") as f:
+        f.write("p,,,fwd,float32,1,1,8")  # a row cut mid-way (crash, disk full)
+    done, msgs = repair_for_resume(tmp_path)
+    assert done == {("p", "a"), ("p", "b")}
+    assert len(msgs) == 1 and "dropped a partial last line" in msgs[0]
+    assert (tmp_path / "summary.csv").read_text().endswith("\n")
+    assert len(load_summary(tmp_path)) == 2
+    w = ResultWriter(tmp_path)  # appending afterwards starts on a clean line
+    w.summary({"problem": "q", "backend": "a", "status": "skipped"})
+    w.close()
+    assert list(load_summary(tmp_path).problem) == ["p", "p", "q"]
+
+
+def test_resume_remeasures_cells_whose_rounds_are_incomplete(tmp_path):
+    from convbench.results import repair_for_resume
+    _two_cells(tmp_path)
+    lines = (tmp_path / "samples.csv").read_text().splitlines()
+    (tmp_path / "samples.csv").write_text("\n".join(lines[:-1]) + "\n")  # b lost its last round
+    done, msgs = repair_for_resume(tmp_path)
+    assert done == {("p", "a")}
+    assert any("p / b claims 3 rounds but samples.csv holds 2; it will be measured again" in m for m in msgs)
+    assert list(load_summary(tmp_path).backend) == ["a"]
+    assert set(load_samples(tmp_path).backend) == {"a"}  # b's rounds go too: no duplicates later
+
+
+def test_a_damaged_middle_line_is_an_error(tmp_path):
+    from convbench.results import repair_for_resume
+    _two_cells(tmp_path)
+    lines = (tmp_path / "summary.csv").read_text().splitlines()
+    lines.insert(1, "garbage,line")
+    (tmp_path / "summary.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ResultsError, match=r"summary.csv:2: 2 fields where .* are expected"):
+        repair_for_resume(tmp_path)
+
+
+def test_a_failed_write_rolls_back_and_names_the_file(tmp_path, monkeypatch):
+    from convbench import results
+    w = ResultWriter(tmp_path)
+    w.summary({"problem": "p", "backend": "a", "status": "passed"})
+    size = (tmp_path / "summary.csv").stat().st_size
+    real = os.write
+
+    def half_then_full(fd, data):
+        real(fd, data[:len(data) // 2])
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(results.os, "write", half_then_full)
+    with pytest.raises(results.ResultsWriteError, match="cannot write .*summary.csv: No space left on device"):
+        w.summary({"problem": "q", "backend": "a", "status": "passed"})
+    monkeypatch.setattr(results.os, "write", real)
+    assert (tmp_path / "summary.csv").stat().st_size == size  # the half record was cut off again
+    w.close()
+    assert list(load_summary(tmp_path).problem) == ["p"]
+
+
+def test_run_lock_refuses_a_second_writer(tmp_path):
+    from convbench.results import RunLock
+    with RunLock(tmp_path):
+        # another process holding the lock: flock is per open file description, so a second
+        # lock from this process on a new descriptor is refused the same way
+        with pytest.raises(ResultsError, match=f"another convbench run \\(pid {os.getpid()}\\) is writing"):
+            with RunLock(tmp_path):
+                pass
+    with RunLock(tmp_path):  # released when the first run ended
+        pass
+
+
+def test_non_numeric_values_are_named_by_file_column_and_line(tmp_path):
+    _two_cells(tmp_path)
+    text = (tmp_path / "summary.csv").read_text().replace("0.002", "abc", 1)
+    (tmp_path / "summary.csv").write_text(text)
+    with pytest.raises(ResultsError, match=r"summary.csv:2: column 'time_median_s' holds 'abc', not a number"):
+        load_summary(tmp_path)

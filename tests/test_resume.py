@@ -38,17 +38,19 @@ def _wait_rows(out: Path, n: int, proc, timeout=120.0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["sigint", "sigkill"])
+@pytest.mark.parametrize("how", ["sigint", "sigterm", "sigkill"])
 def test_interrupt_then_resume(tmp_path, how):
     out = tmp_path / "r"
     proc = _start(out)
     _wait_rows(out, 2, proc)
-    if how == "sigint":
-        proc.send_signal(signal.SIGINT)
+    if how in ("sigint", "sigterm"):
+        proc.send_signal(signal.SIGINT if how == "sigint" else signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 130, err
+        assert proc.returncode == (130 if how == "sigint" else 143), err
         assert "Resume with:" in err and f"convbench run --resume {out}" in err
         assert "Traceback" not in err
+        if how == "sigterm":
+            assert "terminated (SIGTERM):" in err
     else:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -64,3 +66,20 @@ def test_interrupt_then_resume(tmp_path, how):
     # rows measured before the interruption are kept as they were
     merged = before.merge(after, on=["problem", "backend"], suffixes=("_a", "_b"))
     assert (merged.time_median_s_a == merged.time_median_s_b).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.2, 0.8, 1.6])
+def test_ctrl_c_during_start_up_is_one_line(tmp_path, delay):
+    """Whenever Ctrl-C lands while the run starts (imports, machine probe, meta), one line and
+    exit 130, never a traceback."""
+    out = tmp_path / "r"
+    proc = _start(out)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    assert proc.returncode in (0, 130), err
+    if proc.returncode == 130:
+        lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+        assert any("interrupt" in ln for ln in lines)

@@ -8,7 +8,7 @@ import pytest
 from convbench import backends as reg
 from convbench.problem import ConvProblem
 from convbench.results import ResultWriter, load_samples, load_summary
-from convbench.runner import RunConfig, check_output, make_data, run_sweep
+from convbench.runner import RunConfig, check_output, make_data, run_problem, run_sweep
 from convbench.sentinel import SENTINEL
 from convbench.sweep import InvalidProblem, expand_grid
 from convbench.timing import TimingConfig
@@ -105,3 +105,143 @@ def test_grid_reports_invalid_points():
     same = [g for g in grid if not isinstance(g, InvalidProblem) and g.ih == 16 and g.kh == 7 and g.sh == 2
             and g.ph == 2]
     assert same and same[0].oh == 8  # TF SAME: ceil(16 / 2)
+
+
+# ---------------------------------------------------------------------------- hostile inputs
+def test_zero_reference_is_judged_by_absolute_error():
+    p = ConvProblem.parse("mb1ic1ih4oc1kh3ph1")
+    ref = np.zeros(p.output_shape)
+    exact = check_output(np.zeros(p.output_shape, np.float32), ref, p, 1e-6, bound=36.0)
+    assert exact["status"] == "passed" and exact["rel_err"] == 0 and exact["max_abs_err"] == 0
+    noisy = np.full(p.output_shape, 2e-5, np.float32)  # FFT round-off around a zero output
+    ok = check_output(noisy, ref, p, 1e-4, bound=36.0)   # within 1e-4 * 36
+    assert ok["status"] == "passed" and np.isnan(ok["rel_err"])
+    bad = check_output(noisy, ref, p, 1e-6, bound=1.0)
+    assert bad["status"] == "mistrusted" and "reference is all zeros" in bad["reason"]
+
+
+def test_windows_reading_only_padding_run_and_report(tmp_path):
+    """benchdnn's 'brgemm_perform_outwork': flops_direct is 0, the reference is all zeros."""
+    from convbench.reporting import write_report
+    p = ConvProblem.parse("mb2ic48ih23iw12oc134oh12ow4kh2kw1sh2sw13ph1pw14")
+    from convbench.results import problem_counts
+    assert problem_counts(p)["flops_direct"] == 0
+    cfg = RunConfig(problems=[p], backends=["im2col_blas", "direct_numba", "fft_scipy", "fft_pyfftw"], timing=FAST)
+    w = ResultWriter(tmp_path)
+    run_sweep(cfg, w)
+    w.close()
+    from convbench.results import write_meta
+    write_meta(tmp_path, {"tool": "convbench", "schema_version": 2, "config": {}})
+    df = load_summary(tmp_path)
+    assert (df.status == "passed").all(), df[["backend", "status", "reason"]]
+    assert (df.max_abs_err[df.backend.isin(["im2col_blas", "direct_numba"])] == 0).all()
+    warnings = []
+    write_report(tmp_path, plots=True, warn=warnings.append)  # no ZeroDivisionError anywhere
+    assert not warnings
+    assert "(n/a)" in (tmp_path / "tables.md").read_text()
+
+
+def test_fft_reads_no_memory_it_never_wrote():
+    """The FFT buffers the plans read are all written first: the same problem gives the same
+    output from fresh plans on differently filled memory, and warnings are errors here."""
+    import warnings
+    from convbench.backends import get_backend
+    p = ConvProblem.parse("mb2ic48ih23iw12oc134oh12ow4kh2kw1sh2sw13ph1pw14")
+    x, w = make_data(p)
+    for name in ("fft_scipy", "fft_pyfftw"):
+        b = get_backend(name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            plan = b.prepare(p, w)
+            y = b.run(plan, x)
+        assert np.all(np.isfinite(y)) and np.max(np.abs(y)) < 1e-3, name
+
+
+@pytest.mark.parametrize("argv_problem, fragment", [
+    ("mb1ic16ih100000oc16kh3", "the test data and float64 reference need"),     # --sizes 100000
+    ("mb1ic100000ih14oc100000kh3ph1", "the test data and float64 reference need"),  # 100000 channels
+    ("mb100000ic16ih64oc16kh3ph1", "the test data and float64 reference need"),    # --batch 100000
+])
+def test_huge_problems_are_refused_from_the_shape(tmp_path, argv_problem, fragment):
+    import resource
+    p = ConvProblem.parse(argv_problem)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # backends without a workspace limit of their own: only the harness estimate stands in the way
+    names = ["direct_numba", "winograd_f4x3"]
+    rows, benches = run_problem(p, RunConfig(problems=[p], backends=names, timing=FAST), names,
+                                cell_limit=(8 << 30, "test"))
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert not benches and all(r["status"] == "skipped" for r in rows)
+    assert all(fragment in r["reason"] and "bytes" in r["reason"] and "over the cell memory limit of 8589934592"
+               in r["reason"] for r in rows)
+    assert grown_mb < 200  # nothing of the problem's size was allocated
+
+
+def test_a_cell_over_the_limit_is_skipped_and_the_others_run():
+    """mb64ic64ih224oc64kh3ph1 in miniature: harness plus im2col's columns over the limit, the
+    direct loop under it."""
+    from convbench.runner import cell_bytes, harness_bytes
+    from convbench.backends import get_backend
+    p = ConvProblem.parse("mb2ic16ih40oc16kh3ph1")
+    hb = harness_bytes(p)
+    im2col = cell_bytes(p, get_backend("im2col_blas").estimate(p))
+    direct = cell_bytes(p, get_backend("direct_numba").estimate(p))
+    assert direct < im2col
+    limit = hb + (direct + im2col) // 2
+    rows, _ = run_problem(p, RunConfig(problems=[p], backends=["im2col_blas", "direct_numba"], timing=FAST),
+                          ["im2col_blas", "direct_numba"], cell_limit=(limit, "test"))
+    by = {r["backend"]: r for r in rows}
+    assert by["im2col_blas"]["status"] == "skipped" and f"needs {hb + im2col} bytes" in by["im2col_blas"]["reason"]
+    assert by["direct_numba"]["status"] == "passed"
+
+
+def test_reference_in_chunks_equals_the_whole(monkeypatch):
+    from convbench import runner
+    p = ConvProblem.parse("mb5ic3ih9oc4kh3sh2ph1")
+    x, w = make_data(p)
+    whole = runner.reference_output(p, x, w)
+    monkeypatch.setattr(runner, "REF_CHUNK_BYTES", 1)  # one image per chunk
+    assert runner._ref_batch_chunk(p) == 1
+    np.testing.assert_array_equal(runner.reference_output(p, x, w), whole)
+    t = p.replace(transposed=True)
+    xt, wt = make_data(t)
+    monkeypatch.setattr(runner, "REF_CHUNK_BYTES", 1 << 30)
+    full_t = runner.reference_output(t, xt, wt)
+    monkeypatch.setattr(runner, "REF_CHUNK_BYTES", 1)
+    np.testing.assert_array_equal(runner.reference_output(t, xt, wt), full_t)
+
+
+def test_cell_memory_limit_sources(monkeypatch):
+    from convbench.runner import cell_memory_limit
+    assert cell_memory_limit(123) == (123, "--memory-limit")
+    monkeypatch.setenv("CONVBENCH_MEMORY_LIMIT", "2G")
+    assert cell_memory_limit() == (2 << 30, "CONVBENCH_MEMORY_LIMIT")
+    monkeypatch.delenv("CONVBENCH_MEMORY_LIMIT")
+    limit, src = cell_memory_limit()
+    assert 0 < limit and "margin" in src
+
+
+def test_explicit_output_size_is_noted_in_every_row(tmp_path):
+    p = ConvProblem.parse("mb1ic4ih5oc4oh8kh3ph3")
+    rows, _ = run_problem(p, RunConfig(problems=[p], backends=["im2col_blas", "winograd_f4x3"], timing=FAST),
+                          ["im2col_blas", "winograd_f4x3"])
+    assert all("oh implies asymmetric padding: bottom 2 vs top 3" in r["note"] for r in rows)
+
+
+def test_plans_timed_together_must_fit_together():
+    """Interleaved timing keeps every admitted plan alive: the second backend whose plan would
+    not fit next to the first one's is skipped (a --batch 100000 sweep was OOM-killed when each
+    cell fitted alone)."""
+    from convbench.backends import get_backend
+    from convbench.runner import cell_bytes, harness_bytes
+    p = ConvProblem.parse("mb2ic16ih40oc16kh3ph1")
+    hb = harness_bytes(p)
+    a = cell_bytes(p, get_backend("direct_numba").estimate(p))
+    b = cell_bytes(p, get_backend("im2col_blas").estimate(p))
+    limit = hb + max(a, b) + min(a, b) // 2  # each fits alone, both do not
+    rows, _ = run_problem(p, RunConfig(problems=[p], backends=["direct_numba", "im2col_blas"], timing=FAST),
+                          ["direct_numba", "im2col_blas"], cell_limit=(limit, "test"))
+    by = {r["backend"]: r for r in rows}
+    assert by["direct_numba"]["status"] == "passed"
+    assert by["im2col_blas"]["status"] == "skipped"
+    assert "next to the test data and the plans of the backends timed with it" in by["im2col_blas"]["reason"]

@@ -81,3 +81,41 @@ def test_suite_file_and_batch_override(tmp_path, capsys):
     assert "2 problems" in out and "mb3ic4ih8oc4kh3ph1" in out
     assert main(["suites"]) == 0
     assert "resnet50" in capsys.readouterr().out
+
+
+def test_benchdnn_star_multiplicity_and_which_wins():
+    from convbench.suites import parse_suite_text
+    text = ('mb1ic128ih768oc128oh768kh3ph1n"stable_diffusion:conv1*5"\n'
+            'mb1ic8ih16oc8kh3ph1n"x*2"  # x7\n')
+    a, b = parse_suite_text(text)
+    assert a.multiplicity == 5 and a.problem.name == "stable_diffusion:conv1*5"
+    assert b.multiplicity == 7  # the # xN comment wins over *N in the name
+
+
+@pytest.mark.parametrize("comment", ["# x-2", "# xabc", "# x0", "# x1.5"])
+def test_bad_multiplicities_are_errors(comment):
+    from convbench.suites import parse_suite_text
+    with pytest.raises(ValueError, match=r"<suite>:1: multiplicity 'x.*' is not valid; expected '# xN'"):
+        parse_suite_text(f"mb1ic4ih8oc4kh3 {comment}\n")
+
+
+def test_the_same_shape_twice_counts_every_line(tmp_path):
+    from convbench.sweep import expand_problems
+    f = tmp_path / "net.txt"
+    f.write_text("mb1ic4ih8oc4kh3  # x3\nmb1ic4ih8oc4kh3  # x2\nmb1ic4ih10oc4kh3\n")
+    problems, tags = expand_problems(suite_file=[str(f)])
+    assert len(problems) == 2
+    assert tags[problems[0].label] == ("net", 5) and tags[problems[1].label] == ("net", 1)
+
+
+def test_bom_directory_and_device(tmp_path):
+    from convbench.suites import load_suite
+    f = tmp_path / "bom.txt"
+    f.write_bytes("\ufeffmb1ic4ih8oc4kh3\n".encode("utf-8"))
+    assert load_suite(str(f), is_path=True)[0].problem.ic == 4
+    with pytest.raises(ValueError, match="is a directory; expected a file of descriptors"):
+        load_suite(str(tmp_path), is_path=True)
+    with pytest.raises(ValueError, match="/dev/null: holds no problems"):
+        load_suite("/dev/null", is_path=True)
+    with pytest.raises(ValueError, match="no such file"):
+        load_suite(str(tmp_path / "missing.txt"), is_path=True)

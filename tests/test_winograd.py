@@ -14,12 +14,12 @@ VARIANTS = ["winograd_f2x3", "winograd_f4x3", "winograd_f6x3", "winograd_f2x5", 
 
 
 @pytest.mark.parametrize("name", VARIANTS)
-@pytest.mark.parametrize("size", ["ih7", "ih13iw9", "ih5iw23", "ih3"])
+@pytest.mark.parametrize("size", [(7, 7), (13, 9), (5, 23), (3, 3)])
 def test_edge_tiles_on_odd_sizes(name, size):
     b = get_backend(name)
     r = b.r
     pad = r // 2
-    p = ConvProblem.parse(f"mb2ic3{size}oc5kh{r}ph{pad}")
+    p = ConvProblem(mb=2, ic=3, ih=size[0], iw=size[1], oc=5, kh=r, kw=r, ph=pad, pw=pad)
     x, w = make_data(p)
     y = b.run(b.prepare(p, w), x)
     chk = check_output(y, reference_output(p, x, w), p, b.capabilities.tolerance(p.dtype))

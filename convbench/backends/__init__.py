@@ -102,9 +102,14 @@ def get_backend(name: str, **options) -> Backend:
 
 def configured_backend(name: str, settings: dict | None = None, memory_limit: int | None = None) -> Backend:
     """Backend ``name`` built with a run's algorithm ``settings``: of those, only the
-    options its class declares are passed (``fftw_effort`` reaches ``fft_pyfftw`` only)."""
+    options its class declares are passed (``fftw_effort`` reaches ``fft_pyfftw`` only).
+    ``memory_limit`` replaces the workspace limit of a backend that declares one (a
+    fraction of free memory otherwise); backends without one are bounded by the runner's
+    per-cell footprint check alone."""
     cls = backend_class(name)
     opts = {k: v for k, v in (settings or {}).items() if cls is not None and k in cls.options}
+    if cls is not None and cls.capabilities.memory_fraction is None:
+        memory_limit = None
     return get_backend(name, memory_limit=memory_limit, **opts)
 
 

@@ -79,8 +79,9 @@ class Capabilities:
         Largest workspace it may use, as a fraction of the memory available when the
         backend is made (``--memory-limit`` or the constructor's ``memory_limit`` override
         it); larger problems are refused from the shape alone, before anything is allocated.
-    max_channel_pairs : int, optional
-        For per-channel-pair loops (peers): refuse ``oc * ic/g`` above this.
+    max_calls : int, optional
+        For libraries called once per (image, output channel, input channel) from Python
+        (the scipy peers): refuse ``mb * oc * ic/g`` calls above this.
     threads : str
         Which thread control applies (``"numba"``, ``"blas"``, ``"fftw"``,
         ``"scipy.fft"``, ``"torch"`` or ``"single"`` for code that never runs threads).
@@ -98,7 +99,7 @@ class Capabilities:
     exact: bool = True
     rtol: dict | None = None
     memory_fraction: float | None = None
-    max_channel_pairs: int | None = None
+    max_calls: int | None = None
     threads: str = "single"
 
     def tolerance(self, dtype: str) -> float:
@@ -119,12 +120,17 @@ class Estimate:
     NaN when unknown, e.g. inside a peer library). ``flops_multiply``: those of the
     multiplication stage alone (the element-wise/GEMM stage of a transform algorithm; all
     of them for direct and GEMM algorithms). ``workspace_bytes``: memory held besides
-    input, weights and output while ``run`` executes (None when unknown).
+    input, weights and output while ``run`` executes (None when unknown). ``prepare_bytes``:
+    what ``prepare`` holds at its peak when that is more (the runner admits a cell on the
+    larger of the two).
     """
 
     flops_executed: float = float("nan")
     flops_multiply: float = float("nan")
     workspace_bytes: int | None = None
+    #: the most ``prepare`` holds at once, when more than ``workspace_bytes`` (candidates
+    #: built side by side to be timed); None: no more than the workspace
+    prepare_bytes: int | None = None
 
 
 S = TypeVar("S")
@@ -240,9 +246,9 @@ class Backend:
         if not c.asymmetric_padding and not p.torch_compatible:
             return (f"asymmetric padding (bottom/right {p.ph_r}/{p.pw_r} vs top/left {p.ph}/{p.pw}) "
                     f"not supported")
-        if c.max_channel_pairs is not None and p.oc * p.icg > c.max_channel_pairs:
-            return (f"{p.oc * p.icg} channel pairs exceed this per-pair loop's limit of "
-                    f"{c.max_channel_pairs}")
+        if c.max_calls is not None and p.mb * p.oc * p.icg > c.max_calls:
+            return (f"{p.mb * p.oc * p.icg} library calls (images x channel pairs) exceed this per-pair "
+                    f"loop's limit of {c.max_calls}")
         limit = self.memory_limit()
         if limit is not None:
             need = self.estimate(p).workspace_bytes

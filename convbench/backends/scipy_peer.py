@@ -14,7 +14,7 @@
 All three run on the zero-padded input and subsample for stride (scipy has no
 strided correlation), so stride > 1 is honest but wasteful, exactly as it would be
 for a scipy user. Multi-channel problems cost ``mb * oc * ic/g`` Python-level
-calls, so the capability ``max_channel_pairs`` refuses large layers up front.
+calls, so the capability ``max_calls`` refuses large layers (and large batches) up front.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ try:
 except ImportError:  # pragma: no cover
     sps = ndi = None
 
-_CAPS = dict(asymmetric_padding=True, threads="single", max_channel_pairs=1024)
+_CAPS = dict(asymmetric_padding=True, threads="single", max_calls=1024)
 
 
 def _dilated_kernel(k: np.ndarray, p: ConvProblem) -> np.ndarray:

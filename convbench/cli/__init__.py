@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import pkgutil
 import sys
 from types import ModuleType
@@ -105,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # argparse --help / --version
         return int(e.code or 0)
     except KeyboardInterrupt:
+        # Ctrl-C while the command starts (imports, machine probes): one line, then leave at once;
+        # an interrupted import (torch's, numba's) can leave shutdown to die of the signal instead
         print("convbench: interrupted before any result was written", file=sys.stderr)
-        return 130
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     except BrokenPipeError:
         return EXIT_OK

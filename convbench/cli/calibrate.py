@@ -6,8 +6,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from .common import (EXIT_OK, GATE_RUN_OPTIONS, UsageError, add_options, gate_run_kwargs, int_list, normalize,
-                     option, positive_float)
+from .common import (EXIT_OK, GATE_RUN_OPTIONS, UsageError, add_options, gate_run_kwargs, normalize, option,
+                     positive_float, single_int)
 from . import run as run_cmd
 
 NAME = "calibrate"
@@ -19,7 +19,7 @@ PRELOAD = True
 
 OPTIONS = [
     option("suite", str, default="ci", help="the suite to calibrate (ci)"),
-    option("runs", lambda v: int_list(2, "6")(v)[0], default=5, metavar="N", help="A/A runs, at least 2 (5)"),
+    option("runs", single_int(2, "6"), default=5, metavar="N", help="A/A runs, at least 2 (5)"),
     option("out", str, default="results/baseline", metavar="DIR", help="the baseline directory to write"),
     option("margin", positive_float, default=1.1, help="floor = largest A/A ratio x margin (1.1)"),
     option("keep_runs", None, action="flag", help="keep the individual A/A runs in DIR/aa/"),

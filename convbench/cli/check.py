@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from .common import (EXIT_FAIL, EXIT_OK, GATE_OPTIONS, GATE_RUN_OPTIONS, UsageError, add_options, gate_run_kwargs,
-                     int_list, normalize, option)
+                     normalize, option, single_int)
 from . import run as run_cmd
 
 NAME = "check"
@@ -19,7 +19,7 @@ PRELOAD = True
 OPTIONS = [
     option("baseline", str, default="results/baseline", metavar="DIR", help="the committed baseline"),
     option("suite", str, default="ci", help="the suite to run (ci)"),
-    option("retries", lambda v: int_list(0, "2")(v)[0], default=2, metavar="N",
+    option("retries", single_int(0, "2"), default=2, metavar="N",
            help="re-measurements a flagged cell must survive (2)"),
     option("out", str, metavar="DIR", help="where the check's runs go (default results/check-<timestamp>)"),
 ] + GATE_OPTIONS + GATE_RUN_OPTIONS
@@ -59,6 +59,11 @@ def run(*, argv: list[str] | None = None, coretype: dict | None = None, **option
                          normalize=o["normalize"])
         print(render_text(c))
         (out / "compare.md").write_text(render_markdown(c))
+        if not c.rows:
+            from .compare import nothing_compared
+            print(f"\ncheck FAILED: no cell was timed in both the baseline and this run ({nothing_compared(c)}); "
+                  f"a gate that compared nothing has not passed")
+            return EXIT_FAIL
         foreign = [w for w in c.warnings if w.split(" differs")[0] in ("cpu", "cores", "blas kernels", "threads")]
         if foreign:
             print("\ncheck: the baseline was recorded on a different machine or configuration "

@@ -21,10 +21,11 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
-__all__ = ["UsageError", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "Parser", "Option", "add_options",
-           "normalize", "PROBLEM_OPTIONS", "BACKEND_OPTIONS", "TIMING_OPTIONS", "OUTPUT_OPTIONS",
-           "GATE_OPTIONS", "RUN_OPTIONS", "GATE_RUN_OPTIONS", "gate_run_kwargs", "options_named", "option", "int_list", "pair_list", "padding_list", "dtype_list",
-           "positive_float", "density_list", "byte_size", "threads_arg", "inject_arg"]
+__all__ = ["UsageError", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "Parser", "Option", "add_options", "normalize",
+           "PROBLEM_OPTIONS", "BACKEND_OPTIONS", "TIMING_OPTIONS", "OUTPUT_OPTIONS", "GATE_OPTIONS", "RUN_OPTIONS",
+           "GATE_RUN_OPTIONS", "gate_run_kwargs", "options_named", "option", "int_list", "single_int", "pair_list",
+           "padding_list", "dtype_list", "positive_float", "fraction", "density_list", "byte_size", "threads_arg",
+           "inject_arg"]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -375,7 +376,9 @@ BACKEND_OPTIONS = [
     option("threads", threads_arg, default=1, help="threads for every library (default 1)"),
     option("blas_coretype", _text, default="auto", metavar="KIND", help=_CORETYPE_HELP),
     option("memory_limit", byte_size, metavar="BYTES",
-           help="workspace limit for backends that declare one (default: a fraction of free RAM)"),
+           help="bytes one cell may hold (test data, float64 reference, workspace, output), estimated from the "
+                "shape before anything is allocated; also the workspace limit of the backends that declare one, "
+                "which is otherwise a fraction of free memory (default: available memory less max(1 GiB, 10%%))"),
     option("fftw_effort", fftw_effort, default="measure", metavar="EFFORT",
            help="FFTW planner effort for fft_pyfftw: estimate, measure (default), patient, exhaustive"),
     option("fftw_wisdom", None, default="on", choices=("on", "off"),

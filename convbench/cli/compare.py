@@ -31,5 +31,22 @@ def run(*, base: str, new: str, markdown: str | None = None, **gate) -> int:
     c = compare_runs(b, n, factor=factor, alpha=g["alpha"], normalize=g["normalize"])
     print(render_text(c))
     if markdown:
-        Path(markdown).write_text(render_markdown(c))
+        write_markdown(markdown, render_markdown(c))
+    if g["fail_above"] and not c.rows:
+        print(f"compare FAILED: no cell was timed on both sides ({nothing_compared(c)}); a gate that compared "
+              f"nothing has not passed")
+        return EXIT_FAIL
     return EXIT_FAIL if (g["fail_above"] and c.regressions) else EXIT_OK
+
+
+def nothing_compared(c) -> str:
+    """Why a comparison has no rows, in numbers."""
+    return (f"{len(c.missing_in_new)} cells only in the base, {len(c.missing_in_base)} only in the new run, "
+            f"{len(c.not_timed)} not timed on a side")
+
+
+def write_markdown(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text)
+    except OSError as e:
+        raise UsageError(f"compare: --markdown {path!r}: cannot write ({e.strerror or e})") from None

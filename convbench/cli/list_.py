@@ -51,8 +51,8 @@ def run(*, json: bool = False) -> int:  # noqa: A002 - the flag's name
         caps.append("exact" if d["exact"] else f"tol {d['rtol']['float32']:g} (f32)")
         if d["memory_limit_bytes"]:
             caps.append(f"workspace <= {d['memory_limit_bytes'] / 2**30:.1f} GiB")
-        if d["max_channel_pairs"]:
-            caps.append(f"<= {d['max_channel_pairs']} channel pairs")
+        if d["max_calls"]:
+            caps.append(f"<= {d['max_calls']} library calls (images x channel pairs)")
         caps.append(f"threads: {d['threads']}")
         if d["options"]:
             caps.append("options " + ", ".join(f"{k}={v}" for k, v in d["options"].items()))

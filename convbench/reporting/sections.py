@@ -35,12 +35,18 @@ def section(key: str):
     return register
 
 
+#: sections that need at least one backend row (the rest also speak of invalid grid points)
+_NEEDS_ROWS = ("median_times", "gflops", "speedup", "arithmetic", "parameters", "workspace", "error")
+
+
 def build_sections(data: ReportData, keys: list[str] | None = None, warn: Callable[[str], None] | None = None
                    ) -> list[Section]:
     """Every registered section that has something to show (or those named in ``keys``)."""
     out = []
     for key, fn in SECTIONS.items():
         if keys is not None and key not in keys:
+            continue
+        if key in _NEEDS_ROWS and not data.problems:
             continue
         try:
             s = fn(data)
@@ -67,25 +73,29 @@ def header(d: ReportData) -> Section:
     meta, cfg = d.meta, d.config
     m = meta.get("machine", {})
     blas = m.get("blas", {})
+
+    def v(x, unknown="unknown"):
+        return unknown if x is None or x == "" else x
     libs = ", ".join(f"{lib.get('internal_api')} {lib.get('version')} ({lib.get('architecture')})"
                      for lib in blas.get("libraries", []))
     git = meta.get("git", {}) or {}
-    lines = [f"- run: {meta.get('started', '')} to {meta.get('finished') or 'unfinished'}, "
-             f"convbench {meta.get('convbench_version', '')}, commit {str(git.get('commit'))[:10]}"
+    commit = str(git.get("commit"))[:10] if git.get("commit") else "unknown"
+    lines = [f"- run: {v(meta.get('started'))} to {meta.get('finished') or 'unfinished'}, "
+             f"convbench {v(meta.get('convbench_version'))}, commit {commit}"
              f"{' (dirty)' if git.get('dirty') else ''}",
-             f"- machine: {m.get('cpu_model', '?')}, {m.get('cores', '?')} cores, "
-             f"threads per backend: {cfg.get('threads', '?')}",
-             f"- BLAS: {libs or 'unknown'}; OPENBLAS_CORETYPE={blas.get('env')}; "
-             f"best for this CPU: {blas.get('cpu_best')}"]
+             f"- machine: {v(m.get('cpu_model'))}, {v(m.get('cores'), '?')} cores, "
+             f"threads per backend: {v(cfg.get('threads'), '?')}",
+             f"- BLAS: {libs or 'unknown'}; OPENBLAS_CORETYPE={v(blas.get('env'), 'unset')}; "
+             f"best for this CPU: {v(blas.get('cpu_best'))}"]
     if blas.get("warning"):
         lines.append(f"- **warning:** {blas['warning']}")
     ct = meta.get("blas_coretype", {})
     if ct:
         lines.append(f"- kernel-set choice: `--blas-coretype {ct.get('requested')}`"
                      f"{' applied' if ct.get('applied') else ' not applied: ' + str(ct.get('note', ''))}; "
-                     f"OpenBLAS alone picks {meta.get('blas_autodetected')}")
+                     f"OpenBLAS alone picks {v(meta.get('blas_autodetected'))}")
     lines.append(f"- timing: backends of a problem timed interleaved, round by round; median of "
-                 f">= {cfg.get('min_rounds', '?')} rounds; `±` is IQR/median. Data: integers in [-2, 2] "
+                 f">= {v(cfg.get('min_rounds'), '?')} rounds; `±` is IQR/median. Data: integers in [-2, 2] "
                  f"(benchdnn style), checked against a float64 reference.")
     dens = cfg.get("weight_density", [1.0])
     dens = dens if isinstance(dens, list) else [dens]
@@ -115,6 +125,10 @@ def at_a_glance(d: ReportData) -> Section | None:
 
 @section("fastest")
 def fastest(d: ReportData) -> Section:
+    if not d.problems:
+        return Section("Fastest backend per problem", intro=(
+            "No cell was run: summary.csv holds no rows of a backend (an interrupted run, or only invalid "
+            "grid points; see below)."))
     rows = []
     for prob in d.problems:
         ok = d.passed(prob)
@@ -130,8 +144,8 @@ def fastest(d: ReportData) -> Section:
                      fmt_rate(best.gflops_effective, ""),
                      f"{second.backend} +{(second.time_median_s / best.time_median_s - 1) * 100:.0f}%"
                      if second is not None and best.time_median_s > 0 else "", vs_base])
-    return Section("Fastest backend per problem", blocks=[Table(
-        ["problem", "fastest", "median", "GFLOP/s", "runner-up (slower by)", f"speed-up vs {d.baseline}"], rows)])
+    headers = ["problem", "fastest", "median", "GFLOP/s", "runner-up (slower by)", f"speed-up vs {d.baseline}"]
+    return Section("Fastest backend per problem", blocks=[Table(headers, rows)])
 
 
 # ---------------------------------------------------------------------------- evidence

@@ -19,7 +19,7 @@ from functools import lru_cache
 from ...problem import ConvProblem
 
 __all__ = ["FFTGeometry", "fast_len", "length_efficiency", "fft_flops", "geometry", "ranked_geometries",
-           "fft_geometry", "smallest_workspace", "pruned_rows", "aliasing", "batch_size", "PASS_BYTES",
+           "fft_geometry", "smallest_workspace", "workspace_floor", "pruned_rows", "aliasing", "batch_size", "PASS_BYTES",
            "FLOPS_PER_BYTE"]
 
 #: flops charged per byte moved in the cost model: roughly one core's GEMM speed over its
@@ -231,11 +231,20 @@ def pruned_rows(p: ConvProblem, nh: int, tiled: bool) -> tuple[tuple[int, int], 
     return (p.ph, p.ph + p.read_h), (p.oh - 1) * p.sh + 1
 
 
+def workspace_floor(p: ConvProblem) -> int:
+    """A lower bound on every geometry's workspace: each one holds the padded input at least
+    once (the whole-image transform input, or the copy overlap-save tiles are cut from)."""
+    return p.mb * p.ic * p.hp * p.wp * p.itemsize
+
+
 @lru_cache(maxsize=4096)
 def ranked_geometries(p: ConvProblem, memory_limit: int | None = None) -> tuple[FFTGeometry, ...]:
     """Every candidate ``(Nh, Nw)`` within ``memory_limit``, cheapest first by the cost model:
     transform flops divided by :func:`length_efficiency`, plus multiply flops, plus
-    ``FLOPS_PER_BYTE`` per workspace byte."""
+    ``FLOPS_PER_BYTE`` per workspace byte. Empty at once when even :func:`workspace_floor`
+    is over the limit (a 100000^2 image has 65536 candidate pairs, none of which fits)."""
+    if memory_limit is not None and workspace_floor(p) > memory_limit:
+        return ()
     out = []
     for nh in _axis_candidates(p.ext_h, p.hp):
         for nw in _axis_candidates(p.ext_w, p.wp):
@@ -253,6 +262,11 @@ def fft_geometry(p: ConvProblem, memory_limit: int | None = None) -> FFTGeometry
 
 
 @lru_cache(maxsize=4096)
-def smallest_workspace(p: ConvProblem) -> int:
+def smallest_workspace(p: ConvProblem, memory_limit: int | None = None) -> int:
+    """The least workspace any geometry needs (what a refusal quotes); the padded input alone
+    (:func:`workspace_floor`) when that is already over ``memory_limit``."""
+    floor = workspace_floor(p)
+    if memory_limit is not None and floor > memory_limit:
+        return floor
     return min(geometry(p, nh, nw).workspace_bytes
                for nh in _axis_candidates(p.ext_h, p.hp) for nw in _axis_candidates(p.ext_w, p.wp))

@@ -27,7 +27,7 @@ def gather(threads: int = 1, coretype: dict | None = None) -> dict:
     info["blas_coretype"] = coretype or {}
     info["blas_autodetected"] = autodetected_coretype()
     info["peak"] = dict(peak_gflops(1.0, threads), **{k: v for k, v in roofline_peaks(0.6).items()
-                                                      if k in ("fma_gflops", "bandwidth_gbs")})
+                                                      if k in ("fma_gflops", "bandwidth_gbs", "stream")})
     info["git"] = git_commit()
     info["fftw_build"] = fftw_build()
     return info
@@ -64,6 +64,13 @@ def run(*, threads: int = 1, blas_coretype: str = "auto", json: bool = False,  #
     print(f"peak, {threads} thread(s): sgemm {pk['sgemm_gflops']:.1f} GFLOP/s, dgemm {pk['dgemm_gflops']:.1f} "
           f"GFLOP/s (best 1024^3 GEMM); one core's FMA peak {'%.1f GFLOP/s' % fma if fma else 'unknown'}; "
           f"copy bandwidth {pk['bandwidth_gbs']:.1f} GB/s")
+    st = pk.get("stream") or {}
+    if st:
+        def gbs(key):
+            return f"{st[key]:.1f}" if key in st else "?"
+        print(f"STREAM, one core (GB/s, read + written): copy {gbs('copy_l2_gbs')} / triad {gbs('triad_l2_gbs')} "
+              f"in L2 ({st.get('l2_array_bytes', 0) >> 10} KiB arrays), copy {gbs('copy_dram_gbs')} / triad "
+              f"{gbs('triad_dram_gbs')} from DRAM (64 MiB arrays): the roof of pooling cells")
     fftw = info.get("fftw_build")
     if fftw:
         lacks = (f"; this CPU also has {', '.join(fftw['simd_missing'])}, which this build has no codelets for"

@@ -26,6 +26,12 @@ __version__ = "0.1.0"
 _LAZY = {
     "conv2d": "convbench.api",
     "conv_transpose2d": "convbench.api",
+    "conv2d_weight": "convbench.api",
+    "max_pool2d": "convbench.api",
+    "avg_pool2d": "convbench.api",
+    "max_pool2d_backward": "convbench.api",
+    "avg_pool2d_backward": "convbench.api",
+    "PoolProblem": "convbench.problem",
     "ConvProblem": "convbench.problem",
     "available_backends": "convbench.backends",
     "registered_backends": "convbench.backends",

@@ -1,9 +1,12 @@
-"""``convbench.conv2d`` / ``conv_transpose2d``: one call that validates, prepares and runs.
+"""The functional API: one call that validates, prepares and runs.
 
-Semantics are exactly those of ``torch.nn.functional.conv2d`` and
-``conv_transpose2d`` (NCHW input, weights ``(oc, ic/groups, kh, kw)`` for conv2d
-and ``(ic, oc/groups, kh, kw)`` for the transposed one, cross-correlation, int or
-pair arguments), so results can be checked against PyTorch one to one. For
+``conv2d``, ``conv_transpose2d`` and ``conv2d_weight`` have exactly the semantics of
+``torch.nn.functional.conv2d``, ``conv_transpose2d`` and ``torch.nn.grad.conv2d_weight``
+(NCHW input, weights ``(oc, ic/groups, kh, kw)`` for conv2d and ``(ic, oc/groups, kh, kw)``
+for the transposed one, cross-correlation, int or pair arguments); ``max_pool2d`` and
+``avg_pool2d`` those of ``torch.nn.functional``'s, and their ``*_backward`` those of ATen's
+``max_pool2d_with_indices_backward`` / ``avg_pool2d_backward``, so results can be checked
+against PyTorch one to one. For
 repeated calls on one shape, use the backend's ``prepare``/``run`` directly: this
 function redoes the one-off work (plans, transforms) every time.
 """
@@ -12,11 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backends import get_backend
+from .backends import available_backends, get_backend
 from .backends.base import Unsupported
-from .problem import ConvProblem
+from .problem import ConvProblem, PoolProblem
 
-__all__ = ["conv2d", "conv_transpose2d"]
+__all__ = ["conv2d", "conv_transpose2d", "conv2d_weight", "max_pool2d", "avg_pool2d", "max_pool2d_backward",
+           "avg_pool2d_backward"]
 
 
 def _arrays(x, w):
@@ -29,12 +33,30 @@ def _arrays(x, w):
     return np.ascontiguousarray(x), np.ascontiguousarray(w)
 
 
-def _execute(p: ConvProblem, backend: str, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+def _checked_backend(p, backend: str):
     b = get_backend(backend)
+    if b.kind != p.kind:
+        raise ValueError(f"backend={backend!r} runs {b.kind} problems, not {p.kind}; accepted: "
+                         f"{', '.join(available_backends(p.kind))}")
     reason = b.supports(p)
     if reason is not None:
         raise Unsupported(f"{backend}: {reason}")
+    return b
+
+
+def _execute(p: ConvProblem, backend: str, x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    b = _checked_backend(p, backend)
     return b.run(b.prepare(p, w), x)
+
+
+def _float_array(a, what: str) -> np.ndarray:
+    if not isinstance(a, np.ndarray):
+        raise ValueError(f"{what} must be a numpy array, got {type(a).__name__}")
+    if a.dtype not in (np.float32, np.float64):
+        raise ValueError(f"{what} dtype {a.dtype} is not supported; accepted are float32 and float64")
+    if a.ndim != 4:
+        raise ValueError(f"{what} shape {a.shape}: expected 4-D NCHW (mb, c, h, w)")
+    return np.ascontiguousarray(a)
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, *, stride=1, padding=0, dilation=1, groups=1,
@@ -141,5 +163,204 @@ def conv_transpose2d(x: np.ndarray, w: np.ndarray, *, stride=1, padding=0, outpu
         raise ValueError(f"output size ({oh}, {ow}) is not positive for these arguments")
     # the forward problem whose adjoint this is: cout -> cin channels, output (h, wd)
     p = ConvProblem(mb=mb, ic=cout, ih=oh, iw=ow, oc=cin, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw,
-                    dh=dh - 1, dw=dw - 1, g=groups, oh=h, ow=wd, dtype=str(x.dtype), transposed=True)
+                    dh=dh - 1, dw=dw - 1, g=groups, oh=h, ow=wd, dtype=str(x.dtype), direction="bwd_d")
     return _execute(p, backend, x, w)
+
+
+def conv2d_weight(x: np.ndarray, weight_shape, grad_output: np.ndarray, *, stride=1, padding=0, dilation=1,
+                  groups=1, backend: str = "im2col_blas") -> np.ndarray:
+    """The weight gradient of :func:`conv2d`, with ``torch.nn.grad.conv2d_weight``'s semantics:
+    ``dW = correlate(x, dY)``, summed over the batch and the output pixels.
+
+    Parameters
+    ----------
+    x : ndarray, shape (mb, ic, ih, iw)
+        The forward input, float32 or float64.
+    weight_shape : (oc, ic/groups, kh, kw)
+    grad_output : ndarray, shape (mb, oc, oh, ow)
+        The gradient of the forward output, same dtype as ``x``.
+    stride, padding, dilation, groups
+        The forward convolution's, as in :func:`conv2d`.
+    backend : str
+        Any name from :func:`convbench.available_backends` whose capabilities include
+        ``backward_weights``.
+
+    Returns
+    -------
+    ndarray, shape ``weight_shape``, dtype of ``x``
+
+    Raises
+    ------
+    ValueError
+        ``weight_shape`` inconsistent with ``x`` and ``groups``, a ``grad_output`` whose shape is
+        not the forward output's, bad dtypes or arguments.
+    convbench.Unsupported
+        The backend does not implement the weight gradient for this problem (the reason).
+
+    Examples
+    --------
+    >>> import numpy as np, convbench
+    >>> x = np.ones((2, 1, 4, 4), np.float32); dy = np.ones((2, 1, 2, 2), np.float32)
+    >>> convbench.conv2d_weight(x, (1, 1, 3, 3), dy)[0, 0, 0, 0]
+    8.0
+    """
+    x = _float_array(x, "input")
+    grad_output = _float_array(grad_output, "grad_output")
+    if grad_output.dtype != x.dtype:
+        raise ValueError(f"input dtype {x.dtype} and grad_output dtype {grad_output.dtype} differ; both must be "
+                         f"float32 or float64")
+    try:
+        weight_shape = tuple(int(v) for v in weight_shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"weight_shape={weight_shape!r}: expected (oc, ic/groups, kh, kw)") from None
+    if len(weight_shape) != 4 or min(weight_shape) < 1:
+        raise ValueError(f"weight_shape={weight_shape!r}: expected four positive ints (oc, ic/groups, kh, kw)")
+    if isinstance(groups, int) and not isinstance(groups, bool) and groups >= 1 and weight_shape[0] % groups:
+        raise ValueError(f"weight_shape {weight_shape}: oc={weight_shape[0]} is not divisible by groups={groups}")
+    p = ConvProblem.from_torch_args(x.shape, weight_shape, stride=stride, padding=padding, dilation=dilation,
+                                    groups=groups, dtype=str(x.dtype)).replace(direction="bwd_w")
+    if grad_output.shape != p.output_shape:
+        raise ValueError(f"grad_output shape {grad_output.shape} does not match the forward output "
+                         f"{p.output_shape} (mb, oc, oh, ow) of this input, weight_shape and arguments")
+    b = _checked_backend(p, backend)
+    return b.run(b.prepare(p, None), x, grad_output)
+
+
+def _pool_problem(x_shape, kernel_size, stride, padding, dilation, ceil_mode, alg, dtype, direction):
+    return PoolProblem.from_torch_args(x_shape, kernel_size, stride, padding, dilation, ceil_mode, alg=alg,
+                                       dtype=dtype, direction=direction)
+
+
+def max_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False, *, backend: str = "pool_numba"):
+    """2-D max pooling with ``torch.nn.functional.max_pool2d``'s semantics.
+
+    Parameters
+    ----------
+    x : ndarray, shape (mb, c, ih, iw)
+        float32 or float64.
+    kernel_size, stride, padding, dilation : int or (int, int)
+        ``stride=None`` is the kernel size; padding at most half the kernel (PyTorch's rule);
+        padded positions never win.
+    ceil_mode : bool
+        Round the output size up; a last window must start inside the input or its top/left
+        padding.
+    return_indices : bool
+        Also return the argmax of every window as flat int64 offsets into ``ih*iw`` (the first
+        maximum in row-major window order, PyTorch's rule), for :func:`max_pool2d_backward`.
+    backend : str
+        Any name from ``convbench.available_backends("pool")``.
+
+    Returns
+    -------
+    ndarray, shape (mb, c, oh, ow), or ``(output, indices)`` with ``return_indices``
+
+    Raises
+    ------
+    ValueError
+        A window larger than the padded input, padding over half the window, bad arguments.
+    convbench.Unsupported
+        The backend's capabilities exclude this problem.
+
+    Examples
+    --------
+    >>> import numpy as np, convbench
+    >>> x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    >>> convbench.max_pool2d(x, 2)[0, 0]
+    array([[ 5.,  7.],
+           [13., 15.]], dtype=float32)
+    """
+    x = _float_array(x, "input")
+    p = _pool_problem(x.shape, kernel_size, stride, padding, dilation, ceil_mode, "max", str(x.dtype), "fwd")
+    b = _checked_backend(p, backend)
+    if return_indices and not hasattr(b, "argmax"):
+        raise Unsupported(f"{backend}: return_indices needs the argmax of every window, which this backend "
+                          f"does not compute; accepted: {', '.join(n for n in available_backends('pool') if hasattr(get_backend(n), 'argmax'))}")
+    y = b.run(b.prepare(p, None), x)
+    if return_indices:
+        return y, np.asarray(b.argmax(p, x), dtype=np.int64)
+    return y
+
+
+def avg_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *,
+               backend: str = "pool_numba") -> np.ndarray:
+    """2-D average pooling with ``torch.nn.functional.avg_pool2d``'s semantics.
+
+    ``count_include_pad=True`` is benchdnn's ``avg_p`` (the divisor is the window clipped to
+    the padded input), ``False`` its ``avg_np`` (the window clipped to the input). Other
+    parameters, returns and errors as :func:`max_pool2d` (no dilation, as in PyTorch).
+    """
+    x = _float_array(x, "input")
+    if not isinstance(count_include_pad, bool):
+        raise ValueError(f"count_include_pad={count_include_pad!r}: expected True or False")
+    alg = "avg_p" if count_include_pad else "avg_np"
+    p = _pool_problem(x.shape, kernel_size, stride, padding, 1, ceil_mode, alg, str(x.dtype), "fwd")
+    b = _checked_backend(p, backend)
+    return b.run(b.prepare(p, None), x)
+
+
+def _grad_output(grad_output, p: PoolProblem, dtype) -> np.ndarray:
+    g = _float_array(grad_output, "grad_output")
+    if g.dtype != dtype:
+        raise ValueError(f"grad_output dtype {g.dtype} and input dtype {dtype} differ")
+    if g.shape != p.output_shape:
+        raise ValueError(f"grad_output shape {g.shape} does not match the pooling output {p.output_shape} "
+                         f"(mb, c, oh, ow) of this input and these arguments")
+    return g
+
+
+def max_pool2d_backward(grad_output: np.ndarray, x: np.ndarray, kernel_size, stride=None, padding=0, dilation=1,
+                        ceil_mode=False, indices: np.ndarray | None = None, *,
+                        backend: str = "pool_numba") -> np.ndarray:
+    """The input gradient of :func:`max_pool2d` (ATen's ``max_pool2d_with_indices_backward``):
+    every output's gradient goes to its window's first maximum, and overlapping windows add.
+
+    Parameters
+    ----------
+    grad_output : ndarray, shape (mb, c, oh, ow)
+    x : ndarray, shape (mb, c, ih, iw)
+        The forward input.
+    kernel_size, stride, padding, dilation, ceil_mode
+        The forward call's.
+    indices : ndarray of int, shape (mb, c, oh, ow), optional
+        The argmax ``max_pool2d(..., return_indices=True)`` returned; computed from ``x`` by
+        the backend when omitted (its bytes are the plan's workspace either way).
+    backend : str
+
+    Returns
+    -------
+    ndarray, shape of ``x``
+    """
+    x = _float_array(x, "input")
+    p = _pool_problem(x.shape, kernel_size, stride, padding, dilation, ceil_mode, "max", str(x.dtype), "bwd_d")
+    g = _grad_output(grad_output, p, x.dtype)
+    if indices is not None:
+        if not isinstance(indices, np.ndarray) or indices.shape != p.output_shape or indices.dtype.kind not in "iu":
+            raise ValueError(f"indices: expected an integer array of shape {p.output_shape} (max_pool2d's "
+                             f"return_indices), got {getattr(indices, 'dtype', type(indices).__name__)} "
+                             f"{getattr(indices, 'shape', '')}")
+        if indices.size and (indices.min() < 0 or indices.max() >= p.ih * p.iw):
+            raise ValueError(f"indices: flat offsets must lie in [0, ih*iw) = [0, {p.ih * p.iw})")
+    b = _checked_backend(p, backend)
+    return b.run(b.prepare(p, x, indices=indices), g)
+
+
+def avg_pool2d_backward(grad_output: np.ndarray, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, *, backend: str = "pool_numba") -> np.ndarray:
+    """The input gradient of :func:`avg_pool2d` (ATen's ``avg_pool2d_backward``): every output's
+    gradient, divided by its window's divisor, spread over the window.
+
+    ``input_shape`` is the forward input's shape (or the input itself); the rest as
+    :func:`avg_pool2d`. The gradient has the dtype of ``grad_output``.
+    """
+    if isinstance(input_shape, np.ndarray):
+        input_shape = input_shape.shape
+    dtype = getattr(grad_output, "dtype", None)
+    g0 = _float_array(grad_output, "grad_output")
+    if not isinstance(count_include_pad, bool):
+        raise ValueError(f"count_include_pad={count_include_pad!r}: expected True or False")
+    alg = "avg_p" if count_include_pad else "avg_np"
+    p = _pool_problem(tuple(input_shape), kernel_size, stride, padding, 1, ceil_mode, alg, str(dtype), "bwd_d")
+    g = _grad_output(g0, p, dtype)
+    b = _checked_backend(p, backend)
+    return b.run(b.prepare(p, None), g)

@@ -15,10 +15,11 @@ and values are stored in SI; scaling happens only when rendering.
 
 Every count derived from the problem (``flops_direct``, ``flops_dense``, ``params`` and
 the parameter-table counts, ``bytes_io``) is computed once by the runner and stored in
-the row, so reports only render. Schema history: v1 lacked ``flops_dense``,
-``params_fully_connected``, ``params_locally_connected``, ``bytes_io`` and
-``gbs_effective``; :func:`load_summary` derives them from the descriptor when reading a
-v1 directory. Other versions are refused with the version named.
+the row, so reports only render. Schema history: v1 lacked ``kind`` (conv or pool),
+``alg`` (the pooling algorithm), ``flops_dense``, ``params_fully_connected``,
+``params_locally_connected``, ``bytes_io`` and ``gbs_effective``; :func:`load_summary`
+derives them from the descriptor when reading a v1 directory (every v1 row is a
+convolution). Other versions are refused with the version named.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ READABLE_VERSIONS = (1, 2)
 #: cell states, as benchdnn names them
 STATUSES = ("passed", "skipped", "mistrusted", "failed")
 
-PROBLEM_COLUMNS = ["problem", "descriptor", "name", "suite", "multiplicity", "direction", "dtype", "mb", "ic",
-                   "ih", "iw", "oc", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw", "g",
+PROBLEM_COLUMNS = ["problem", "descriptor", "name", "suite", "multiplicity", "kind", "alg", "direction", "dtype",
+                   "mb", "ic", "ih", "iw", "oc", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw", "g",
                    "weight_density"]
 PHASES = ("input", "multiply", "output")
 SUMMARY_COLUMNS = PROBLEM_COLUMNS + [
@@ -66,10 +67,19 @@ def problem_counts(p) -> dict:
     that multiplies the padding too (all ``kh*kw`` taps of every output); ``params``: the
     convolution's weights; ``params_fully_connected`` / ``params_locally_connected``: the
     weights of a dense and of a locally connected (unshared) layer doing the same mapping;
-    ``bytes_io``: input, weights and output, each once (the minimum traffic).
+    ``bytes_io``: input, weights and output, each once (the minimum traffic). Pooling has no
+    op count (NaN) and its bytes are input, output and, for max's backward, the argmax.
     """
     from .flops import dense_flops, direct_flops
     from .params import dense_entries, operator_nnz
+    if getattr(p, "kind", "conv") == "pool":
+        # no multiply-adds worth counting: pooling is judged by the bytes it moves (input and
+        # output once each; a max pool's backward also reads the int32 argmax of every output)
+        n_in, n_out = p.mb * p.ic * p.ih * p.iw, p.mb * p.ic * p.oh * p.ow
+        idx = 4 * n_out if p.alg == "max" and p.direction == "bwd_d" else 0
+        nan = float("nan")
+        return dict(flops_direct=nan, flops_dense=nan, params=0, params_fully_connected=nan,
+                    params_locally_connected=nan, bytes_io=(n_in + n_out) * p.itemsize + idx)
     io = (p.mb * p.ic * p.ih * p.iw + p.params + p.mb * p.oc * p.oh * p.ow) * p.itemsize
     return dict(flops_direct=direct_flops(p), flops_dense=dense_flops(p), params=p.params,
                 params_fully_connected=dense_entries(p), params_locally_connected=operator_nnz(p),
@@ -344,8 +354,8 @@ def load_meta(out_dir: Path) -> dict:
     return meta
 
 
-_TEXT_COLUMNS = ("problem", "descriptor", "name", "suite", "direction", "dtype", "backend", "algorithm",
-                 "status", "reason", "note")
+_TEXT_COLUMNS = ("problem", "descriptor", "name", "suite", "kind", "alg", "direction", "dtype", "backend",
+                 "algorithm", "status", "reason", "note")
 
 
 #: columns without which a file is not a convbench result; the others are filled in
@@ -379,14 +389,15 @@ def _read_csv(path: Path, columns: list[str]):
 
 def _upgrade_v1(df):
     """Derive the v2 count columns of a v1 summary from its descriptors (problem columns only)."""
-    from .problem import ConvProblem
+    from .problem import parse_problem
+    df["kind"] = df["kind"].replace("", "conv").fillna("conv")
     if not df[list(_V2_COUNTS)].isna().all().all():
         return df
     cache: dict = {}
     for i, label in enumerate(df.problem):
         if label not in cache:  # the label is a descriptor with benchdnn's --dir/--dt knobs
             try:
-                cache[label] = problem_counts(ConvProblem.parse(label))
+                cache[label] = problem_counts(parse_problem(label))
             except (ValueError, TypeError):
                 cache[label] = {}
         for k in _V2_COUNTS:

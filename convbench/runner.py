@@ -23,11 +23,9 @@ problem finishes and the sweep stops with everything saved; twice: stop now.
 
 from __future__ import annotations
 
-import math
 import signal
 import sys
 import time
-import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -35,17 +33,20 @@ import numpy as np
 
 from . import threads as _threads
 from .backends import Backend, configured_backend
+from .data import (CHECK_BLOCK, REF_CHUNK_BYTES, Case, check_output, harness_bytes, make_case, make_data,
+                   output_bound, reference_case, reference_output, uses_weights)
 from .format import fmt_bytes, fmt_time, safe_ratio
 from .problem import ConvProblem
 from .progress import Progress
-from .reference import conv2d_reference, conv_transpose2d_reference
 from .results import PHASES, ResultWriter, cell_label, problem_counts
 from .sentinel import SENTINEL, Sentinel
 from .stats import summarize
 from .sweep import InvalidProblem
 from .timing import Bench, TimingConfig, interleave
 
-__all__ = ["RunConfig", "make_data", "check_output", "run_sweep", "run_problem", "problem_fields", "Progress"]
+__all__ = ["RunConfig", "make_data", "make_case", "check_output", "reference_output", "run_sweep", "run_problem",
+           "problem_fields", "Progress", "harness_bytes", "cell_bytes", "cell_memory_limit", "Case", "CHECK_BLOCK",
+           "REF_CHUNK_BYTES"]
 
 
 @dataclass
@@ -73,69 +74,8 @@ class RunConfig:
 
 
 # ---------------------------------------------------------------------------- data
-def _seed(label: str, salt: int = 0) -> int:
-    return zlib.crc32(label.encode()) ^ salt
-
-
-def make_data(p: ConvProblem, weight_density: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Input and weights for ``p``: integers in [-2, 2], deterministic per problem label.
-
-    Sums of products of such values stay far below 2**24, so float32 represents every
-    partial sum exactly and exact algorithms match the float64 reference bit for bit
-    (benchdnn's filling strategy). With ``weight_density < 1`` a fixed-seed random
-    subset of weights is zeroed (pruned kernels), the same for every backend. Drawn as
-    int8 and converted once, so making the data holds 1 + itemsize bytes per element at
-    its peak (:func:`harness_bytes` counts that).
-    """
-    rng = np.random.default_rng(_seed(p.label))
-    x = rng.integers(-2, 3, size=p.src_shape, dtype=np.int8).astype(p.dtype)
-    w = rng.integers(-2, 3, size=p.weight_shape, dtype=np.int8).astype(p.dtype)
-    w[w == 0] = 1  # density is then controlled by the pruning below alone
-    if weight_density < 1.0:
-        keep = np.random.default_rng(_seed(p.label, 0x5EED)).random(p.weight_shape) < weight_density
-        w *= keep
-    return x, w
-
-
-#: bytes of float64 temporaries the reference and the check may hold at once (they work in chunks)
-REF_CHUNK_BYTES = 128 << 20
-#: elements compared per step by :func:`check_output`
-CHECK_BLOCK = 1 << 22
-
-
-def _ref_batch_chunk(p: ConvProblem) -> int:
-    """Images per reference call, so the float64 padded input and accumulator stay under
-    :data:`REF_CHUNK_BYTES` (at least one image)."""
-    per = 8 * (p.ic * p.hp * p.wp + 2 * max(p.oc, p.ic) * max(p.oh * p.ow, p.ih * p.iw))
-    return max(1, min(p.mb, REF_CHUNK_BYTES // max(per, 1)))
-
-
-def reference_output(p: ConvProblem, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """The float64 reference, computed a few images at a time (see :func:`_ref_batch_chunk`),
-    so large layers are still checked without float64 copies of the whole input."""
-    fn = conv_transpose2d_reference if p.transposed else conv2d_reference
-    nb = _ref_batch_chunk(p)
-    if nb >= p.mb:
-        return fn(x, w, p)
-    ref = np.empty(p.dst_shape, dtype=np.float64)
-    for n0 in range(0, p.mb, nb):
-        k = min(nb, p.mb - n0)
-        ref[n0:n0 + k] = fn(x[n0:n0 + k], w, p.replace(mb=k))
-    return ref
-
-
-def harness_bytes(p: ConvProblem) -> int:
-    """Memory the harness itself holds for a problem: input and weights (and the int8 draw
-    they are made from), the float64 reference output, the reference's per-chunk float64
-    temporaries and the check's comparison blocks. From the shape alone."""
-    it = p.itemsize
-    src = int(np.prod(p.src_shape, dtype=np.int64))
-    dst = int(np.prod(p.dst_shape, dtype=np.int64))
-    nb = _ref_batch_chunk(p)
-    ref_tmp = 8 * nb * (p.ic * p.hp * p.wp + 2 * max(p.oc, p.ic) * max(p.oh * p.ow, p.ih * p.iw))
-    return src * (it + 1) + p.params * (it + 1) + 8 * dst + ref_tmp + 3 * 8 * min(dst, CHECK_BLOCK)
-
-
+# what a cell computes on, its reference and the check live in convbench.data (imported here
+# under their old names too, for callers of the runner)
 def cell_bytes(p: ConvProblem, est) -> int:
     """A backend's own share of a cell: its workspace, or what prepare holds at its peak when
     that is more (unknown counts as 0), the output it returns, and its copy of the weights."""
@@ -159,83 +99,12 @@ def cell_memory_limit(explicit: int | None = None) -> tuple[int, str]:
     return int(avail - max(1 << 30, avail // 10)), "available memory less a margin of max(1 GiB, 10%)"
 
 
-def check_output(y, ref: np.ndarray, p: ConvProblem, tol: float, *, bound: float | None = None) -> dict:
-    """Compare ``y`` with the float64 reference (block by block, so the comparison holds no
-    full-size float64 temporaries).
-
-    Parameters
-    ----------
-    bound : float, optional
-        The largest magnitude any output can have (``max|x| * max_o sum|w_o|``), the scale of
-        the absolute tolerance used when the reference is all zeros; 1 when not given.
-
-    Returns
-    -------
-    dict with ``status`` (passed/mistrusted/failed), ``reason``, ``max_abs_err`` and
-    ``rel_err`` (``||y - ref||_2 / ||ref||_2``). A cell passes when ``rel_err <= tol``
-    and no single element is off by more than ``10 * tol * max|ref|`` (so a few wrong
-    edge pixels cannot hide in the norm). A reference that is all zeros (every window
-    reads only padding) has no relative error: as benchdnn does, every element must then
-    be within an absolute tolerance, ``tol * bound``; ``rel_err`` is 0 when the output is
-    exactly zero too and NaN otherwise.
-    """
-    if not isinstance(y, np.ndarray):
-        return dict(status="failed", reason=f"returned {type(y).__name__}, not an ndarray")
-    if y.shape != ref.shape:
-        return dict(status="failed", reason=f"output shape {y.shape}, expected {ref.shape}")
-    if y.dtype != np.dtype(p.dtype):
-        return dict(status="failed", reason=f"output dtype {y.dtype}, expected {p.dtype}")
-    yf, rf = y.reshape(-1), ref.reshape(-1)
-    sq_diff = sq_ref = 0.0
-    max_abs = scale = 0.0
-    for i in range(0, yf.size, CHECK_BLOCK):
-        yb = yf[i:i + CHECK_BLOCK]
-        if not np.all(np.isfinite(yb)):
-            return dict(status="failed", reason="output contains NaN or Inf")
-        rb = rf[i:i + CHECK_BLOCK]
-        d = yb.astype(np.float64)
-        d -= rb
-        sq_diff += float(np.dot(d, d))
-        sq_ref += float(np.dot(rb, rb))
-        max_abs = max(max_abs, float(np.max(np.abs(d))))
-        scale = max(scale, float(np.max(np.abs(rb))))
-    out = dict(max_abs_err=max_abs, tolerance=tol)
-    if sq_ref == 0:
-        abs_tol = tol * (bound if bound else 1.0)
-        out["rel_err"] = 0.0 if max_abs == 0 else float("nan")
-        if max_abs > abs_tol:
-            out.update(status="mistrusted", reason=f"reference is all zeros (every window reads only padding): "
-                                                   f"max abs error {max_abs:.3g} > absolute tolerance {abs_tol:.3g}")
-        else:
-            out.update(status="passed", reason="")
-        return out
-    rel = math.sqrt(sq_diff / sq_ref)
-    out["rel_err"] = rel
-    if rel > tol:
-        out.update(status="mistrusted", reason=f"relative error {rel:.3g} > tolerance {tol:.3g}")
-    elif max_abs > 10 * tol * scale:
-        out.update(status="mistrusted",
-                   reason=f"max abs error {max_abs:.3g} > 10*tol*max|ref| = {10 * tol * scale:.3g}")
-    else:
-        out.update(status="passed", reason="")
-    return out
-
-
-def output_bound(p: ConvProblem, x: np.ndarray, w: np.ndarray) -> float:
-    """The largest magnitude any output of ``p`` can have: ``max|x|`` times the largest sum of
-    absolute weights feeding one output (one output channel's kernel; for the transposed
-    convolution, one input channel's slice across output channels)."""
-    ax = (1, 2, 3) if not p.transposed else (0, 2, 3)
-    return float(np.max(np.abs(x))) * float(np.max(np.sum(np.abs(w), axis=ax))) if x.size and w.size else 0.0
-
-
 def problem_fields(p) -> dict:
     """The problem columns of a results row, with every count derived from the shape."""
     if isinstance(p, InvalidProblem):
-        return dict(problem=p.label, descriptor=p.label, dtype=p.dtype,
-                    direction="bwd_d" if p.transposed else "fwd")
-    return dict(problem=p.label, descriptor=p.descriptor, name=p.name,
-                direction="bwd_d" if p.transposed else "fwd", dtype=p.dtype,
+        return dict(problem=p.label, descriptor=p.label, dtype=p.dtype, direction=p.direction, kind="conv")
+    return dict(problem=p.label, descriptor=p.descriptor, name=p.name, kind=p.kind, alg=getattr(p, "alg", ""),
+                direction=p.direction, dtype=p.dtype,
                 mb=p.mb, ic=p.ic, ih=p.ih, iw=p.iw, oc=p.oc, oh=p.oh, ow=p.ow, kh=p.kh, kw=p.kw,
                 sh=p.sh, sw=p.sw, ph=p.ph, pw=p.pw, dh=p.dh, dw=p.dw, g=p.g, **problem_counts(p))
 
@@ -281,11 +150,11 @@ class _Interrupt:
         return False
 
 
-def _time_phases(backend, plan, x, repeats: int = 5) -> dict:
+def _time_phases(backend, plan, inputs, repeats: int = 5) -> dict:
     """Median seconds per phase over a few runs, for backends that report phases."""
     got = []
     for _ in range(repeats):
-        ph = backend.phases(plan, x)
+        ph = backend.phases(plan, *inputs)
         if ph is None:
             return {}
         got.append(ph)
@@ -335,6 +204,13 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
         return rows, {}
     admitted = []
     instances = instances if instances is not None else make_backends(cfg, backends)
+    kind = p.kind
+    backends = [n for n in backends if getattr(instances[n], "kind", "conv") == kind]
+    if not backends:
+        rows.append(dict(base, backend="*", status="skipped", threads=cfg.threads,
+                         reason=f"no {'pooling' if kind == 'pool' else 'convolution'} backend among those selected "
+                                f"(--backends)"))
+        return rows, {}
     limit, limit_src = cell_limit or cell_memory_limit(cfg.memory_limit_bytes)
     hb = harness_bytes(p)
     committed = hb  # bytes held once every admitted backend has its plan (they are timed together)
@@ -381,9 +257,10 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
         admitted.append((name, b, row))
     if not admitted:
         return rows, {}
-    x, w = make_data(p, weight_density)
-    ref = reference_output(p, x, w)
-    bound = output_bound(p, x, w)
+    case = make_case(p, weight_density)
+    ref = reference_case(p, case)
+    bound = output_bound(p, case)
+    inputs = case.inputs
     benches: dict[str, Bench] = {}
     pending: dict[str, dict] = {}
     live = []  # keep plans and outputs alive until timing is over
@@ -400,11 +277,11 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
         try:
             stage(name, "prepare")
             t0 = time.perf_counter()
-            plan = b.prepare(p, w)
+            plan = b.prepare(p, case.constant)
             row["prepare_s"] = time.perf_counter() - t0
             stage(name, "verify")
             t0 = time.perf_counter()
-            y = b.run(plan, x)
+            y = b.run(plan, *inputs)
             row["first_run_s"] = time.perf_counter() - t0
             row.update(note="; ".join(t for t in (pnote, plan.note) if t), flops_executed=plan.flops_executed,
                        flops_multiply=plan.flops_multiply, workspace_bytes=plan.workspace_bytes)
@@ -417,7 +294,7 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
             rows.append(dict(row, status="failed", reason=f"{e.__class__.__name__}: {msg}"[:300]))
             settled(rows[-1])
             continue
-        chk = check_output(y, ref, p, b.capabilities.tolerance(p.dtype), bound=bound)
+        chk = check_output(y, ref, p, b.capabilities.tolerance(p.dtype, p), bound=bound)
         row.update(chk)
         del y
         if chk["status"] != "passed":
@@ -431,14 +308,14 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
                                     f"--cell-budget {cfg.cell_budget_s:g} s"))
             continue
         if cfg.phases:
-            row.update(_time_phases(b, plan, x))
+            row.update(_time_phases(b, plan, inputs))
         run = b.run
         factor = cfg.inject.get(name)
         if factor:
             row["note"] = (row.get("note") or "") + f"; injected slowdown x{factor:g}"
-            bench = Bench(lambda run=run, plan=plan, f=factor: _slowed(run, plan, x, f), cfg.timing)
+            bench = Bench(lambda run=run, plan=plan, f=factor: _slowed(run, plan, inputs, f), cfg.timing)
         else:
-            bench = Bench(lambda run=run, plan=plan: run(plan, x), cfg.timing)
+            bench = Bench(lambda run=run, plan=plan: run(plan, *inputs), cfg.timing)
         try:
             stage(name, "warm-up")
             # the verification run just called it: a call that long was its own warm-up
@@ -479,10 +356,10 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
     return rows, benches
 
 
-def _slowed(run, plan, x, factor: float):
-    """``run(plan, x)`` made ``factor`` times slower by spinning after it (an injected regression)."""
+def _slowed(run, plan, inputs, factor: float):
+    """``run(plan, *inputs)`` made ``factor`` times slower by spinning after it (an injected regression)."""
     t0 = time.perf_counter()
-    y = run(plan, x)
+    y = run(plan, *inputs)
     end = t0 + (time.perf_counter() - t0) * factor
     while time.perf_counter() < end:
         pass
@@ -567,7 +444,8 @@ def run_sweep(cfg: RunConfig, writer: ResultWriter, *, done: set | None = None,
             if sent is not None and sentinel is None:
                 sentinel = sent.round
             for p in cfg.problems:
-                for density in (cfg.weight_densities if not isinstance(p, InvalidProblem) else (1.0,)):
+                for density in (cfg.weight_densities if not isinstance(p, InvalidProblem) and uses_weights(p)
+                                else (1.0,)):
                     label = cell_label(p.label, density)
                     todo = [b for b in cfg.backends if (label, b) not in done]
                     if isinstance(p, InvalidProblem):

@@ -5,7 +5,9 @@ File format (``convbench/suites/NAME.txt``, or any file given to ``--suite-file`
     # comment
     mb1ic64ih56oc64kh3ph1n"resnet50:res2.conv2"   # x3
 
-One descriptor per line; blank lines and ``#`` comments are ignored (a ``#`` inside a
+One descriptor per line, convolutions and pooling layers mixed (a line with ``--alg=`` or
+without ``oc`` is a pooling layer, :class:`~convbench.problem.PoolProblem`; suites list layers
+in network order, which the activation-size table and figure follow); blank lines and ``#`` comments are ignored (a ``#`` inside a
 quoted name is part of the name), and so are benchdnn knob lines (``--dt=f32 --dir=FWD_B``).
 A layer's multiplicity in its network (default 1, used by network roll-ups) is written
 
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .problem import ConvProblem
+from .problem import parse_problem
 from .sweep import InvalidProblem
 
 __all__ = ["SuiteEntry", "list_suites", "load_suite", "parse_suite_text", "suite_path"]
@@ -107,7 +109,7 @@ def parse_suite_text(text: str, source: str = "<suite>", *, dtype: str | None = 
             if mult < 1:
                 raise ValueError(f"{source}:{i}: multiplicity *{mult} in the name must be >= 1")
         try:
-            p = ConvProblem.parse(body, dtype=dtype, mb=mb)
+            p = parse_problem(body, dtype=dtype, mb=mb)
         except ValueError as e:
             if "3-D convolutions" in str(e):
                 out.append(SuiteEntry(InvalidProblem(body, str(e)), mult, i))

@@ -9,10 +9,11 @@ from convbench.backends import available_backends, registered_backends, unavaila
 from convbench.problem import ConvProblem
 
 
-def backend_params():
-    """Every registered backend; unavailable ones skip with the registry's reason."""
+def backend_params(kind: str = "conv"):
+    """Every registered backend of ``kind`` (``conv`` or ``pool``); unavailable ones skip with
+    the registry's reason."""
     out = []
-    for name in registered_backends():
+    for name in registered_backends(kind):
         reason = unavailable_reason(name)
         marks = [pytest.mark.skip(reason=f"{name}: {reason}")] if reason else []
         out.append(pytest.param(name, id=name, marks=marks))

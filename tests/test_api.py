@@ -72,7 +72,7 @@ def test_errors(call, match):
 def test_unsupported_carries_the_reason():
     with pytest.raises(convbench.Unsupported, match="winograd_f4x3: stride 2x2 not supported"):
         convbench.conv2d(_x(1, 2, 8, 8), _x(2, 2, 3, 3), stride=2, backend="winograd_f4x3")
-    with pytest.raises(convbench.Unsupported, match="forward convolution only"):
+    with pytest.raises(convbench.Unsupported, match="forward pass only"):
         convbench.conv_transpose2d(_x(1, 2, 8, 8), _x(2, 2, 3, 3), backend="fft_scipy")
 
 

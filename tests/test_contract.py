@@ -19,7 +19,7 @@ from convbench.backends import get_backend
 from convbench.backends.base import Backend, Capabilities, Estimate
 from convbench.flops import direct_flops
 from convbench.problem import ConvProblem
-from convbench.runner import check_output, make_data, reference_output
+from convbench.data import check_output, make_case, make_data, reference_case, reference_output
 
 from .conftest import PROBLEMS, backend_params
 
@@ -28,9 +28,8 @@ def declared_violations(c: Capabilities, p: ConvProblem) -> list[str]:
     """What a problem asks that the declared capabilities exclude, computed here from the data
     alone (not through ``supports``), so the contract cannot pass by restating the backend."""
     out = []
-    if p.transposed and not c.transposed:
-        out.append("direction")
-    if not p.transposed and not c.forward:
+    wanted = {"fwd": c.forward, "bwd_d": c.transposed, "bwd_w": c.backward_weights}
+    if not wanted[p.direction]:
         out.append("direction")
     if p.dtype not in c.dtypes:
         out.append("dtype")
@@ -54,6 +53,10 @@ def declared_violations(c: Capabilities, p: ConvProblem) -> list[str]:
 #: refusals a backend may add beyond its declared data, and the words its reason then uses
 EXTRA_REFUSALS = ("memory limit", "output_padding")
 
+#: every conv backend that declares bwd_w support, and those that must (the issue names them)
+MUST_BWD_W = {"reference", "im2col_blas", "direct_numba", "fft_pyfftw", "fft_scipy", "winograd_f2x3",
+              "winograd_f4x3", "winograd_f6x3", "torch_onednn"}
+
 
 def _check_refusal(b, p, x, w):
     """A backend refuses a problem exactly when its declared capabilities (or a declared limit)
@@ -68,7 +71,7 @@ def _check_refusal(b, p, x, w):
         f"{b.name} refuses {p.label} ({reason!r}) without a declared capability or limit that excludes it"
     with pytest.raises(convbench.Unsupported, match=re.escape(f"{b.name}: {reason}")):
         b.check(p)
-    if p.torch_compatible and not p.transposed:  # the public API refuses it the same way
+    if p.torch_compatible and p.direction == "fwd":  # the public API refuses it the same way
         with pytest.raises(convbench.Unsupported, match=re.escape(reason)):
             convbench.conv2d(x, w, stride=(p.sh, p.sw), padding=(p.ph, p.pw),
                              dilation=(p.dh + 1, p.dw + 1), groups=p.g, backend=b.name)
@@ -92,7 +95,7 @@ def test_forward_matches_reference(name, p):
 @pytest.mark.parametrize("name", backend_params())
 @pytest.mark.parametrize("p", PROBLEMS[:14], ids=[p.label for p in PROBLEMS[:14]])
 def test_transposed_matches_reference(name, p):
-    t = p.replace(transposed=True)
+    t = p.replace(direction="bwd_d")
     b = get_backend(name)
     x, w = make_data(t)
     if _check_refusal(b, t, x, w):
@@ -100,6 +103,26 @@ def test_transposed_matches_reference(name, p):
     y = b.run(b.prepare(t, w), x)
     assert y.shape == t.dst_shape and y.dtype == np.dtype(t.dtype)
     chk = check_output(y, reference_output(t, x, w), t, b.capabilities.tolerance(t.dtype))
+    assert chk["status"] == "passed", chk
+
+
+@pytest.mark.parametrize("name", backend_params())
+@pytest.mark.parametrize("p", PROBLEMS, ids=[p.label for p in PROBLEMS])
+def test_weight_gradient_matches_reference(name, p):
+    """bwd_w: dW = correlate(x, dY), checked against the float64 reference with the tolerance
+    scaled by the length of its sums (mb*oh*ow)."""
+    t = p.replace(direction="bwd_w")
+    b = get_backend(name)
+    if name in MUST_BWD_W:
+        assert b.capabilities.backward_weights, f"{name} must implement the weight gradient"
+    case = make_case(t)
+    x, dy = case.inputs
+    assert x.shape == t.input_shape and dy.shape == t.output_shape
+    if _check_refusal(b, t, x, None):
+        return
+    dw = b.run(b.prepare(t, case.constant), x, dy)
+    assert dw.shape == t.weight_shape and dw.dtype == np.dtype(t.dtype)
+    chk = check_output(dw, reference_case(t, case), t, b.capabilities.tolerance(t.dtype, t))
     assert chk["status"] == "passed", chk
 
 

@@ -58,7 +58,7 @@ def test_round_trip_random():
                   iw=int(rng.integers(1, 40)), kh=int(rng.integers(1, 7)), kw=int(rng.integers(1, 7)),
                   sh=int(rng.integers(1, 4)), sw=int(rng.integers(1, 4)), ph=int(rng.integers(0, 4)),
                   pw=int(rng.integers(0, 4)), dh=int(rng.integers(0, 3)), dw=int(rng.integers(0, 3)),
-                  dtype=str(rng.choice(["float32", "float64"])), transposed=bool(rng.random() < 0.2))
+                  dtype=str(rng.choice(["float32", "float64"])), direction=str(rng.choice(["fwd", "fwd", "bwd_d", "bwd_w"])))
         kw["ic"] = kw["g"] * int(rng.integers(1, 5))
         kw["oc"] = kw["g"] * int(rng.integers(1, 5))
         try:
@@ -95,7 +95,7 @@ def test_validation_names_field_value_and_accepted(kwargs, match):
     ("mb1ic3ih5oc4", "ih and kh are required"),
     ("mb1ic3id5ih5oc1kd3kh3", "3-D convolutions"),
     ("mb1ih5oc1kh3", "ic and oc are required"),
-    ("--dir=BWD_W mb1ic3ih5oc1kh3", "--dir=BWD_W is not supported"),
+    ("--dir=BWD_X mb1ic3ih5oc1kh3", "--dir=BWD_X is not supported; accepted are FWD_D, FWD_B, FWD_I"),
 ])
 def test_parse_errors(text, match):
     with pytest.raises(ValueError, match=match):
@@ -107,7 +107,7 @@ def test_torch_args_and_labels():
                                     groups=2, dtype="float64")
     assert (p.sh, p.sw, p.ph, p.pw, p.dh, p.dw, p.g) == (2, 1, 1, 1, 0, 1, 2)
     assert p.label.startswith("--dt=f64 ")
-    t = p.replace(transposed=True)
+    t = p.replace(direction="bwd_d")
     assert t.label.startswith("--dir=BWD_D ") and t.src_shape == p.output_shape
     with pytest.raises(ValueError, match=r"weight.shape\[1\] == 2"):
         ConvProblem.from_torch_args((2, 4, 9, 9), (6, 3, 3, 3), groups=2)

@@ -53,7 +53,7 @@ def test_transposed_reference_is_the_adjoint(text):
     yy = rng.standard_normal(p.output_shape)
     w = rng.standard_normal(p.weight_shape)
     lhs = np.vdot(conv2d_reference(x, w, p), yy)
-    rhs = np.vdot(x, conv_transpose2d_reference(yy, w, p.replace(transposed=True)))
+    rhs = np.vdot(x, conv_transpose2d_reference(yy, w, p.replace(direction="bwd_d")))
     assert abs(lhs - rhs) < 1e-9 * max(1.0, abs(lhs))
 
 

@@ -196,14 +196,14 @@ def test_a_cell_over_the_limit_is_skipped_and_the_others_run():
 
 
 def test_reference_in_chunks_equals_the_whole(monkeypatch):
-    from convbench import runner
+    from convbench import data as runner
     p = ConvProblem.parse("mb5ic3ih9oc4kh3sh2ph1")
     x, w = make_data(p)
     whole = runner.reference_output(p, x, w)
     monkeypatch.setattr(runner, "REF_CHUNK_BYTES", 1)  # one image per chunk
     assert runner._ref_batch_chunk(p) == 1
     np.testing.assert_array_equal(runner.reference_output(p, x, w), whole)
-    t = p.replace(transposed=True)
+    t = p.replace(direction="bwd_d")
     xt, wt = make_data(t)
     monkeypatch.setattr(runner, "REF_CHUNK_BYTES", 1 << 30)
     full_t = runner.reference_output(t, xt, wt)

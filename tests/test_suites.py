@@ -8,9 +8,9 @@ from convbench.cli import main
 from convbench.suites import list_suites, load_suite, parse_suite_text
 from convbench.sweep import InvalidProblem
 
-EXPECTED = {  # name: (unique shapes, layers)
-    "resnet50": (23, 53), "vgg16": (9, 13), "alexnet": (5, 5), "mobilenet_v2": (30, 52),
-    "deepbench_inference": (103, 107),
+EXPECTED = {  # name: (unique conv shapes, conv layers, pooling layers)
+    "resnet50": (23, 53, 2), "vgg16": (9, 13, 5), "alexnet": (5, 5, 3), "mobilenet_v2": (30, 52, 0),
+    "deepbench_inference": (103, 107, 0), "deepbench_training": (90, 94, 0),
 }
 
 
@@ -22,11 +22,31 @@ def test_every_shipped_suite_parses(name):
     assert len(labels) == len(set(labels)), "a shape listed twice should be one line with # xN"
 
 
-@pytest.mark.parametrize("name, shapes, layers", [(k, *v) for k, v in EXPECTED.items()])
-def test_published_layer_counts(name, shapes, layers):
+@pytest.mark.parametrize("name, shapes, layers, pools", [(k, *v) for k, v in EXPECTED.items()])
+def test_published_layer_counts(name, shapes, layers, pools):
     entries = load_suite(name)
-    assert len(entries) == shapes
-    assert sum(e.multiplicity for e in entries) == layers
+    conv = [e for e in entries if e.problem.kind == "conv"]
+    assert len(conv) == shapes
+    assert sum(e.multiplicity for e in conv) == layers
+    assert sum(e.multiplicity for e in entries if e.problem.kind == "pool") == pools
+
+
+def test_pool_layers_sit_where_the_network_has_them():
+    names = [e.problem.name for e in load_suite("resnet50")]
+    assert names[:2] == ["resnet50:conv1", "resnet50:maxpool"] and names[-1] == "resnet50:avgpool"
+    e = {x.problem.name: x.problem for x in load_suite("resnet50")}
+    assert e["resnet50:maxpool"].label == '--alg=max mb1ic64ih112kh3sh2ph1n"resnet50:maxpool"'
+    assert (e["resnet50:avgpool"].alg, e["resnet50:avgpool"].oh) == ("avg_p", 1)
+    vgg = [x.problem for x in load_suite("vgg16") if x.problem.kind == "pool"]
+    assert [(p.ic, p.ih, p.oh) for p in vgg] == [(64, 224, 112), (128, 112, 56), (256, 56, 28), (512, 28, 14),
+                                                 (512, 14, 7)]
+    alex = [x.problem for x in load_suite("alexnet") if x.problem.kind == "pool"]
+    assert [(p.ih, p.oh, p.kh, p.sh) for p in alex] == [(55, 27, 3, 2), (27, 13, 3, 2), (13, 6, 3, 2)]
+
+
+def test_deepbench_training_batches():
+    mbs = {x.problem.mb for x in load_suite("deepbench_training")}
+    assert mbs == {4, 8, 16, 32}
 
 
 def test_resnet50_details():

@@ -38,7 +38,7 @@ def test_run_without_out_leaves_nothing_behind(tmp_path, monkeypatch):
     (dict(kernels=["abc"]), "kernels: 'abc' is not an integer"),
     (dict(backends="nope"), "unknown backend 'nope'"),
     (dict(sizez=[8]), "unknown option\\(s\\) sizez; accepted: problem, suite"),
-    (dict(direction="sideways"), "direction: 'sideways' is not one of fwd, bwd_d, both"),
+    (dict(direction="sideways"), "direction: 'sideways' is not one of fwd, bwd_d, bwd_w, both, all"),
     (dict(min_time=-1), "min_time: -1 must be a positive finite number"),
 ])
 def test_bad_options_raise_value_error_before_running(kwargs, match, tmp_path):

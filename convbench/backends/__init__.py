@@ -17,7 +17,8 @@ from functools import lru_cache
 from .base import Backend, Capabilities, Unsupported
 
 __all__ = ["REGISTRY", "get_backend", "available_backends", "registered_backends", "resolve_backends",
-           "configured_backend", "backend_class", "unavailable_reason", "Backend", "Capabilities", "Unsupported"]
+           "configured_backend", "backend_class", "backend_kind", "unavailable_reason", "Backend", "Capabilities",
+           "Unsupported", "KINDS"]
 
 #: name -> "module:Class", in the order tables list them
 REGISTRY: dict[str, str] = {
@@ -37,6 +38,11 @@ REGISTRY: dict[str, str] = {
     "scipy_signal": "convbench.backends.scipy_peer:ScipySignal",
     "scipy_ndimage": "convbench.backends.scipy_peer:ScipyNdimage",
     "scipy_fftconv": "convbench.backends.scipy_peer:ScipyFFTConv",
+    "pool_reference": "convbench.backends.pooling:PoolReference",
+    "pool_numpy": "convbench.backends.pooling:PoolNumpy",
+    "pool_numba": "convbench.backends.pooling:PoolNumba",
+    "pool_torch": "convbench.backends.torch_peer:TorchPool",
+    "pool_scipy": "convbench.backends.scipy_peer:ScipyPool",
 }
 
 
@@ -63,14 +69,32 @@ def unavailable_reason(name: str) -> str | None:
     return backend_class(name).unavailable_reason()
 
 
-def registered_backends() -> list[str]:
-    """Every registered name, available here or not."""
-    return list(REGISTRY)
+KINDS = ("conv", "pool")
 
 
-def available_backends() -> list[str]:
-    """Names of the backends usable on this machine, in table order."""
-    return [n for n in REGISTRY if unavailable_reason(n) is None]
+def backend_kind(name: str) -> str:
+    """``conv`` or ``pool``: which problems a registered backend runs."""
+    cls = backend_class(name)
+    return getattr(cls, "kind", "conv") if cls is not None else "conv"
+
+
+def registered_backends(kind: str | None = None) -> list[str]:
+    """Every registered name, available here or not (of one ``kind`` when given)."""
+    return [n for n in REGISTRY if kind is None or backend_kind(n) == kind]
+
+
+def available_backends(kind: str | None = "conv") -> list[str]:
+    """Names of the backends usable on this machine, in table order: the convolution ones by
+    default, ``"pool"`` for pooling, None for every kind.
+
+    Raises
+    ------
+    ValueError
+        An unknown kind.
+    """
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind={kind!r}: accepted are {', '.join(KINDS)} or None (every kind)")
+    return [n for n in REGISTRY if unavailable_reason(n) is None and (kind is None or backend_kind(n) == kind)]
 
 
 def get_backend(name: str, **options) -> Backend:
@@ -92,11 +116,11 @@ def get_backend(name: str, **options) -> Backend:
         or an option is unknown or has a bad value.
     """
     if not isinstance(name, str) or name not in REGISTRY:
-        raise ValueError(f"unknown backend {name!r}; available: {', '.join(available_backends())}")
+        raise ValueError(f"unknown backend {name!r}; available: {', '.join(available_backends(None))}")
     reason = unavailable_reason(name)
     if reason is not None:
         raise ValueError(f"backend {name!r} is not available here ({reason}); "
-                         f"available: {', '.join(available_backends())}")
+                         f"available: {', '.join(available_backends(None))}")
     return backend_class(name)(**options)
 
 
@@ -113,20 +137,22 @@ def configured_backend(name: str, settings: dict | None = None, memory_limit: in
     return get_backend(name, memory_limit=memory_limit, **opts)
 
 
-def resolve_backends(spec: str = "all", exclude: str = "") -> list[str]:
-    """Names from a user's selection: ``all`` (every available backend but the reference
-    oracle) or a comma-separated list, minus the comma-separated ``exclude``.
+def resolve_backends(spec: str = "all", exclude: str = "", kinds=None) -> list[str]:
+    """Names from a user's selection: ``all`` (every available backend of the given ``kinds``,
+    default every kind, but the reference oracles) or a comma-separated list, minus the
+    comma-separated ``exclude``.
 
     Raises
     ------
     ValueError
         An empty, unknown or unavailable name (listing the accepted ones), or nothing left.
     """
-    avail = available_backends()
+    avail = available_backends(None)
     spec = ",".join(spec) if isinstance(spec, (list, tuple)) else str(spec)
     exclude = ",".join(exclude) if isinstance(exclude, (list, tuple)) else str(exclude or "")
     if spec.strip().lower() == "all":
-        names = [n for n in avail if n != "reference"]
+        names = [n for n in avail if n not in ("reference", "pool_reference")
+                 and (kinds is None or backend_kind(n) in kinds)]
     else:
         names = []
         for n in spec.split(","):

@@ -68,8 +68,9 @@ class Capabilities:
     asymmetric_padding : bool
         Whether problems whose output size implies bottom/right padding different
         from PyTorch's symmetric rule are supported.
-    forward, transposed : bool
-        Which directions (forward convolution, transposed convolution) it runs.
+    forward, transposed, backward_weights : bool
+        Which directions it runs: forward (``fwd``), backward data (``bwd_d``: the transposed
+        convolution, or a pooling layer's input gradient), backward weights (``bwd_w``).
     exact : bool
         True for algorithms that are exact in exact arithmetic; they are held to
         :data:`EXACT_RTOL`. Transform algorithms set False and give ``rtol``.
@@ -96,17 +97,28 @@ class Capabilities:
     asymmetric_padding: bool = True
     forward: bool = True
     transposed: bool = False
+    backward_weights: bool = False
     exact: bool = True
     rtol: dict | None = None
     memory_fraction: float | None = None
     max_calls: int | None = None
     threads: str = "single"
 
-    def tolerance(self, dtype: str) -> float:
-        """Norm-wise relative error allowed for ``dtype``."""
-        if self.exact or not self.rtol:
-            return EXACT_RTOL[dtype]
-        return float(self.rtol[dtype])
+    def tolerance(self, dtype: str, problem=None) -> float:
+        """Norm-wise relative error allowed for ``dtype`` (and for ``problem``'s direction).
+
+        The weight gradient sums ``mb * oh * ow`` products per weight where the forward pass
+        sums ``ic/g * kh * kw``; rounding error grows with the square root of a sum's length,
+        so for ``bwd_w`` the tolerance is scaled by ``sqrt(mb*oh*ow / (ic/g*kh*kw))`` when that
+        is above 1 (benchdnn scales its bwd_w threshold with ``mb*oh*ow`` too). On integer
+        data below float32's exact range the exact algorithms still match bit for bit.
+        """
+        base = EXACT_RTOL[dtype] if self.exact or not self.rtol else float(self.rtol[dtype])
+        if problem is not None and getattr(problem, "direction", "fwd") == "bwd_w":
+            n = problem.mb * problem.oh * problem.ow
+            k = problem.icg * problem.kh * problem.kw
+            base *= max(1.0, (n / k) ** 0.5)
+        return base
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -197,6 +209,11 @@ class Backend:
     capabilities: ClassVar[Capabilities] = Capabilities()
     #: algorithm settings this backend takes, with their defaults (constructor keywords)
     options: ClassVar[dict[str, Any]] = {}
+    #: the problems it runs: "conv" (ConvProblem) or "pool" (PoolProblem)
+    kind: ClassVar[str] = "conv"
+    #: why a direction the capabilities exclude does not apply to this algorithm (shown in
+    #: the refusal instead of the generic sentence)
+    direction_reasons: ClassVar[dict[str, str]] = {}
 
     def __init__(self, *, memory_limit: int | None = None, **options):
         unknown = sorted(set(options) - set(self.options))
@@ -226,10 +243,19 @@ class Backend:
     def supports(self, p: ConvProblem) -> str | None:
         """None when this backend can run ``p``, else the reason it cannot (one line)."""
         c = self.capabilities
-        if p.transposed and not c.transposed:
-            return f"{self.name} implements forward convolution only, not the transposed one"
-        if not p.transposed and not c.forward:
-            return f"{self.name} implements the transposed convolution only"
+        if getattr(p, "kind", "conv") != self.kind:
+            return f"{self.name} runs {self.kind} problems, not {getattr(p, 'kind', 'conv')}"
+        direction = getattr(p, "direction", "fwd")
+        wanted = {"fwd": c.forward, "bwd_d": c.transposed, "bwd_w": c.backward_weights}
+        if not wanted.get(direction, False) and direction in self.direction_reasons:
+            return self.direction_reasons[direction]
+        if direction == "bwd_d" and not c.transposed:
+            return (f"{self.name} implements the forward pass only, not the backward-data pass"
+                    + (" (the transposed convolution)" if self.kind == "conv" else ""))
+        if direction == "fwd" and not c.forward:
+            return f"{self.name} does not implement the forward pass"
+        if direction == "bwd_w" and not c.backward_weights:
+            return f"{self.name} does not implement the weight gradient (bwd_w)"
         if p.dtype not in c.dtypes:
             return f"dtype {p.dtype} not supported (supports {', '.join(c.dtypes)})"
         if c.kernel_sizes is not None and (p.kh, p.kw) not in c.kernel_sizes:
@@ -243,6 +269,9 @@ class Backend:
             return "dilation not supported"
         if not c.groups and p.g > 1:
             return "groups > 1 not supported"
+        if not c.asymmetric_padding and not p.torch_compatible and self.kind == "pool":
+            return (f"output size {p.oh}x{p.ow} is neither PyTorch's floor size {'x'.join(map(str, p._torch_sizes(False)))} "
+                    f"nor its ceil_mode size {'x'.join(map(str, p._torch_sizes(True)))} on both axes")
         if not c.asymmetric_padding and not p.torch_compatible:
             return (f"asymmetric padding (bottom/right {p.ph_r}/{p.pw_r} vs top/left {p.ph}/{p.pw}) "
                     f"not supported")
@@ -295,15 +324,18 @@ class Backend:
         return Plan(p, state, note=note, **fields_)
 
     # ---------------------------------------------------------------- the work
-    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan:
-        """All one-off work for problem ``p`` with weights ``w``; returns the plan ``run`` needs."""
+    def prepare(self, p: ConvProblem, w: np.ndarray | None) -> Plan:
+        """All one-off work for problem ``p``; returns the plan ``run`` needs. ``w`` is the cell's
+        constant (:class:`convbench.data.Case`): the weights of a forward or backward-data
+        convolution, the forward input of a max pool's backward, None otherwise."""
         raise NotImplementedError
 
-    def run(self, plan: Plan, x: np.ndarray) -> np.ndarray:
-        """The hot path: apply the plan to ``x`` and return a new output array."""
+    def run(self, plan: Plan, *inputs: np.ndarray) -> np.ndarray:
+        """The hot path: apply the plan to the inputs (``x``; ``dy`` for backward data;
+        ``(x, dy)`` for the weight gradient) and return a new output array."""
         raise NotImplementedError
 
-    def phases(self, plan: Plan, x: np.ndarray) -> dict[str, float] | None:
+    def phases(self, plan: Plan, *inputs: np.ndarray) -> dict[str, float] | None:
         """Seconds spent per phase of one run, for transform algorithms; None otherwise."""
         return None
 

@@ -165,6 +165,60 @@ if numba is not None:
                             acc[j] += w0 * x0[j]
                         s += 1
 
+    def _wgrad(xc, dyc, out, sh, sw, dhp, dwp):
+        # xc: (mb, hp, wp, ic) zero-padded channels-last input; dyc: (mb, oh, ow, oc)
+        # channels-last output gradient; out: (g, kh, kw, icg, ocg).
+        # One job per (group, tap, block of 4 input channels): every (image, output pixel)
+        # adds the outer product of 4 input values and the pixel's ocg output gradients
+        # into 4 accumulator rows (4 x ocg, L1-resident), a contiguous vectorised stream.
+        # Measured against the per-channel-pair loop it replaced (rows of ow taps, 1 thread):
+        # mb1ic192ih13oc384kh3ph1 167 -> 26 ms, mb1ic3ih224oc64kh11sh4ph2 67 -> 51 ms.
+        mb = xc.shape[0]
+        oh, ow = dyc.shape[1], dyc.shape[2]
+        g, kh, kw, icg, ocg = out.shape
+        ncb = (icg + 3) // 4
+        for job in prange(g * kh * kw * ncb):
+            gi = job // (kh * kw * ncb)
+            rest = job - gi * (kh * kw * ncb)
+            r = rest // (kw * ncb)
+            rest -= r * (kw * ncb)
+            s = rest // ncb
+            cb = rest - s * ncb
+            c0 = cb * 4
+            nc = min(4, icg - c0)
+            cx = gi * icg + c0
+            o0 = gi * ocg
+            a = np.zeros((4, ocg), dtype=out.dtype)
+            a0 = a[0]
+            a1 = a[1]
+            a2 = a[2]
+            a3 = a[3]
+            for n in range(mb):
+                for y in range(oh):
+                    row = y * sh + r * dhp
+                    for j in range(ow):
+                        xv = xc[n, row, j * sw + s * dwp]
+                        d = dyc[n, y, j]
+                        if nc == 4:
+                            x0 = xv[cx]
+                            x1 = xv[cx + 1]
+                            x2 = xv[cx + 2]
+                            x3 = xv[cx + 3]
+                            for o in range(ocg):
+                                dv = d[o0 + o]
+                                a0[o] += x0 * dv
+                                a1[o] += x1 * dv
+                                a2[o] += x2 * dv
+                                a3[o] += x3 * dv
+                        else:
+                            for k in range(nc):
+                                xk = xv[cx + k]
+                                ak = a[k]
+                                for o in range(ocg):
+                                    ak[o] += xk * d[o0 + o]
+            for k in range(nc):
+                out[gi, r, s, c0 + k, :] = a[k]
+
     # Serial builds are cached on disk; parallel ones are compiled on first use (numba's
     # cache index does not tell the two apart, so only one flavour may be cached).
     # With one thread the serial build is used: numba's parallel launch costs ~80 us a
@@ -174,6 +228,8 @@ if numba is not None:
         ("nhwc", True): njit(parallel=True, fastmath=True, nogil=True)(_nhwc_4x4),
         ("rows", False): njit(fastmath=True, cache=True, nogil=True)(_rows),
         ("rows", True): njit(parallel=True, fastmath=True, nogil=True)(_rows),
+        ("wgrad", False): njit(fastmath=True, cache=True, nogil=True)(_wgrad),
+        ("wgrad", True): njit(parallel=True, fastmath=True, nogil=True)(_wgrad),
     }
 
 #: below this many executed flops a parallel launch costs more than it saves
@@ -222,7 +278,9 @@ class DirectState:
 
     ``weights``: ``(g*ocg4, kh, kw*icg)`` register-block layout (``nhwc``) or OIHW (``rows``);
     ``xbuf``: zero-padded input (NHWC or NCHW); ``obuf``: padded output scratch when the
-    block padding makes the output larger than ``q``'s (``nhwc`` only).
+    block padding makes the output larger than ``q``'s (``nhwc`` only). Weight gradient
+    (``wgrad``): ``xbuf`` the padded channels-last input, ``obuf`` the channels-last output
+    gradient, ``wbuf`` the ``(g, kh, kw, icg, ocg)`` result.
     """
 
     q: ConvProblem
@@ -234,13 +292,14 @@ class DirectState:
     obuf: np.ndarray | None
     zero: Any
     crop: tuple = (0, 0)
+    wbuf: np.ndarray | None = None
 
 
 class DirectNumba(Backend):
     name = "direct_numba"
     algorithm = "direct"
     description = "compiled direct loop nest (numba): 4x4 register-blocked NHWC, or row-vectorised NCHW"
-    capabilities = Capabilities(exact=True, transposed=True, threads="numba")
+    capabilities = Capabilities(exact=True, transposed=True, backward_weights=True, threads="numba")
 
     #: use the register-blocked nest when the contiguous inner run is at least this long
     MIN_SEGMENT = 16
@@ -266,7 +325,25 @@ class DirectNumba(Backend):
                         segstep=(q.dw + 1) * q.ic)
         return dict(kind="rows")
 
-    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan[DirectState]:
+    def _prepare_wgrad(self, p: ConvProblem) -> Plan[DirectState]:
+        dt = np.dtype(p.dtype)
+        parallel = numba.get_num_threads() > 1 and self.estimate(p).flops_executed >= PARALLEL_MIN_FLOPS
+        kernel = KERNELS[("wgrad", parallel)]
+        # channels-last buffers: the padded input (border stays zero), the output gradient and
+        # the (g, kh, kw, icg, ocg) result, all allocated once here
+        xbuf = np.zeros((p.mb, p.hp, p.wp, p.ic), dtype=dt)
+        obuf = np.empty((p.mb, p.oh, p.ow, p.oc), dtype=dt)
+        st = DirectState(q=p, layout={"kind": "wgrad"}, kernel=kernel, parallel=parallel, weights=np.empty(0, dt),
+                         xbuf=xbuf, obuf=obuf, zero=dt.type(0),
+                         wbuf=np.empty((p.g, p.kh, p.kw, p.icg, p.ocg), dtype=dt))
+        # compile now, on arrays of the run's types
+        kernel(np.zeros((1, 1, 1, 1), dt), np.zeros((1, 1, 1, 1), dt), np.zeros((1, 1, 1, 1, 1), dt), 1, 1, 1, 1)
+        return self.make_plan(p, st, note="weight gradient: channels-last outer products, 4 input channels "
+                                          f"per job, {'parallel' if parallel else 'serial'}")
+
+    def prepare(self, p: ConvProblem, w: np.ndarray | None) -> Plan[DirectState]:
+        if p.direction == "bwd_w":
+            return self._prepare_wgrad(p)
         q = self._forward_problem(p)
         wq = flip_transpose_weights(w, p) if p.transposed else w
         lay = self._layout(q)
@@ -326,14 +403,28 @@ class DirectNumba(Backend):
         st.kernel(xb, st.weights, out, q.sh, q.sw, q.dh + 1, q.dw + 1, q.icg, q.ocg)
         return out
 
-    def run(self, plan: Plan[DirectState], x: np.ndarray) -> np.ndarray:
+    def run(self, plan: Plan[DirectState], *inputs: np.ndarray) -> np.ndarray:
         p = plan.problem
+        if p.direction == "bwd_w":
+            x, dy = inputs
+            st = plan.state
+            h, w = p.read_h, p.read_w
+            st.xbuf[:, p.ph:p.ph + h, p.pw:p.pw + w, :] = x[:, :, :h, :w].transpose(0, 2, 3, 1)
+            st.obuf[...] = dy.transpose(0, 2, 3, 1)
+            st.kernel(st.xbuf, st.obuf, st.wbuf, p.sh, p.sw, p.dh + 1, p.dw + 1)
+            # (g, kh, kw, icg, ocg) -> (oc, icg, kh, kw)
+            return np.ascontiguousarray(st.wbuf.transpose(0, 4, 3, 1, 2).reshape(p.weight_shape))
+        x = inputs[0]
         if p.transposed:
             x = dilate_input(x, p, *plan.state.crop)
         return self._forward(plan.state, x)
 
     # ------------------------------------------------------------------ accounting
     def _estimate(self, p: ConvProblem) -> Estimate:
+        if p.direction == "bwd_w":  # every tap of every output, padding included, as the loop runs it
+            flops = float(dense_flops(p))
+            return Estimate(flops, flops, (p.mb * p.ic * p.hp * p.wp + p.mb * p.oc * p.oh * p.ow
+                                           + 2 * p.params) * p.itemsize)
         q = self._forward_problem(p)
         lay = self._layout(q)
         it = q.itemsize

@@ -127,6 +127,9 @@ class DenseMatrix(Backend):
     algorithm = "dense matrix"
     description = "explicit dense operator (doubly blocked Toeplitz), one BLAS GEMM over the batch per group"
     capabilities = Capabilities(exact=True, transposed=True, threads="blas", memory_fraction=1 / 16)
+    direction_reasons = {"bwd_w": "the weight gradient does not apply: this algorithm's matrix is assembled from "
+                                  "the weights in prepare, while dW's operator would be built from the input x, "
+                                  "new every training step (setup per run, not an algorithm to time)"}
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -184,6 +187,9 @@ class SparseCSR(Backend):
     # takes ~3 s of page faults to assemble and runs 30x slower than im2col; raise the limit
     # with --memory-limit to see it
     capabilities = Capabilities(exact=True, transposed=True, threads="single", memory_fraction=1 / 32)
+    direction_reasons = {"bwd_w": "the weight gradient does not apply: this algorithm's matrix is assembled from "
+                                  "the weights in prepare, while dW's operator would be built from the input x, "
+                                  "new every training step (setup per run, not an algorithm to time)"}
     options = {"sparse_format": "auto"}
 
     @classmethod

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..flops import dense_flops
 from ..problem import ConvProblem
-from ..reference import conv2d_reference, conv_transpose2d_reference
+from ..reference import conv2d_reference, conv2d_weight_reference, conv_transpose2d_reference
 from .base import Backend, Capabilities, Estimate, Plan
 
 
@@ -20,15 +20,18 @@ class Reference(Backend):
     name = "reference"
     algorithm = "reference"
     description = "float64 tap-by-tap loop with a channel tensordot: the oracle"
-    capabilities = Capabilities(exact=True, transposed=True, threads="blas")
+    capabilities = Capabilities(exact=True, transposed=True, backward_weights=True, threads="blas")
 
-    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan[np.ndarray]:
-        return self.make_plan(p, np.array(w, dtype=np.float64))  # the state: float64 weights
+    def prepare(self, p: ConvProblem, w: np.ndarray | None) -> Plan:
+        # the state: float64 weights (none for the weight gradient)
+        return self.make_plan(p, None if w is None else np.array(w, dtype=np.float64))
 
-    def run(self, plan: Plan[np.ndarray], x: np.ndarray) -> np.ndarray:
+    def run(self, plan: Plan, *inputs: np.ndarray) -> np.ndarray:
         p = plan.problem
+        if p.direction == "bwd_w":
+            return conv2d_weight_reference(*inputs, p).astype(p.dtype)
         fn = conv_transpose2d_reference if p.transposed else conv2d_reference
-        return fn(x, plan.state, p).astype(p.dtype)
+        return fn(inputs[0], plan.state, p).astype(p.dtype)
 
     def _estimate(self, p: ConvProblem) -> Estimate:
         # float64 padded input (or padded output when transposed) plus float64 result

@@ -55,6 +55,10 @@ class ScipyState:
 
 
 class _ScipyBase(Backend):
+    direction_reasons = {"bwd_d": "scipy has no transposed convolution call; this peer is the forward pass a "
+                                  "scipy user writes",
+                         "bwd_w": "scipy has no weight-gradient call; this peer is the forward pass a scipy "
+                                  "user writes"}
     peer = True
 
     @classmethod
@@ -133,3 +137,63 @@ class ScipyFFTConv(_ScipyBase):
 
     def _correlate_valid(self, st, a, k):
         return sps.fftconvolve(a, k, mode="valid")
+
+
+class ScipyPool(Backend):
+    """``pool_scipy``: what a scipy user writes for pooling: ``scipy.ndimage.maximum_filter`` (or
+    ``uniform_filter`` for averages) over each image-channel, then subsampling at the stride.
+
+    The filter is centred, so the window anchored at an output position is read at the offset
+    of its centre. ``uniform_filter`` divides by the whole window; ``avg_np`` divides the sum of
+    the input by the same filter of a mask of ones instead. Forward only."""
+
+    name = "pool_scipy"
+    kind = "pool"
+    algorithm = "scipy.ndimage filters"
+    description = "scipy.ndimage maximum_filter / uniform_filter per image, then subsampled"
+    peer = True
+    capabilities = Capabilities(exact=False, rtol={"float32": 1e-5, "float64": 1e-12}, transposed=False,
+                                threads="single", max_calls=4096)
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        return None if ndi is not None else "scipy is not installed"
+
+    def _supports(self, p) -> str | None:
+        if p.ceil_mode and p.alg != "max":
+            return "ceil_mode averages clip the last windows, which uniform_filter cannot express"
+        return None
+
+    def prepare(self, p, x, indices=None) -> Plan:
+        H, W = max(p.hp, p.ph + p.ih), max(p.wp, p.pw + p.iw)
+        fill = -np.inf if p.alg == "max" else 0.0
+        xp = np.full((p.mb, p.ic, H, W), fill, dtype=p.dtype)
+        foot = np.zeros((p.ext_h, p.ext_w), dtype=bool)
+        foot[::p.dh + 1, ::p.dw + 1] = True
+        st = {"xp": xp, "foot": foot, "fill": fill}
+        if p.alg == "avg_np":
+            mask = np.zeros((H, W), dtype=np.float64)
+            mask[p.ph:p.ph + p.ih, p.pw:p.pw + p.iw] = 1
+            st["count"] = self._window(p, ndi.uniform_filter(mask, size=(p.kh, p.kw), mode="constant"))
+        return self.make_plan(p, st, workspace_bytes=xp.nbytes)
+
+    @staticmethod
+    def _window(p, full: np.ndarray) -> np.ndarray:
+        """The filtered values at the windows' anchors (the filter's centre, kh//2 from the top)."""
+        r0, c0 = p.ext_h // 2, p.ext_w // 2
+        return full[..., r0:r0 + (p.oh - 1) * p.sh + 1:p.sh, c0:c0 + (p.ow - 1) * p.sw + 1:p.sw]
+
+    def run(self, plan: Plan, *inputs: np.ndarray) -> np.ndarray:
+        p, st = plan.problem, plan.state
+        xp = st["xp"]
+        xp[:, :, p.ph:p.ph + p.ih, p.pw:p.pw + p.iw] = inputs[0]
+        y = np.empty(p.output_shape, dtype=xp.dtype)
+        for n in range(p.mb):
+            for c in range(p.ic):
+                if p.alg == "max":
+                    f = ndi.maximum_filter(xp[n, c], footprint=st["foot"], mode="constant", cval=st["fill"])
+                    y[n, c] = self._window(p, f)
+                else:
+                    f = self._window(p, ndi.uniform_filter(xp[n, c], size=(p.kh, p.kw), mode="constant"))
+                    y[n, c] = f / st["count"] if p.alg == "avg_np" else f
+        return y

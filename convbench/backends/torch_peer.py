@@ -1,5 +1,9 @@
 """``torch_onednn``: PyTorch's ``conv2d`` / ``conv_transpose2d`` on the CPU, as a peer.
 
+The weight gradient (``bwd_w``) goes through ``torch.nn.grad.conv2d_weight``, which is
+``torch.ops.aten.convolution_backward`` with ``output_mask=(False, True, False)``: the call
+autograd makes for a convolution's weight, asking for dW alone (no dX, no bias gradient).
+
 For float32 PyTorch dispatches to oneDNN (``_ConvBackend.Mkldnn``); for float64
 it falls back to its own im2col path (``Slow2d``). The dispatch PyTorch chose is
 recorded in each row's ``note`` so a reader knows what was timed. Inputs and
@@ -42,7 +46,8 @@ class TorchOneDNN(Backend):
     peer = True
     # PyTorch pads symmetrically; the transposed form needs oh to match its formula too
     capabilities = Capabilities(exact=False, rtol={"float32": 1e-5, "float64": 1e-12},
-                                asymmetric_padding=False, transposed=True, threads="torch")
+                                asymmetric_padding=False, transposed=True, backward_weights=True,
+                                threads="torch")
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -57,7 +62,9 @@ class TorchOneDNN(Backend):
                 return f"output_padding {op} outside PyTorch's range [0, max(stride, dilation))"
         return None
 
-    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan:
+    def prepare(self, p: ConvProblem, w: np.ndarray | None) -> Plan:
+        if p.direction == "bwd_w":
+            return self._prepare_wgrad(p)
         wt = torch.from_numpy(np.array(w, dtype=p.dtype, order="C", copy=True))
         kw = dict(stride=(p.sh, p.sw), padding=(p.ph, p.pw), dilation=(p.dh + 1, p.dw + 1), groups=p.g)
         if p.transposed:
@@ -78,7 +85,83 @@ class TorchOneDNN(Backend):
             note = ""
         return self.make_plan(p, TorchState(w=wt, fn=fn, kw=kw), note=note)
 
-    def run(self, plan: Plan[TorchState], x: np.ndarray) -> np.ndarray:
+    def _prepare_wgrad(self, p: ConvProblem) -> Plan:
+        # torch.nn.grad.conv2d_weight's call: a stand-in weight of the right shape (never read)
+        wt = torch.empty(1, dtype=getattr(torch, p.dtype)).expand(p.weight_shape)
+        kw = dict(stride=[p.sh, p.sw], padding=[p.ph, p.pw], dilation=[p.dh + 1, p.dw + 1])
+
+        def fn(x, dy, w, stride, padding, dilation):
+            return torch.ops.aten.convolution_backward(dy, x, w, None, stride, padding, dilation, False, [0, 0],
+                                                       p.g, (False, True, False))[1]
+        with torch.no_grad():  # first call: primitive creation
+            fn(torch.zeros(p.input_shape, dtype=wt.dtype), torch.zeros(p.output_shape, dtype=wt.dtype), wt, **kw)
+        note = "torch.ops.aten.convolution_backward, output_mask=(False, True, False)"
+        return self.make_plan(p, TorchState(w=wt, fn=fn, kw=kw), note=note)
+
+    def run(self, plan: Plan[TorchState], *inputs: np.ndarray) -> np.ndarray:
         st = plan.state
         with torch.no_grad():
-            return st.fn(torch.from_numpy(x), st.w, **st.kw).numpy()
+            if plan.problem.direction == "bwd_w":
+                x, dy = inputs
+                return st.fn(torch.from_numpy(x), torch.from_numpy(dy), st.w, **st.kw).numpy()
+            return st.fn(torch.from_numpy(inputs[0]), st.w, **st.kw).numpy()
+
+
+class TorchPool(Backend):
+    """``pool_torch``: ``torch.nn.functional.max_pool2d`` / ``avg_pool2d`` and their backward
+    kernels (ATen's ``max_pool2d_with_indices_backward`` with the indices its forward kept,
+    ``avg_pool2d_backward``), the peer for pooling."""
+
+    name = "pool_torch"
+    kind = "pool"
+    algorithm = "torch pooling"
+    description = "torch max_pool2d / avg_pool2d (ATen CPU kernels); backward with the kept indices"
+    peer = True
+    # PyTorch's output size is floor or ceil_mode on both axes (asymmetric_padding covers the rest)
+    capabilities = Capabilities(exact=True, transposed=True, threads="torch", asymmetric_padding=False)
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        return TorchOneDNN.unavailable_reason()
+
+    def _kw(self, p) -> dict:
+        kw = dict(kernel_size=(p.kh, p.kw), stride=(p.sh, p.sw), padding=(p.ph, p.pw), ceil_mode=p.torch_ceil_mode)
+        if p.alg == "max":
+            kw["dilation"] = (p.dh + 1, p.dw + 1)
+        else:
+            kw["count_include_pad"] = p.alg == "avg_p"
+        return kw
+
+    def argmax(self, p, x: np.ndarray) -> np.ndarray:
+        """``max_pool2d(..., return_indices=True)``'s indices (flat offsets into ``ih*iw``)."""
+        with torch.no_grad():
+            return torch.nn.functional.max_pool2d(torch.from_numpy(x), return_indices=True, **self._kw(p))[1].numpy()
+
+    def prepare(self, p, x, indices=None) -> Plan:
+        kw = self._kw(p)
+        st = {"kw": kw, "max": p.alg == "max"}
+        if p.direction == "bwd_d":  # ATen's backward kernels take the input (avg: for its shape only)
+            xt = torch.from_numpy(np.array(x, copy=True)) if x is not None else \
+                torch.zeros(p.input_shape, dtype=getattr(torch, p.dtype))
+            st["x"] = xt
+            if p.alg == "max" and indices is not None:
+                st["idx"] = torch.from_numpy(np.ascontiguousarray(indices, dtype=np.int64))
+            elif p.alg == "max":
+                with torch.no_grad():
+                    _, st["idx"] = torch.nn.functional.max_pool2d(xt, return_indices=True, **kw)
+        return self.make_plan(p, st, workspace_bytes=(st["idx"].numel() * 8 if "idx" in st else 0))
+
+    def run(self, plan: Plan, *inputs: np.ndarray) -> np.ndarray:
+        p, st = plan.problem, plan.state
+        a = torch.from_numpy(inputs[0])
+        kw = st["kw"]
+        with torch.no_grad():
+            if p.direction == "fwd":
+                fn = torch.nn.functional.max_pool2d if st["max"] else torch.nn.functional.avg_pool2d
+                return fn(a, **kw).numpy()
+            if st["max"]:
+                return torch.ops.aten.max_pool2d_with_indices_backward(
+                    a, st["x"], kw["kernel_size"], kw["stride"], kw["padding"], kw["dilation"], kw["ceil_mode"],
+                    st["idx"]).numpy()
+            return torch.ops.aten.avg_pool2d_backward(a, st["x"], kw["kernel_size"], kw["stride"], kw["padding"],
+                                                      kw["ceil_mode"], kw["count_include_pad"], None).numpy()

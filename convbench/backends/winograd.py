@@ -25,38 +25,39 @@ recorded in each row's note, since it changes the numerical error.
 
 Capabilities: stride 1, no dilation, kernel exactly ``r x r``; groups and any
 padding (including asymmetric) are supported.
+
+The weight gradient (Lavin & Gray, section 4.3: "the output tile is the filter") is a
+correlation of the input with the output gradient whose *result* is the ``r x r`` kernel:
+F(r x r, m x m), the output gradient cut into ``m x m`` tiles playing the filter and the
+input into the overlapping ``n x n`` patches under them (``n = m + r - 1``, the forward
+variant's own ``n``). Per tile ``dW_tile = A^T [(G dY_t G^T) . (B^T x_t B)] A`` with the
+F(r, m) matrices; ``A^T ... A`` is linear, so the element-wise products are summed over all
+tiles of all images first: at each of the ``n^2`` positions one GEMM
+``(oc/g x tiles) @ (tiles x ic/g)``, reducing over the long tile axis, then one output
+transform per weight. Multiplies per (tile, channel pair): ``n^2`` against ``m^2 r^2`` directly.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import os
-import sys
 import time
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ..flops import dense_flops
 from ..problem import ConvProblem
 from ..toomcook import POINT_SETS, validate_points, winograd_transform
 from .base import Backend, Capabilities, Estimate, Plan
-from .fft.plans import cache_dir
+from .codegen import load_generated
 
 try:
     import numba
 except ImportError:  # pragma: no cover
     numba = None
-
-
-def _cache_dir() -> Path:
-    """Where generated kernel modules live (numba caches their machine code beside them)."""
-    return cache_dir() / "winograd_kernels"
 
 
 def _lin(coefs, names, consts) -> str:
@@ -168,29 +169,11 @@ def generate_source(m: int, r: int, points: str, dtype: str, parallel: bool) -> 
 def transform_kernels(m: int, r: int, points: str, dtype: str, parallel: bool):
     """``(kin, kout)`` compiled for this F(m, r), point set, dtype and threading.
 
-    The generated source is written to a module under :func:`_cache_dir` (named by a
+    The generated source is loaded with :func:`~convbench.backends.codegen.load_generated` (named by a
     hash of its text) and imported, so numba's on-disk cache applies across runs.
     """
-    src = generate_source(m, r, points, dtype, parallel)
-    digest = hashlib.sha1(src.encode()).hexdigest()[:16]
-    modname = f"cb_wino_{digest}"
-    d = _cache_dir()
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-        path = d / f"{modname}.py"
-        if not path.exists() or path.read_text() != src:
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(src)
-            tmp.replace(path)
-        # a real, importable module: numba's cache re-imports it by name when loading
-        if str(d) not in sys.path:
-            sys.path.append(str(d))
-        mod = importlib.import_module(modname)
-        return mod.kin, mod.kout
-    except OSError:  # read-only home: compile in memory (no disk cache)
-        ns: dict = {}
-        exec(compile(src.replace("cache=True", "cache=False"), f"<{modname}>", "exec"), ns)
-        return ns["kin"], ns["kout"]
+    ns = load_generated("wino", generate_source(m, r, points, dtype, parallel))
+    return ns["kin"], ns["kout"]
 
 
 def _slabs(count: int, shape: tuple, dt) -> np.ndarray:
@@ -232,6 +215,20 @@ class WinogradState:
     parallel: bool
 
 
+@dataclass
+class WinogradGradState:
+    """Weight-gradient plan: the F(r, m) matrices (float64 for the output transform), the
+    zero-padded input and output gradient, and the transformed slabs."""
+
+    th: int
+    tw: int
+    BT: np.ndarray
+    G: np.ndarray
+    AT: np.ndarray
+    xp: np.ndarray
+    dyp: np.ndarray
+
+
 class _Winograd(Backend):
     """F(m x m, r x r); subclasses set ``m`` and ``r``."""
 
@@ -257,7 +254,44 @@ class _Winograd(Backend):
         return None
 
     # ------------------------------------------------------------------ plan
-    def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan[WinogradState]:
+    def _prepare_wgrad(self, p: ConvProblem) -> Plan[WinogradGradState]:
+        m, r = self.m, self.r
+        tr = winograd_transform(r, m, self.points)   # F(r, m): the kernel is the output
+        dt = np.dtype(p.dtype)
+        _, G, BT = tr.arrays(dt)
+        th, tw = self._tiles(p)
+        st = WinogradGradState(th=th, tw=tw, BT=BT, G=G, AT=tr.arrays(np.float64)[0],
+                               xp=np.zeros((p.mb, p.ic, th * m + r - 1, tw * m + r - 1), dtype=dt),
+                               dyp=np.zeros((p.mb, p.oc, th * m, tw * m), dtype=dt))
+        note = (f"weight gradient F({r}x{r},{m}x{m}) points {self.points}: "
+                + ",".join(str(a) for a in tr.points) + ",inf")
+        return self.make_plan(p, st, note=note)
+
+    def _wgrad(self, plan: Plan[WinogradGradState], x: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        p, st = plan.problem, plan.state
+        m, r = self.m, self.r
+        n = m + r - 1
+        h, w = p.read_h, p.read_w
+        st.xp[:, :, p.ph:p.ph + h, p.pw:p.pw + w] = x[:, :, :h, :w]
+        st.dyp[:, :, :p.oh, :p.ow] = dy
+        sN, sC, sH, sW = st.xp.strides
+        patches = as_strided(st.xp, shape=(p.mb, p.ic, st.th, st.tw, n, n),
+                             strides=(sN, sC, m * sH, m * sW, sH, sW), writeable=False)
+        tiles = st.dyp.reshape(p.mb, p.oc, st.th, m, st.tw, m)
+        # input patches and output-gradient tiles transformed, channels before tiles: (n, n, ch, tiles)
+        V = np.einsum("xa,nctuab,yb->xycntu", st.BT, patches, st.BT, optimize=True)
+        U = np.einsum("xa,notaub,yb->xyontu", st.G, tiles, st.G, optimize=True)
+        T = p.mb * st.th * st.tw
+        V = V.reshape(n * n, p.g, p.icg, T)
+        U = U.reshape(n * n, p.g, p.ocg, T)
+        M = np.matmul(U, V.transpose(0, 1, 3, 2))            # (n*n, g, ocg, icg): summed over the tiles
+        M = M.reshape(n, n, p.oc, p.icg).astype(np.float64)
+        dw = np.einsum("ix,xyoc,jy->ocij", st.AT, M, st.AT, optimize=True)
+        return dw.astype(p.dtype)
+
+    def prepare(self, p: ConvProblem, w: np.ndarray | None) -> Plan:
+        if p.direction == "bwd_w":
+            return self._prepare_wgrad(p)
         m, r = self.m, self.r
         n = m + r - 1
         tr = winograd_transform(m, r, self.points)
@@ -310,12 +344,18 @@ class _Winograd(Backend):
         np.copyto(y, st.Y[:, :p.oh, :p.ow, :].transpose(0, 3, 1, 2))
         return y
 
-    def run(self, plan: Plan[WinogradState], x: np.ndarray) -> np.ndarray:
+    def run(self, plan: Plan, *inputs: np.ndarray) -> np.ndarray:
+        if plan.problem.direction == "bwd_w":
+            return self._wgrad(plan, *inputs)
+        x = inputs[0]
         self._stage_input(plan, x)
         self._stage_multiply(plan)
         return self._stage_output(plan)
 
-    def phases(self, plan: Plan[WinogradState], x: np.ndarray) -> dict[str, float]:
+    def phases(self, plan: Plan[WinogradState], *inputs: np.ndarray) -> dict[str, float] | None:
+        if plan.problem.direction == "bwd_w":
+            return None  # the phases are those of the forward/backward-data pipeline
+        (x,) = inputs
         t0 = time.perf_counter()
         self._stage_input(plan, x)
         t1 = time.perf_counter()
@@ -331,11 +371,19 @@ class _Winograd(Backend):
         plus both transforms as the compiled loops run them (two passes over the nonzeros of
         B^T per input tile and channel, ``n + m`` passes over those of A^T per output tile
         and channel; a multiply-add counts 2). Workspace: padded input, V, M and U."""
-        tr = winograd_transform(self.m, self.r, self.points)
         th, tw = self._tiles(p)
         n, m = self.m + self.r - 1, self.m
         tiles = p.mb * th * tw
         mult = 2 * n * n * tiles * p.oc * p.icg
+        if p.direction == "bwd_w":  # F(r, m): transforms of input patches, dY tiles, then of each weight
+            tg = winograd_transform(self.r, self.m, self.points)
+            t_in = 2 * 2 * n * _nnz(tg.BT) * tiles * p.ic
+            t_dy = 2 * (n * m + n * n) * m * tiles * p.oc
+            t_out = 2 * (self.r * n + self.r * self.r) * n * p.oc * p.icg
+            ws = p.itemsize * (p.mb * p.ic * (th * m + self.r - 1) * (tw * m + self.r - 1) + p.mb * p.oc * th * m * tw * m
+                               + n * n * tiles * (p.ic + p.oc)) + 8 * n * n * p.oc * p.icg
+            return Estimate(float(t_in + t_dy + mult + t_out), float(mult), ws)
+        tr = winograd_transform(self.m, self.r, self.points)
         t_in = 2 * 2 * n * _nnz(tr.BT) * tiles * p.ic
         t_out = 2 * (n + m) * _nnz(tr.AT) * tiles * p.oc
         xn = p.mb * (th * m + self.r - 1) * (tw * m + self.r - 1) * p.ic
@@ -344,7 +392,7 @@ class _Winograd(Backend):
 
 
 def _make(m: int, r: int, rtol32: float):
-    caps = Capabilities(kernel_sizes=((r, r),), strides=(1,), dilation=False, exact=False,
+    caps = Capabilities(kernel_sizes=((r, r),), strides=(1,), dilation=False, exact=False, backward_weights=True,
                         rtol={"float32": rtol32, "float64": rtol32 * 1e-8}, threads="numba")
 
     class W(_Winograd):

@@ -138,6 +138,17 @@ def padding_list(value):
 _DTYPES = {"f32": "float32", "float32": "float32", "f64": "float64", "float64": "float64"}
 
 
+def pool_list(value):
+    from ..problem import POOL_ALGS
+    what = f"comma-separated pooling algorithms: {', '.join(POOL_ALGS)}"
+    out = []
+    for t in _items(value, what):
+        if str(t).lower() not in POOL_ALGS:
+            raise argparse.ArgumentTypeError(f"unknown pooling algorithm {t!r}; expected {what}")
+        out.append(str(t).lower())
+    return list(dict.fromkeys(out))
+
+
 def dtype_list(value):
     what = "comma-separated float32 (f32) and/or float64 (f64)"
     out = []
@@ -224,6 +235,14 @@ def threads_arg(value):
     if n > cores:
         raise argparse.ArgumentTypeError(f"{n} exceeds the {cores} cores of this machine; expected 1..{cores}")
     return n
+
+
+def _directions(value):
+    from ..sweep import parse_directions
+    try:
+        return parse_directions(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).split(": ", 1)[-1]) from None
 
 
 def choice(*names):
@@ -355,11 +374,15 @@ PROBLEM_OPTIONS = [
     option("out_channels", int_list(), help="output channels (default: = input)"),
     option("batch", int_list(), help="minibatch sizes (overrides descriptors' mb too)"),
     option("padding", padding_list, help="valid, same or N (default valid)"),
+    option("pool", pool_list, metavar="ALG[,ALG]",
+           help="make the grid pooling layers instead of convolutions: max, avg_p (average, padding counted), "
+                "avg_np (padding not counted); --kernels are the windows, --strides default to them"),
     option("dilation", int_list(), help="dilation, PyTorch convention (default 1)"),
     option("groups", int_list(), help="groups (default 1)"),
     option("dtype", dtype_list, help="float32 (default) and/or float64"),
-    option("direction", None, choices=("fwd", "bwd_d", "both"),
-           help="forward convolution (fwd, default), transposed (bwd_d) or both"),
+    option("direction", lambda v: ",".join(_directions(v)), metavar="fwd|bwd_d|bwd_w|both|all",
+           help="passes of each layer, comma-separated: fwd (forward, default), bwd_d (backward data: the "
+                "transposed convolution), bwd_w (backward weights); both = fwd,bwd_d; all = the three"),
     option("weight_density", density_list, default=[1.0], metavar="D[,D]",
            help="fractions of non-zero weights (pruned kernels, same zeros for every backend); "
                 "several values run each problem at each density"),

@@ -1,0 +1,397 @@
+"""Pooling backends: ``pool_reference`` (the float64 oracle), ``pool_numpy`` (``sliding_window_view``
+reductions) and ``pool_numba`` (compiled, vectorised along an output row).
+
+A pooling problem (:class:`~convbench.problem.PoolProblem`) is max, average with the padding
+counted (``avg_p``) or average without it (``avg_np``), forward or backward (``bwd_d``: the
+input gradient). The backward pass of max needs the argmax of the forward pass: ``prepare``
+takes the forward input (the cell's constant), runs the forward pass once and keeps the
+int32 argmax of every output as the plan's state; its bytes are the plan's workspace.
+Ties go to the first maximum in row-major window order (PyTorch's rule); the benchmark's
+data for max pooling are distinct, so every backend routes a gradient to the same element.
+
+Averages divide by the window clipped to the padded input (``avg_p``, PyTorch's
+``count_include_pad=True``) or to the input (``avg_np``), as :func:`~convbench.reference.pool_divisors`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from ..problem import PoolProblem
+from ..reference import pool_backward_reference, pool_divisors, pool_reference
+from .base import Backend, Capabilities, Estimate, Plan
+from .codegen import load_generated
+
+try:
+    import numba
+    from numba import njit, prange
+except ImportError:  # pragma: no cover
+    numba = None
+
+__all__ = ["PoolReference", "PoolNumpy", "PoolNumba", "PoolBackend", "PoolState"]
+
+
+@dataclass
+class PoolState:
+    """Buffers of one pooling plan: the padded input (border ``-inf`` for max, 0 for averages),
+    the divisors of an average, and (max backward) the argmax of every output as flat int32
+    offsets into ``ih*iw``."""
+
+    xp: np.ndarray | None = None
+    div: np.ndarray | None = None
+    argmax: np.ndarray | None = None
+    extra: Any = None
+
+
+class PoolBackend(Backend):
+    """Shared parts of the pooling backends: capabilities, the argmax a max backward keeps,
+    and accounting (bytes, no flops)."""
+
+    kind = "pool"
+    algorithm = "pooling"
+    capabilities = Capabilities(exact=True, transposed=True, threads="single")
+
+    def _padded_shape(self, p: PoolProblem) -> tuple:
+        return (p.mb, p.ic, max(p.hp, p.ph + p.ih), max(p.wp, p.pw + p.iw))
+
+    def _needs_padded(self, p: PoolProblem) -> bool:
+        """Whether the plan keeps a padded copy of the input (or of the input gradient)."""
+        return p.direction == "fwd" or p.alg != "max"
+
+    def _estimate(self, p: PoolProblem) -> Estimate:
+        pad = int(np.prod(self._padded_shape(p))) * p.itemsize if self._needs_padded(p) else 0
+        idx = 4 * p.mb * p.ic * p.oh * p.ow if p.alg == "max" and p.direction == "bwd_d" else 0
+        return Estimate(workspace_bytes=pad + idx)
+
+    def _argmax(self, p: PoolProblem, x: np.ndarray) -> np.ndarray:
+        """The argmax the backward pass routes through (subclasses compute it their way)."""
+        return pool_reference(x, p)[1].astype(np.int32)
+
+    def argmax(self, p: PoolProblem, x: np.ndarray) -> np.ndarray:
+        """The first maximum of every window of max pooling ``p`` over ``x``, as flat int32
+        offsets into ``ih*iw`` (PyTorch's ``return_indices`` convention), computed this
+        backend's way."""
+        return self._argmax(p, x)
+
+    def prepare(self, p: PoolProblem, x: np.ndarray | None, indices: np.ndarray | None = None) -> Plan[PoolState]:
+        """One pooling plan. For max's backward, ``x`` is the forward input whose argmax the
+        gradient is routed through, or ``indices`` gives that argmax (flat offsets into
+        ``ih*iw``, as :meth:`argmax` or PyTorch's ``return_indices`` return them)."""
+        st = PoolState()
+        fill = -np.inf if p.alg == "max" else 0.0
+        if self._needs_padded(p):
+            st.xp = np.full(self._padded_shape(p), fill, dtype=p.dtype)
+        if p.alg != "max":
+            st.div = pool_divisors(p).astype(p.dtype)
+        if p.direction == "bwd_d" and p.alg == "max":
+            st.argmax = self._argmax(p, x) if indices is None else np.ascontiguousarray(indices, dtype=np.int32)
+        self._setup(p, st)
+        return self.make_plan(p, st, note=self._note(p))
+
+    def _setup(self, p: PoolProblem, st: PoolState) -> None:
+        """Backend-specific one-off work (compilation)."""
+
+    def _note(self, p: PoolProblem) -> str:
+        return ""
+
+
+class PoolReference(PoolBackend):
+    name = "pool_reference"
+    algorithm = "reference"
+    description = "float64 tap-by-tap pooling and its gradient: the oracle"
+
+    def run(self, plan: Plan[PoolState], *inputs: np.ndarray) -> np.ndarray:
+        p = plan.problem
+        (a,) = inputs
+        if p.direction == "fwd":
+            return pool_reference(a, p)[0].astype(p.dtype)
+        if p.alg == "max":  # route through the kept argmax (what prepare computed)
+            dx = np.zeros((p.mb * p.ic, p.ih * p.iw))
+            np.add.at(dx, (np.arange(p.mb * p.ic)[:, None], plan.state.argmax.reshape(p.mb * p.ic, -1)),
+                      a.astype(np.float64).reshape(p.mb * p.ic, -1))
+            return dx.reshape(p.input_shape).astype(p.dtype)
+        return pool_backward_reference(a, np.zeros(p.input_shape), p).astype(p.dtype)
+
+
+class PoolNumpy(PoolBackend):
+    name = "pool_numpy"
+    algorithm = "pooling (numpy)"
+    description = "numpy sliding_window_view: one reduction over every window (max or sum)"
+
+    def _windows(self, p: PoolProblem, xp: np.ndarray) -> np.ndarray:
+        """``(mb, ic, oh, ow, kh, kw)`` view of every window of the padded input."""
+        v = sliding_window_view(xp, (p.ext_h, p.ext_w), axis=(2, 3))
+        return v[:, :, :(p.oh - 1) * p.sh + 1:p.sh, :(p.ow - 1) * p.sw + 1:p.sw, ::p.dh + 1, ::p.dw + 1]
+
+    def _argmax(self, p: PoolProblem, x: np.ndarray) -> np.ndarray:
+        xp = np.full(self._padded_shape(p), -np.inf, dtype=p.dtype)
+        xp[:, :, p.ph:p.ph + p.ih, p.pw:p.pw + p.iw] = x
+        win = self._windows(p, xp)
+        k = win.reshape(*win.shape[:4], -1).argmax(axis=-1)  # first maximum in row-major window order
+        r, s = np.divmod(k, p.kw)
+        rows = np.arange(p.oh)[:, None] * p.sh - p.ph + r * (p.dh + 1)
+        cols = np.arange(p.ow)[None, :] * p.sw - p.pw + s * (p.dw + 1)
+        return (rows * p.iw + cols).astype(np.int32)
+
+    def run(self, plan: Plan[PoolState], *inputs: np.ndarray) -> np.ndarray:
+        p, st = plan.problem, plan.state
+        (a,) = inputs
+        if p.direction == "fwd":
+            st.xp[:, :, p.ph:p.ph + p.ih, p.pw:p.pw + p.iw] = a
+            win = self._windows(p, st.xp)
+            if p.alg == "max":
+                return win.max(axis=(-2, -1))
+            y = win.sum(axis=(-2, -1))
+            y /= st.div
+            return y
+        if p.alg == "max":
+            dx = np.zeros(p.mb * p.ic * p.ih * p.iw, dtype=p.dtype)
+            base = (np.arange(p.mb * p.ic, dtype=np.int64) * (p.ih * p.iw))[:, None]
+            np.add.at(dx, (base + st.argmax.reshape(p.mb * p.ic, -1)).reshape(-1), a.reshape(-1))
+            return dx.reshape(p.input_shape)
+        share = a / st.div
+        st.xp[...] = 0
+        for r in range(p.kh):
+            for s in range(p.kw):
+                st.xp[:, :, r:r + (p.oh - 1) * p.sh + 1:p.sh, s:s + (p.ow - 1) * p.sw + 1:p.sw] += share
+        return np.ascontiguousarray(st.xp[:, :, p.ph:p.ph + p.ih, p.pw:p.pw + p.iw])
+
+
+_FWD_SOURCE = """# generated by convbench.backends.pooling: forward pooling, mode={mode}, window {KH}x{KW}
+import numpy as np
+from numba import njit, prange
+
+{consts}
+IS_MAX = {is_max}
+KEEP = {keep}
+
+
+@njit(parallel={parallel}, nogil=True, boundscheck=False, error_model="numpy", cache=True, fastmath={fastmath})
+def kern(x, out, arg, div, init, SH, SW, DH, DW, PH, PW, kh, kw):
+{local}    mb, ic, ih, iw = x.shape
+    oh, ow = out.shape[2], out.shape[3]
+    j0 = min(ow, (PW + SW - 1) // SW)
+    j1 = max(j0, min(ow, (iw - 1 - (KW - 1) * DW + PW) // SW + 1))
+    y0 = min(oh, (PH + SH - 1) // SH)
+    y1 = max(y0, min(oh, (ih - 1 - (KH - 1) * DH + PH) // SH + 1))
+    for nc in prange(mb * ic):
+        n = nc // ic
+        c = nc - n * ic
+        plane = x[n, c]
+        for y in range(oh):
+            r0 = y * SH - PH
+            orow = out[n, c, y]
+            inside = y >= y0 and y < y1
+            for j in range(ow):
+                b = j * SW - PW
+                m = init
+                k = 0
+                if inside and j >= j0 and j < j1:
+                    for r in range(KH):
+                        for s in range(KW):
+                            v = plane[r0 + r * DH, b + s * DW]
+                            if IS_MAX:
+                                if KEEP:
+                                    if v > m:
+                                        m = v
+                                        k = (r0 + r * DH) * iw + b + s * DW
+                                else:
+                                    m = v if v > m else m
+                            else:
+                                m += v
+                else:
+                    for r in range(KH):
+                        rr = r0 + r * DH
+                        if rr < 0 or rr >= ih:
+                            continue
+                        for s in range(KW):
+                            cc = b + s * DW
+                            if cc < 0 or cc >= iw:
+                                continue
+                            v = plane[rr, cc]
+                            if IS_MAX:
+                                if v > m:
+                                    m = v
+                                    k = rr * iw + cc
+                            else:
+                                m += v
+                if IS_MAX:
+                    orow[j] = m
+                    if KEEP:
+                        arg[n, c, y, j] = k
+                else:
+                    orow[j] = m / div[y, j]
+"""
+
+
+# the windows networks use, compiled with the window as a constant (the taps unroll); any
+# other window runs one generic kernel with the window as an argument (one compile per mode)
+_UNROLLED = frozenset({(2, 2), (3, 3)})
+
+
+def _fwd_kernel(mode: str, KH: int, KW: int, parallel: bool):
+    if (KH, KW) not in _UNROLLED:
+        KH = KW = 0
+    return _fwd_kernel_for(mode, KH, KW, parallel)
+
+
+@lru_cache(maxsize=None)
+def _fwd_kernel_for(mode: str, KH: int, KW: int, parallel: bool):
+    """A forward pooling kernel compiled for one window size (a compile-time constant, so
+    the taps unroll; stride, dilation and padding are arguments) or, with ``KH = KW = 0``,
+    for any window (passed as arguments), generated as source so
+    numba's disk cache keeps it (:func:`~convbench.backends.codegen.load_generated`).
+
+    ``mode``: ``max``, ``argmax`` (max that also keeps the first maximum's flat offset:
+    strict ``>`` in row-major tap order, PyTorch's rule) or ``sum`` (divided by ``div``).
+    It reads the unpadded input: outputs whose window lies inside it (the interior) run
+    without bounds tests, the border outputs test each tap. Measured on the ResNet-50 stem
+    pool (mb1ic64ih112kh3sh2ph1, one thread): 7.25 ms for the row-vectorised loop on a padded
+    copy it replaced (a data-dependent store per tap), 0.5-0.8 ms for this one.
+    """
+    if (KH, KW) in _UNROLLED:
+        consts, local = f"KH = {KH}\nKW = {KW}", ""
+    else:
+        consts, local = "", "    KH, KW = kh, kw\n"
+    src = _FWD_SOURCE.format(mode=mode, KH=KH if local == "" else "any", KW=KW if local == "" else "any",
+                             consts=consts, local=local, is_max=mode != "sum", keep=mode == "argmax",
+                             parallel=parallel, fastmath='{"reassoc"}' if mode == "sum" else "False")
+    return load_generated("pool", src)["kern"]
+
+
+if numba is not None:
+    def _max_bwd(dy, arg, dx):
+        # dx: (mb*ic, ih*iw) zeroed; arg: (mb*ic, oh*ow) flat offsets; one image-channel at a time
+        nc, npix = arg.shape
+        for k in prange(nc):
+            a = arg[k]
+            d = dy[k]
+            out = dx[k]
+            for j in range(npix):
+                out[a[j]] += d[j]
+
+    def _avg_bwd(dy, div, dxp, kh, kw, sh, sw):
+        # dxp: padded (mb, ic, H, W) zeroed; every window's real and padded elements get dy/div
+        mb, ic, oh, ow = dy.shape
+        for nc in prange(mb * ic):
+            n = nc // ic
+            c = nc - n * ic
+            for y in range(oh):
+                d = dy[n, c, y]
+                dv = div[y]
+                for r in range(kh):
+                    row = dxp[n, c, y * sh + r]
+                    for s in range(kw):
+                        for j in range(ow):
+                            row[s + j * sw] += d[j] / dv[j]
+
+    def _global(x2, out, is_max):
+        # global pooling (the window is the whole unpadded plane): one plane per row of x2,
+        # reduced with 8 independent accumulators so the adds (or maxes) do not wait on
+        # each other; a single running sum is bound by the add latency (measured on
+        # mb1ic2048ih7kh7: 164 us with the windowed kernel, numpy's pairwise sum 132 us)
+        nc, n = x2.shape
+        for k in prange(nc):
+            v = x2[k]
+            acc = np.empty(8, dtype=x2.dtype)
+            for t in range(8):
+                acc[t] = v[0] if is_max else 0
+            m = n - n % 8
+            for i in range(0, m, 8):
+                for t in range(8):
+                    if is_max:
+                        acc[t] = max(acc[t], v[i + t])
+                    else:
+                        acc[t] += v[i + t]
+            r = acc[0]
+            for t in range(1, 8):
+                r = max(r, acc[t]) if is_max else r + acc[t]
+            for i in range(m, n):
+                r = max(r, v[i]) if is_max else r + v[i]
+            out[k] = r
+
+    _KERNELS = {name: {par: njit(parallel=par, fastmath=False, cache=not par, nogil=True)(fn)
+                       for par in (False, True)}
+                for name, fn in (("max_bwd", _max_bwd), ("avg_bwd", _avg_bwd), ("global", _global))}
+
+
+def _is_global(p: PoolProblem) -> bool:
+    """The window is the whole unpadded plane (global pooling, one output per channel)."""
+    return p.kh == p.ih and p.kw == p.iw and p.oh == p.ow == 1 and not (p.ph or p.pw or p.dh or p.dw)
+
+
+class PoolNumba(PoolBackend):
+    name = "pool_numba"
+    algorithm = "pooling (compiled)"
+    description = "compiled (numba) loop per window geometry, unpadded input; argmax kept for max's backward"
+    capabilities = Capabilities(exact=True, transposed=True, threads="numba")
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        return None if numba is not None else "numba is not installed"
+
+    def _needs_padded(self, p: PoolProblem) -> bool:
+        return p.direction == "bwd_d" and p.alg != "max"  # the forward kernels read x itself
+
+    @staticmethod
+    def _parallel() -> bool:
+        return numba.get_num_threads() > 1
+
+    def _kernel(self, name: str):
+        return _KERNELS[name][self._parallel()]
+
+    def _fwd(self, p: PoolProblem, mode: str):
+        return _fwd_kernel(mode, p.kh, p.kw, self._parallel())
+
+    def _forward(self, p: PoolProblem, x: np.ndarray, mode: str, div=None) -> tuple[np.ndarray, np.ndarray]:
+        dt = np.dtype(p.dtype)
+        out = np.empty(p.output_shape, dtype=dt)
+        arg = np.empty(p.output_shape if mode == "argmax" else (1, 1, 1, 1), dtype=np.int32)
+        if mode != "argmax" and _is_global(p):
+            flat = out.reshape(-1)  # global pooling: the window is the whole plane
+            self._kernel("global")(np.ascontiguousarray(x).reshape(p.mb * p.ic, -1), flat, mode == "max")
+            if mode == "sum":
+                flat /= dt.type(p.kh * p.kw)  # no padding: both averages divide by the window
+            return out, arg
+        init = dt.type(0 if mode == "sum" else -np.inf)
+        self._fwd(p, mode)(x, out, arg, div if div is not None else np.ones((1, 1), dt), init,
+                           p.sh, p.sw, p.dh + 1, p.dw + 1, p.ph, p.pw, p.kh, p.kw)
+        return out, arg
+
+    def _argmax(self, p: PoolProblem, x: np.ndarray) -> np.ndarray:
+        return self._forward(p, np.ascontiguousarray(x, dtype=p.dtype), "argmax")[1]
+
+    def _setup(self, p: PoolProblem, st: PoolState) -> None:
+        # compile now (numba's JIT, timed as setup) on arrays of the plan's exact types, never in a run
+        dt = np.dtype(p.dtype)
+        one = np.zeros((1, 1, 1, 1), dt)
+        if p.direction == "fwd":
+            mode = "max" if p.alg == "max" else "sum"
+            tiny = p.replace(mb=1, ic=1, oh=p.oh, ow=p.ow)
+            self._forward(tiny, np.zeros(tiny.input_shape, dt), mode, st.div)
+        elif p.alg == "max":
+            self._kernel("max_bwd")(np.zeros((1, 1), dt), np.zeros((1, 1), np.int32), np.zeros((1, 1), dt))
+        else:
+            self._kernel("avg_bwd")(one.copy(), np.ones((1, 1), dt), np.zeros((1, 1, 1, 1), dt), 1, 1, 1, 1)
+
+    def run(self, plan: Plan[PoolState], *inputs: np.ndarray) -> np.ndarray:
+        p, st = plan.problem, plan.state
+        (a,) = inputs
+        if p.direction == "fwd":
+            return self._forward(p, a, "max" if p.alg == "max" else "sum", st.div)[0]
+        if p.alg == "max":
+            dx = np.zeros((p.mb * p.ic, p.ih * p.iw), dtype=a.dtype)
+            self._kernel("max_bwd")(a.reshape(p.mb * p.ic, -1), st.argmax.reshape(p.mb * p.ic, -1), dx)
+            return dx.reshape(p.input_shape)
+        if _is_global(p):  # every input element gets its plane's gradient over the window
+            dx = np.empty(p.input_shape, dtype=a.dtype)
+            np.divide(a.reshape(p.mb, p.ic, 1, 1), a.dtype.type(p.kh * p.kw), out=dx)
+            return dx
+        st.xp[...] = 0
+        self._kernel("avg_bwd")(a, st.div, st.xp, p.kh, p.kw, p.sh, p.sw)
+        return np.ascontiguousarray(st.xp[:, :, p.ph:p.ph + p.ih, p.pw:p.pw + p.iw])

@@ -11,31 +11,43 @@ import pytest
 
 from convbench.cli import main
 from convbench.reporting import rollups, write_report
+from convbench.reporting.data import activations, layer_key, training_layers
 from convbench.reporting.document import Figure, Section, Table, to_html, to_markdown
 
 DATA = Path(__file__).parent / "data"
-PLOTS = ("time_vs_size", "winner_map", "roofline", "reduction_vs_speedup", "error", "rollup", "parameters")
+PLOTS = ("time_vs_size", "winner_map", "roofline", "reduction_vs_speedup", "error", "rollup", "parameters",
+         "activations")
+
+
+def _run_suite(d: Path, name: str, text: str, *extra: str) -> Path:
+    """Run suite file ``name`` (contents ``text``) on a short budget into ``d/r``."""
+    suite = d / name
+    suite.write_text(text)
+    out = d / "r"
+    argv = ["run", "--suite-file", str(suite), "--out", str(out), "--quiet", "--min-time", "0.005",
+            "--max-time", "0.02", "--min-rounds", "2", *extra]
+    assert main(argv) == 0
+    return out
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("rep")
-    suite = d / "tinynet.txt"
-    suite.write_text('mb1ic4ih10oc4kh3ph1n"tiny:a"  # x3\n'
-                     'mb1ic4ih14oc8kh3sh2ph1n"tiny:b"\n'
-                     'mb1ic1ih24oc1kh5ph2n"tiny:c"  # x2\n')
-    out = d / "r"
-    argv = ["run", "--suite-file", str(suite), "--out", str(out), "--quiet", "--min-time", "0.005",
-            "--max-time", "0.02", "--min-rounds", "2",
-            "--backends", "direct_numba,im2col_blas,winograd_f4x3,fft_scipy,sparse_csr,dense_matrix"]
-    assert main(argv) == 0
-    return out
+    return _run_suite(tmp_path_factory.mktemp("rep"), "tinynet.txt",
+                      'mb1ic4ih10oc4kh3ph1n"tiny:a"  # x3\n'
+                      'mb1ic4ih14oc8kh3sh2ph1n"tiny:b"\n'
+                      'mb1ic1ih24oc1kh5ph2n"tiny:c"  # x2\n',
+                      "--backends", "direct_numba,im2col_blas,winograd_f4x3,fft_scipy,sparse_csr,dense_matrix")
 
 
 def _table(md: str, heading: str) -> list[list[str]]:
     """The rows of the first Markdown table under ``heading``."""
     part = md.split("## " + heading, 1)[1].split("\n## ", 1)[0]
-    lines = [ln for ln in part.splitlines() if ln.startswith("|")]
+    lines = []
+    for ln in part.splitlines():
+        if ln.startswith("|"):
+            lines.append(ln)
+        elif lines:
+            break
     return [[c.strip() for c in ln.strip("|").split(" | ")] for ln in lines[2:]]
 
 
@@ -78,7 +90,7 @@ def test_report_files_share_one_list_of_sections(run_dir):
 
 def test_rollup_of_the_run(run_dir):
     tables = (run_dir / "tables.md").read_text()
-    assert "### tinynet: 6 layers (3 unique shapes), batch 1" in tables
+    assert "### tinynet, inference (fwd): 6 layers (3 unique shapes), batch 1" in tables
     assert "winograd_f4x3 | " in tables and "cannot run" in tables  # wino skips the strided layer
 
 
@@ -92,11 +104,108 @@ def test_rollup_arithmetic_on_literal_data():
     rows.append(dict(problem="p3", backend="b", status="skipped", time_median_s=float("nan"), suite="net",
                      multiplicity=4, weight_density=1.0, mb=1))
     (r,) = rollups(pd.DataFrame(rows))
+    assert r["pass_name"] == "inference" and r["pool_layers"] == 0
     assert r["layers"] == 7 and r["problems"] == 3
     assert r["totals"] == {"a": 2 * 1.0 + 5.0 + 4 * 1.0}
     assert r["incomplete"] == {"b": 4}
     assert r["oracle"] == 2 * 1.0 + 3.0 + 4 * 1.0
     assert r["picks"] == {"a": 6, "b": 1}
+
+
+def _cells(spec: dict) -> pd.DataFrame:
+    """Literal result rows: ``{(label, direction, backend): seconds or None (skipped)}``."""
+    mult = {"conv1": 2, "pool1": 1}
+    rows = []
+    for (label, d, b), t in spec.items():
+        kind = "pool" if label.startswith("--alg") else "conv"
+        knob = {"fwd": "", "bwd_d": "--dir=BWD_D ", "bwd_w": "--dir=BWD_W "}[d]
+        name = "pool1" if kind == "pool" else "conv1"
+        rows.append(dict(problem=knob + label, backend=b, status="passed" if t is not None else "skipped",
+                         time_median_s=t if t is not None else float("nan"), suite="net", kind=kind,
+                         direction=d, multiplicity=mult[name], weight_density=1.0, mb=1, name=name,
+                         peer=b.endswith("torch") or b.startswith("torch")))
+    return pd.DataFrame(rows)
+
+
+CONV, POOL = 'mb1ic4ih8oc4kh3ph1n"conv1"', '--alg=max mb1ic4ih8kh2sh2n"pool1"'
+SPEC = {(CONV, "fwd", "own"): 1.0, (CONV, "fwd", "torch_onednn"): 2.0,
+        (CONV, "bwd_d", "own"): 3.0, (CONV, "bwd_d", "torch_onednn"): 1.5,
+        (CONV, "bwd_w", "own"): 2.0, (CONV, "bwd_w", "torch_onednn"): None,
+        (POOL, "fwd", "pool_numba"): 0.5, (POOL, "fwd", "pool_torch"): 0.25,
+        (POOL, "bwd_d", "pool_numba"): 0.125, (POOL, "bwd_d", "pool_torch"): 1.0}
+
+
+def test_layer_key_drops_only_the_direction():
+    assert layer_key("--dir=BWD_W --dt=f64 " + CONV) == "--dt=f64 " + CONV
+    assert layer_key("--dir=BWD_D " + POOL) == POOL
+
+
+def test_rollups_per_pass_with_pooling_companions():
+    inf, train = rollups(_cells(SPEC))
+    assert (inf["pass_name"], train["pass_name"]) == ("inference", "training step")
+    assert inf["layers"] == 3 and inf["pool_layers"] == 1 and inf["problems"] == 2
+    # own backends pool on the fastest own pooler (numba); torch on its own pool_torch (a peer)
+    assert inf["totals"] == {"own": 2 * 1.0 + 0.5, "torch_onednn": 2 * 2.0 + 0.25}
+    assert inf["companions"] == {"own": "pool_numba", "torch_onednn": "pool_torch"}
+    assert inf["pool_share"]["own"] == pytest.approx(0.5 / 2.5)
+    assert inf["oracle"] == 2 * 1.0 + 0.25
+    assert inf["picks"] == {"own": 2, "pool_torch": 1}
+    # training: conv fwd+bwd_d+bwd_w, pool fwd+bwd_d; torch lacks bwd_w of conv1 (x2)
+    assert train["totals"] == {"own": 2 * (1.0 + 3.0 + 2.0) + 0.5 + 0.125}
+    assert train["incomplete"] == {"torch_onednn": 2} and train["cells"] == 6  # conv1 x2, 3 directions
+    assert train["oracle"] == 2 * (1.0 + 1.5 + 2.0) + 0.25 + 0.125
+    assert train["oracle_pool_share"] == pytest.approx(0.375 / train["oracle"])
+
+
+def test_training_layers_per_direction_and_per_backend():
+    (g,) = training_layers(_cells(SPEC))
+    conv, pool = g["layers"]
+    assert conv["best"] == {"fwd": (1.0, "own"), "bwd_d": (1.5, "torch_onednn"), "bwd_w": (2.0, "own")}
+    assert conv["step"] == 4.5 and conv["per_backend"] == {"own": 6.0}  # torch lacks bwd_w
+    assert pool["best"] == {"fwd": (0.25, "pool_torch"), "bwd_d": (0.125, "pool_numba")}
+    assert pool["per_backend"] == {"pool_numba": 0.625, "pool_torch": 1.25}
+    # a layer run in the forward direction only makes no training table
+    fwd_only = {k: v for k, v in SPEC.items() if k[1] == "fwd"}
+    assert training_layers(_cells(fwd_only)) == []
+    assert [r["pass_name"] for r in rollups(_cells(fwd_only))] == ["inference"]
+
+
+@pytest.fixture(scope="module")
+def mixed_dir(tmp_path_factory):
+    return _run_suite(tmp_path_factory.mktemp("mixed"), "mininet.txt",
+                      'mb1ic4ih16oc8kh3ph1n"mini:conv1"\n'
+                      '--alg=max mb1ic8ih16kh2sh2n"mini:pool1"\n'
+                      'mb1ic8ih8oc8kh3ph1n"mini:conv2"  # x2\n'
+                      '--alg=avg_p mb1ic8ih8kh8n"mini:gap"\n',
+                      "--direction", "all", "--backends", "direct_numba,im2col_blas,pool_numba,pool_numpy")
+
+
+def test_report_of_a_training_run_with_pooling(mixed_dir):
+    from convbench.results import load_meta, load_summary
+    df = load_summary(mixed_dir)
+    assert set(df.direction) == {"fwd", "bwd_d", "bwd_w"}
+    assert set(df[df.kind == "pool"].direction) == {"fwd", "bwd_d"}
+    md = (mixed_dir / "tables.md").read_text()
+    assert "### mininet, inference (fwd): 5 layers, 2 of them pooling (4 unique shapes), batch 1" in md
+    assert "### mininet, training step (fwd + bwd_d + bwd_w): 5 layers, 2 of them pooling" in md
+    # conv sections pivot conv backends only; pooling has its own section
+    heads = md.split("## Median time per call", 1)[1].splitlines()[2]
+    assert "im2col_blas" in heads and "pool_numba" not in heads
+    pool = {r[0]: r for r in _table(md, "Pooling: bytes moved and bandwidth")}
+    label = '--alg=max mb1ic8ih16kh2sh2n"mini:pool1"'
+    assert pool[label][1] == "10.0 KiB"  # (8*16*16 + 8*8*8) float32
+    dram = load_meta(mixed_dir)["peaks"]["stream"]["copy_dram_gbs"]
+    best = df[(df.problem == label) & (df.status == "passed")].sort_values("time_median_s").iloc[0]
+    assert pool[label][5].rstrip("%") == f"{best.gbs_effective / dram * 100:.0f}"
+    train = _table(md, "Training step per layer (fwd, bwd_d, bwd_w)")
+    assert [r[0] for r in train[:4]] == ["mini:conv1", "mini:pool1", "mini:conv2", "mini:gap"]
+    acts = {r[0]: r for r in _table(md, "Activation size through the network")}
+    assert acts["mini:pool1"][3] == "8x8x8" and acts["mini:pool1"][6] == "4.00x"
+    assert acts["mini:gap"][3] == "8x1x1"
+    (net,) = activations(df)
+    assert [it["kind"] for it in net["layers"]] == ["conv", "pool", "conv", "pool"]
+    assert (mixed_dir / "plots" / "activations.png").stat().st_size > 1000
+    assert "Pooling against the bandwidth roof" in (mixed_dir / "plots" / "roofline.svg").read_text()
 
 
 def test_missing_backends_and_columns(run_dir, tmp_path):

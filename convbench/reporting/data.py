@@ -6,12 +6,14 @@ Sections read this and never recompute what the runner stored (counts live in th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..results import load_meta, load_summary
 
-__all__ = ["ReportData", "load_data", "rollups", "choose_baseline", "SHORT_STATUS"]
+__all__ = ["ReportData", "load_data", "rollups", "training_layers", "activations", "layer_key", "passes_present",
+           "choose_baseline", "SHORT_STATUS", "PASSES", "POOL_COMPANION"]
 
 #: how a cell that did not pass reads in a pivot table
 SHORT_STATUS = {"skipped": "skip", "failed": "FAIL", "mistrusted": "WRONG"}
@@ -32,7 +34,13 @@ class ReportData:
     """A result directory as the sections see it. ``problem`` is the cell label (a problem
     at one weight density); ``cells[(problem, backend)]`` is that cell's row (a namedtuple,
     the last if a cell was written twice); ``first[problem]`` a row of the problem, for its
-    problem-level columns; ``notes`` the numbered reasons of every cell that did not pass."""
+    problem-level columns; ``notes`` the numbered reasons of every cell that did not pass.
+
+    Convolution and pooling cells are kept apart: ``real``, ``problems`` and ``backends``
+    are the convolution ones (every conv section pivots conv problems x conv backends);
+    ``pool``, ``pool_problems`` and ``pool_backends`` the pooling ones, which have no op
+    count and are judged by the bytes they move.
+    """
 
     df: object
     meta: dict
@@ -40,6 +48,9 @@ class ReportData:
     real: object = None
     problems: list = field(default_factory=list)
     backends: list = field(default_factory=list)
+    pool: object = None
+    pool_problems: list = field(default_factory=list)
+    pool_backends: list = field(default_factory=list)
     cells: dict = field(default_factory=dict)
     first: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
@@ -48,22 +59,34 @@ class ReportData:
         df = self.df
         if "cell" in df.columns:
             df = self.df = df.assign(problem=df["cell"])
-        self.real = df[df.backend != "*"]
+        if "kind" not in df.columns:
+            df = self.df = df.assign(kind="conv")
+        rows = df[df.backend != "*"]
+        self.real = rows[rows.kind != "pool"]
+        self.pool = rows[rows.kind == "pool"]
         self.problems = list(dict.fromkeys(self.real.problem))
         self.backends = list(dict.fromkeys(self.real.backend))
+        self.pool_problems = list(dict.fromkeys(self.pool.problem))
+        self.pool_backends = list(dict.fromkeys(self.pool.backend))
         self.baseline = choose_baseline(self.backends, self.baseline or self.meta.get("config", {}).get("baseline"))
-        for r in self.real.itertuples(index=False):
+        for r in rows.itertuples(index=False):
             self.cells[(r.problem, r.backend)] = r
             self.first.setdefault(r.problem, r)
-        for prob in self.problems:
-            for b in self.backends:
-                c = self.cells.get((prob, b))
-                if c is not None and c.status != "passed" and c.reason:
-                    self.note_ref(c)
+        for probs, bks in ((self.problems, self.backends), (self.pool_problems, self.pool_backends)):
+            for prob in probs:
+                for b in bks:
+                    c = self.cells.get((prob, b))
+                    if c is not None and c.status != "passed" and c.reason:
+                        self.note_ref(c)
 
     @property
     def config(self) -> dict:
         return self.meta.get("config", {})
+
+    @property
+    def stream(self) -> dict:
+        """This machine's STREAM-style bandwidths (GB/s) recorded in meta.json, when measured."""
+        return (self.meta.get("peaks") or {}).get("stream") or {}
 
     def note_ref(self, c) -> int:
         """Footnote number of a non-passed cell's reason (deduplicated by text)."""
@@ -72,9 +95,10 @@ class ReportData:
             self.notes.append(text)
         return self.notes.index(text) + 1
 
-    def passed(self, prob: str) -> list:
+    def passed(self, prob: str, backends: list | None = None) -> list:
         """The problem's passed, timed cells, fastest first."""
-        out = [c for b in self.backends if (c := self.cells.get((prob, b))) is not None
+        out = [c for b in (backends or self.backends + self.pool_backends)
+               if (c := self.cells.get((prob, b))) is not None
                and c.status == "passed" and c.time_median_s == c.time_median_s]
         return sorted(out, key=lambda c: c.time_median_s)
 
@@ -104,40 +128,187 @@ def load_data(out_dir: Path, baseline: str | None = None) -> ReportData:
     return ReportData(load_summary(Path(out_dir)), meta, baseline)
 
 
-def rollups(df) -> list[dict]:
-    """Per suite (density 1 only): network time of each backend, layers weighted by their
-    multiplicity, and the best-backend-per-layer oracle.
+#: a network pass and the layer directions it is made of (pooling has no weight gradient)
+PASSES = (("inference", ("fwd",)), ("training step", ("fwd", "bwd_d", "bwd_w")))
 
-    A backend that cannot run every layer of the suite gets no total (``incomplete`` says
-    how many layers it lacks); the oracle takes, layer by layer, the fastest backend that ran.
+#: which pooling backend accompanies a convolution backend in a network total: a peer's own
+#: library where it has one; any other backend gets the fastest of convbench's own poolers
+POOL_COMPANION = {"torch_onednn": "pool_torch"}
+
+_DIR_KNOB = re.compile(r"--dir=\w+\s+")
+
+
+def layer_key(problem: str) -> str:
+    """A cell label without its direction knob: the layer, the same in every direction."""
+    return _DIR_KNOB.sub("", str(problem))
+
+
+def _network_rows(df):
+    """Timed rows of suite layers at full weight density, with a ``layer`` column."""
+    if "suite" not in df.columns:
+        return df.iloc[0:0]
+    real = df[(df.backend != "*") & (df.suite != "") & (df.weight_density >= 1.0)]
+    if "kind" not in real.columns:
+        real = real.assign(kind="conv")
+    if "direction" not in real.columns:
+        real = real.assign(direction="fwd")
+    return real.assign(layer=[layer_key(p) for p in real.problem])
+
+
+def passes_present(directions) -> list[tuple[str, tuple]]:
+    """The network passes a set of measured directions can total: inference when forward
+    was run, the training step when all three were; a lone backward direction otherwise."""
+    have = set(directions)
+    out = [(name, dirs) for name, dirs in PASSES if set(dirs) <= have]
+    if not any(n == "training step" for n, _ in out):
+        out += [(d, (d,)) for d in ("bwd_d", "bwd_w") if d in have]
+    return out
+
+
+def rollups(df) -> list[dict]:
+    """Per suite and network pass (density 1 only): network time of each convolution
+    backend, layers weighted by their multiplicity, pooling layers included, and the
+    best-backend-per-layer oracle.
+
+    A pass sums its directions per layer: inference is every layer's forward pass; the
+    training step is fwd + bwd_d + bwd_w of each convolution and fwd + bwd_d of each pool.
+    A convolution backend's pooling layers run on its companion (:data:`POOL_COMPANION`,
+    else the fastest non-peer pooling backend of that cell); ``pool_share[b]`` is the
+    pooling part of its total. A backend that cannot run every convolution cell of the
+    pass gets no total (``incomplete`` says how many of the pass's ``cells`` convolution
+    layer-directions, counted with multiplicity, it lacks); the oracle
+    takes, cell by cell, the fastest backend that ran.
     """
     out = []
-    if "suite" not in df.columns:
+    real = _network_rows(df)
+    if real.empty:
         return out
-    real = df[(df.backend != "*") & (df.suite != "") & (df.weight_density >= 1.0)]
     for suite, sub in real.groupby("suite", sort=False):
-        probs = list(dict.fromkeys(sub.problem))
-        mult = sub.drop_duplicates("problem").set_index("problem").multiplicity.to_dict()
+        layers = list(dict.fromkeys(sub.layer))
+        mult = sub.drop_duplicates("layer").set_index("layer").multiplicity.to_dict()
+        kind = sub.drop_duplicates("layer").set_index("layer").kind.to_dict()
         ok = sub[(sub.status == "passed") & sub.time_median_s.notna()]
-        totals, incomplete, picks = {}, {}, {}
-        for b, g in ok.groupby("backend", sort=False):
-            t = g.set_index("problem").time_median_s
-            missing = [pr for pr in probs if pr not in t.index]
-            if missing:
-                incomplete[b] = sum(mult[pr] for pr in missing)
-            else:
-                totals[b] = float(sum(mult[pr] * t[pr] for pr in probs))
-        oracle = 0.0
-        uncovered = 0
-        for pr in probs:
-            cand = ok[ok.problem == pr]
-            if cand.empty:
-                uncovered += mult[pr]
-                continue
-            best = cand.loc[cand.time_median_s.idxmin()]
-            oracle += mult[pr] * float(best.time_median_s)
-            picks[best.backend] = picks.get(best.backend, 0) + int(mult[pr])
-        out.append(dict(suite=suite, problems=len(probs), layers=int(sum(mult.values())),
-                        batch=",".join(str(int(v)) for v in sorted(sub.mb.dropna().unique())), totals=totals,
-                        incomplete=incomplete, oracle=oracle, uncovered=uncovered, picks=picks))
+        times = {(r.layer, r.direction, r.backend): float(r.time_median_s) for r in ok.itertuples()}
+        peers = set(sub[sub.peer.astype(str).str.lower().isin(["true", "1"])].backend) if "peer" in sub else set()
+        conv_b = list(dict.fromkeys(sub[sub.kind != "pool"].backend))
+        pool_b = list(dict.fromkeys(sub[sub.kind == "pool"].backend))
+        for pname, dirs in passes_present(sub[sub.kind != "pool"].direction):
+            cells = [(lay, d) for lay in layers for d in dirs
+                     if kind[lay] != "pool" or d != "bwd_w"]
+            cells = [(lay, d) for lay, d in cells if ((sub.layer == lay) & (sub.direction == d)).any()]
+            totals, incomplete, pool_share, companions = {}, {}, {}, {}
+            for b in conv_b:
+                conv_t = pool_t = 0.0
+                missing = 0
+                used = set()
+                for lay, d in cells:
+                    if kind[lay] == "pool":
+                        want = POOL_COMPANION.get(b)
+                        cand = [want] if want in pool_b and (lay, d, want) in times else \
+                            [pb for pb in pool_b if pb not in peers and (lay, d, pb) in times]
+                        if cand:
+                            pb = min(cand, key=lambda x: times[(lay, d, x)])
+                            pool_t += mult[lay] * times[(lay, d, pb)]
+                            used.add(pb)
+                    elif (lay, d, b) in times:
+                        conv_t += mult[lay] * times[(lay, d, b)]
+                    else:
+                        missing += int(mult[lay])
+                if missing:
+                    incomplete[b] = missing
+                else:
+                    totals[b] = conv_t + pool_t
+                    pool_share[b] = pool_t / totals[b] if totals[b] > 0 else float("nan")
+                    companions[b] = ", ".join(sorted(used))
+            oracle = oracle_pool = 0.0
+            uncovered = 0
+            picks: dict = {}
+            for lay, d in cells:
+                cand = [(t, b) for (la, dd, b), t in times.items() if la == lay and dd == d]
+                if not cand:
+                    uncovered += int(mult[lay])
+                    continue
+                t, b = min(cand)
+                oracle += mult[lay] * t
+                if kind[lay] == "pool":
+                    oracle_pool += mult[lay] * t
+                picks[b] = picks.get(b, 0) + int(mult[lay])
+            out.append(dict(
+                suite=suite, pass_name=pname, directions=dirs, problems=len(layers),
+                layers=int(sum(mult.values())), pool_layers=int(sum(m for lay, m in mult.items() if kind[lay] == "pool")),
+                batch=",".join(str(int(v)) for v in sorted(sub.mb.dropna().unique())), totals=totals,
+                incomplete=incomplete, pool_share=pool_share, companions=companions, oracle=oracle,
+                oracle_pool_share=oracle_pool / oracle if oracle > 0 else float("nan"),
+                uncovered=uncovered, picks=picks,
+                cells=int(sum(mult[lay] for lay, _ in cells if kind[lay] != "pool"))))
+    return out
+
+
+def training_layers(df) -> list[dict]:
+    """Per group (suite, or the problems outside a suite) the layers measured in all three
+    directions (pools: fwd and bwd_d): per layer and direction the fastest backend and its
+    time, and per backend its training-step time of the layer (``None`` where it lacks a
+    direction). What convnet-benchmarks tabulates per library, with the per-direction oracle."""
+    if "kind" not in df.columns:
+        df = df.assign(kind="conv")
+    if "direction" not in df.columns:
+        df = df.assign(direction="fwd")
+    rows = df[(df.backend != "*") & (df.weight_density >= 1.0)]
+    if "suite" not in rows.columns:
+        rows = rows.assign(suite="")
+    rows = rows.assign(layer=[layer_key(p) for p in rows.problem])
+    ok = rows[(rows.status == "passed") & rows.time_median_s.notna()]
+    out = []
+    for suite, sub in rows.groupby("suite", sort=False):
+        dirs_of = sub.groupby("layer", sort=False).direction.agg(lambda s: set(s)).to_dict()
+        kind = sub.drop_duplicates("layer").set_index("layer").kind.to_dict()
+        need = {lay: ({"fwd", "bwd_d"} if kind[lay] == "pool" else {"fwd", "bwd_d", "bwd_w"})
+                for lay in dirs_of}
+        layers = [lay for lay in dict.fromkeys(sub.layer) if need[lay] <= dirs_of[lay]]
+        if not any(kind[lay] != "pool" for lay in layers):
+            continue
+        first = sub.drop_duplicates("layer").set_index("layer")
+        okg = ok[ok.suite == suite]
+        t = {(r.layer, r.direction, r.backend): float(r.time_median_s) for r in okg.itertuples()}
+        backends = list(dict.fromkeys(sub.backend))
+        items = []
+        for lay in layers:
+            best = {}
+            for d in sorted(need[lay]):
+                cand = [(v, b) for (la, dd, b), v in t.items() if la == lay and dd == d]
+                best[d] = min(cand) if cand else None
+            per_b = {}
+            for b in backends:
+                vals = [t.get((lay, d, b)) for d in need[lay]]
+                if all(v is not None for v in vals):
+                    per_b[b] = sum(vals)
+            step = sum(v[0] for v in best.values()) if all(v is not None for v in best.values()) else None
+            items.append(dict(layer=lay, name=first.loc[lay, "name"] if "name" in first else "",
+                              kind=kind[lay], multiplicity=int(first.loc[lay, "multiplicity"])
+                              if "multiplicity" in first else 1, best=best, step=step, per_backend=per_b))
+        out.append(dict(suite=suite, layers=items, backends=[b for b in backends
+                                                             if any(b in it["per_backend"] for it in items)]))
+    return out
+
+
+def activations(df) -> list[dict]:
+    """Per suite, its layers in network order (first appearance) with the activation each
+    one produces per image (elements, and bytes at the row's dtype), what it reads, and the
+    layer's direct op count: how stride and pooling shrink what every later layer touches."""
+    real = _network_rows(df)
+    out = []
+    if real.empty:
+        return out
+    for suite, sub in real.groupby("suite", sort=False):
+        first = sub.drop_duplicates("layer")
+        items = []
+        for r in first.itertuples(index=False):
+            oc = r.ic if r.kind == "pool" else r.oc
+            isz = 8 if r.dtype == "float64" else 4
+            items.append(dict(layer=r.layer, name=r.name, kind=r.kind, multiplicity=int(r.multiplicity),
+                              in_elems=int(r.ic * r.ih * r.iw), out_elems=int(oc * r.oh * r.ow),
+                              out_shape=f"{int(oc)}x{int(r.oh)}x{int(r.ow)}", itemsize=isz,
+                              flops=float(r.flops_direct) / max(int(r.mb), 1)
+                              if r.kind != "pool" and r.flops_direct == r.flops_direct else float("nan")))
+        out.append(dict(suite=suite, layers=items))
     return out

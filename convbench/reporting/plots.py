@@ -34,7 +34,7 @@ PLOTS: dict[str, tuple[str, str, Callable]] = {}
 _MARKERS = "o s ^ D v P X * < > h p d 8 H".split()
 
 #: columns that, with the input size (and kernel size), identify a family of problems
-FAMILY = ["mb", "ic", "oc", "g", "sh", "sw", "dh", "dw", "dtype", "direction", "weight_density"]
+FAMILY = ["kind", "alg", "mb", "ic", "oc", "g", "sh", "sw", "dh", "dw", "dtype", "direction", "weight_density"]
 
 
 def figure(stem: str, title: str, what: str):
@@ -52,6 +52,11 @@ class FigureContext:
     meta: dict
     rollups: list
     baseline: str | None
+
+    def __post_init__(self):
+        for col, default in (("kind", "conv"), ("alg", ""), ("direction", "fwd")):
+            if col not in self.df.columns:  # frames from before pooling and bwd_w (or built by hand)
+                self.df = self.df.assign(**{col: default})
 
 
 def _style(backends: list[str]) -> dict:
@@ -75,6 +80,15 @@ def _legend(ax, **kw):
 
 def family_key(row) -> str:
     """A short, readable name of a row's family (what stays fixed along a size ladder)."""
+    if getattr(row, "kind", "conv") == "pool":
+        bits = [f"{row.alg} pool, {int(row.ic)} ch"]
+        if row.sh > 1:
+            bits.append(f"stride {int(row.sh)}")
+        if row.mb != 1:
+            bits.append(f"mb{int(row.mb)}")
+        if row.direction != "fwd":
+            bits.append(str(row.direction))
+        return ", ".join(bits)
     chans = "1 channel" if row.ic == 1 and row.oc == 1 else (
         f"depthwise {int(row.ic)} ch" if row.g > 1 and row.g == row.ic == row.oc else
         f"{int(row.ic)}->{int(row.oc)} ch" + (f", g{int(row.g)}" if row.g > 1 else ""))
@@ -94,6 +108,10 @@ def family_key(row) -> str:
 
 def _ok(df):
     return df[(df.status == "passed") & df.time_median_s.notna()]
+
+
+def _conv(df):
+    return df[df.kind != "pool"] if "kind" in df.columns else df
 
 
 # ---------------------------------------------------------------------------- figures
@@ -152,7 +170,7 @@ def _time_vs_size(c: FigureContext):
 def _winner_map(c: FigureContext):
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
-    ok = _ok(c.df)
+    ok = _ok(_conv(c.df))
     if ok.empty:
         return None
     win = ok.loc[ok.groupby("problem").time_median_s.idxmin()]
@@ -192,36 +210,70 @@ def _winner_map(c: FigureContext):
     return fig
 
 
-@figure("roofline", "Roofline", "effective GFLOP/s against arithmetic intensity, under this machine's measured peaks")
+@figure("roofline", "Roofline",
+        "effective GFLOP/s against arithmetic intensity, under this machine's measured peaks; pooling "
+        "cells (no op count) as GB/s against the measured STREAM bandwidths")
 def _roofline(c: FigureContext):
     import matplotlib.pyplot as plt
     ok = c.df[(c.df.status == "passed") & c.df.gflops_effective.notna() & c.df.bytes_io.notna()
               & (c.df.bytes_io > 0)].copy()
-    ok = ok[ok.flops_direct > 0]
-    if ok.empty:
+    ok = _conv(ok[ok.flops_direct > 0])
+    pool = c.df[(c.df.status == "passed") & (c.df.kind == "pool") & c.df.gbs_effective.notna()] \
+        if {"kind", "gbs_effective"} <= set(c.df.columns) else c.df.iloc[0:0]
+    if ok.empty and pool.empty:
         return None
-    ok["ai"] = ok.flops_direct / ok.bytes_io
-    fig, ax = plt.subplots(figsize=(8.5, 5.2))
-    for b, g in ok.groupby("backend", sort=False):
-        s = c.style[b]
-        ax.scatter(g.ai, g.gflops_effective, label=b, color=s["color"], marker=s["marker"],
-                   facecolors=s["mfc"], s=28, linewidths=1)
+    panels = (not ok.empty) + (not pool.empty)
+    fig, axes = plt.subplots(1, panels, figsize=(8.5 + 5.5 * (panels - 1), 5.2), squeeze=False)
+    axes = list(axes[0])
     peaks = c.meta.get("peaks") or {}
-    bw = peaks.get("bandwidth_gbs")
-    xs = np.logspace(math.log10(max(ok.ai.min() / 2, 1e-2)), math.log10(ok.ai.max() * 2), 200)
-    for key, label, ls in (("fma_gflops", "FMA peak (measured)", "-"), ("sgemm_gflops", "sgemm (measured)", "--")):
-        peak = peaks.get(key)
-        if peak:
-            roof = np.minimum(peak, bw * xs) if bw else np.full_like(xs, peak)
-            ax.plot(xs, roof, color="black", ls=ls, lw=1, label=f"{label}: {peak:.0f} GFLOP/s"
-                    + (f", {bw:.0f} GB/s" if bw and key == "fma_gflops" else ""))
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("arithmetic intensity (direct flops / bytes of input, weights and output)")
-    ax.set_ylabel("effective GFLOP/s (direct flops / median time)")
-    ax.set_title(f"Roofline, {c.meta.get('config', {}).get('threads', 1)} thread(s): each point is one cell")
-    ax.grid(True, which="both", alpha=0.25)
-    _legend(ax)
+    if not ok.empty:
+        ax = axes.pop(0)
+        ok["ai"] = ok.flops_direct / ok.bytes_io
+        for b, g in ok.groupby("backend", sort=False):
+            s = c.style[b]
+            ax.scatter(g.ai, g.gflops_effective, label=b, color=s["color"], marker=s["marker"],
+                       facecolors=s["mfc"], s=28, linewidths=1)
+        bw = peaks.get("bandwidth_gbs")
+        xs = np.logspace(math.log10(max(ok.ai.min() / 2, 1e-2)), math.log10(ok.ai.max() * 2), 200)
+        for key, label, ls in (("fma_gflops", "FMA peak (measured)", "-"), ("sgemm_gflops", "sgemm (measured)", "--")):
+            peak = peaks.get(key)
+            if peak:
+                roof = np.minimum(peak, bw * xs) if bw else np.full_like(xs, peak)
+                ax.plot(xs, roof, color="black", ls=ls, lw=1, label=f"{label}: {peak:.0f} GFLOP/s"
+                        + (f", {bw:.0f} GB/s" if bw and key == "fma_gflops" else ""))
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("arithmetic intensity (direct flops / bytes of input, weights and output)")
+        ax.set_ylabel("effective GFLOP/s (direct flops / median time)")
+        ax.set_title(f"Convolution, {c.meta.get('config', {}).get('threads', 1)} thread(s): one point per cell",
+                     fontsize=10)
+        ax.grid(True, which="both", alpha=0.25)
+        _legend(ax)
+    if not pool.empty:
+        ax = axes.pop(0)
+        for b, g in pool.groupby("backend", sort=False):
+            s = c.style[b]
+            ax.scatter(g.bytes_io, g.gbs_effective, label=b, color=s["color"], marker=s["marker"],
+                       facecolors=s["mfc"], s=28, linewidths=1)
+        st = peaks.get("stream") or {}
+        l2 = st.get("l2_array_bytes")
+        for key, label, ls in (("copy_l2_gbs", "STREAM copy, L2-sized", "--"), ("copy_dram_gbs", "STREAM copy, DRAM", "-"),
+                               ("triad_dram_gbs", "STREAM triad, DRAM", ":")):
+            if st.get(key):
+                ax.axhline(st[key], color="black", ls=ls, lw=1, label=f"{label}: {st[key]:.1f} GB/s")
+        if l2:
+            ax.axvline(3 * l2, color="grey", ls=":", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        from matplotlib.ticker import NullFormatter
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("bytes moved per call (input + output, + argmax for max's backward)")
+        ax.set_ylabel("GB/s (bytes moved / median time)")
+        ax.set_title("Pooling against the bandwidth roof: one point per cell", fontsize=10)
+        ax.grid(True, which="both", alpha=0.25)
+        _legend(ax)
+    fig.suptitle("Roofline: what the measured peaks allow, and where each cell lands")
+    fig.tight_layout()
     return fig
 
 
@@ -292,7 +344,9 @@ def _error(c: FigureContext):
     return fig
 
 
-@figure("rollup", "Network roll-up", "time of a whole network (layers weighted by multiplicity) per backend")
+@figure("rollup", "Network roll-up",
+        "time of a whole network per pass (layers weighted by multiplicity) per backend; the hatched "
+        "part is its pooling layers")
 def _rollup(c: FigureContext):
     import matplotlib.pyplot as plt
     usable = [r for r in c.rollups if r["totals"] and r["oracle"] > 0]
@@ -303,20 +357,65 @@ def _rollup(c: FigureContext):
     for ax, r in zip(axes[0], usable):
         names = sorted(r["totals"], key=r["totals"].get)
         vals = [r["totals"][b] * 1e3 for b in names]
+        pools = [v * (r["pool_share"].get(b) or 0.0) for v, b in zip(vals, names)]
         colors = [c.style[b]["color"] for b in names]
         ax.bar(range(len(names)), vals, color=colors)
+        if any(pools):
+            ax.bar(range(len(names)), pools, color="none", edgecolor="black", hatch="//", lw=0.5,
+                   label="pooling layers")
         ax.bar([len(names)], [r["oracle"] * 1e3], color="black")
         ax.set_xticks(range(len(names) + 1), names + ["best per layer"], rotation=40, ha="right")
         ax.set_ylabel("network time (ms, layers x multiplicity)")
-        ax.set_yscale("log")
         allv = vals + [r["oracle"] * 1e3]
-        ax.set_ylim(min(allv) / 1.5, max(allv) * 1.5)
-        ax.set_title(f"{r['suite']}: {r['layers']} layers, batch {r['batch']}", fontsize=10)
+        ax.set_ylim(0, max(allv) * 1.15)
+        ax.set_title(f"{r['suite']}, {r['pass_name']}: {r['layers']} layers, batch {r['batch']}", fontsize=10)
         for i, v in enumerate(vals):
             ax.text(i, v, f"{r['totals'][names[i]] / r['oracle']:.2f}x", ha="center", va="bottom", fontsize=7)
-        ax.grid(True, axis="y", which="both", alpha=0.25)
+        ax.grid(True, axis="y", alpha=0.25)
+        if any(pools):
+            ax.legend(fontsize=8, frameon=False)
     fig.suptitle("Network roll-up (label: time relative to the best-backend-per-layer oracle; backends "
                  "that cannot run every layer are left out)")
+    fig.tight_layout()
+    return fig
+
+
+@figure("activations", "Activation size through the network",
+        "each layer's output activation per image in network order (bars; pools hatched) and its "
+        "direct op count (line): stride and pooling shrink both")
+def _activations(c: FigureContext):
+    import matplotlib.pyplot as plt
+    from .data import activations
+    nets = [n for n in activations(c.df) if len(n["layers"]) >= 2][:4]
+    if not nets:
+        return None
+    width = max(len(n["layers"]) for n in nets)
+    fig, axes = plt.subplots(len(nets), 1, figsize=(max(8.0, 0.28 * width + 4), 3.6 * len(nets)), squeeze=False)
+    for ax, n in zip(axes[:, 0], nets):
+        its = n["layers"]
+        x = np.arange(len(its))
+        ax.bar(x, [it["out_elems"] for it in its], color=["#ff7f0e" if it["kind"] == "pool" else "#1f77b4"
+                                                            for it in its],
+               hatch=None, label="output activation (elements per image)")
+        for i, it in enumerate(its):
+            if it["kind"] == "pool":
+                ax.bar([i], [it["out_elems"]], color="none", edgecolor="black", hatch="//", lw=0.4)
+        ax.set_yscale("log")
+        ax.set_ylabel("activation elements")
+        ax.set_xticks(x, [short_label(it["layer"], it["name"], 22) for it in its], rotation=60, ha="right",
+                      fontsize=6 if len(its) > 30 else 8)
+        ax2 = ax.twinx()
+        fl = np.array([it["flops"] for it in its], dtype=float)
+        ax2.plot(x[np.isfinite(fl)], fl[np.isfinite(fl)], color="black", marker=".", lw=1,
+                 label="direct ops of the layer (per image)")
+        ax2.set_yscale("log")
+        ax2.set_ylabel("direct ops per image")
+        ax.set_title(f"{n['suite']}: orange hatched bars are pooling layers", fontsize=10)
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, loc="upper right", fontsize=7, frameon=False)
+        ax.grid(True, axis="y", which="both", alpha=0.2)
+    fig.suptitle("Stride and pooling shrink the activations, and the work of every later layer")
     fig.tight_layout()
     return fig
 
@@ -327,7 +426,7 @@ def _parameters(c: FigureContext):
     import matplotlib.pyplot as plt
     if not set(c.df.backend) & {"dense_matrix", "sparse_csr"}:
         return None
-    rows = c.df.drop_duplicates("problem")
+    rows = _conv(c.df).drop_duplicates("problem")
     rows = rows[rows.params_fully_connected.notna() & rows.params_locally_connected.notna()].head(16)
     if rows.empty:
         return None

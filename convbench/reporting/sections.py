@@ -18,7 +18,7 @@ import math
 from typing import Callable
 
 from ..format import fmt_bytes, fmt_count, fmt_rate, fmt_ratio, fmt_time, is_missing, safe_ratio
-from .data import SHORT_STATUS, ReportData, rollups
+from .data import SHORT_STATUS, ReportData, activations, rollups, training_layers
 from .document import Section, Table
 
 __all__ = ["SECTIONS", "section", "build_sections"]
@@ -108,16 +108,20 @@ def header(d: ReportData) -> Section:
 # ---------------------------------------------------------------------------- the answer
 @section("at_a_glance")
 def at_a_glance(d: ReportData) -> Section | None:
-    wins: dict = {}
-    for prob in d.problems:
-        best = d.passed(prob)
-        if best:
-            wins[best[0].backend] = wins.get(best[0].backend, 0) + 1
-    if not wins:
+    def count(probs, bks):
+        wins: dict = {}
+        for prob in probs:
+            best = d.passed(prob, bks)
+            if best:
+                wins[best[0].backend] = wins.get(best[0].backend, 0) + 1
+        return ", ".join(f"**{b}** {n}" for b, n in sorted(wins.items(), key=lambda kv: -kv[1]))
+    conv, pool = count(d.problems, d.backends), count(d.pool_problems, d.pool_backends)
+    if not conv and not pool:
         return None
-    text = ("Fastest backend, counted over the " + str(len(d.problems)) + " problems: "
-            + ", ".join(f"**{b}** {n}" for b, n in sorted(wins.items(), key=lambda kv: -kv[1]))
-            + ". The table below says by how much and what came second; the figures in "
+    text = ((f"Fastest backend, counted over the {len(d.problems)} convolution problems: {conv}. "
+             if conv else "")
+            + (f"Over the {len(d.pool_problems)} pooling problems: {pool}. " if pool else "")
+            + "The table below says by how much and what came second; the figures in "
               "`report.md` show where each algorithm wins (by size, kernel and stride) and why "
               "(arithmetic saved vs time saved, roofline).")
     return Section("At a glance", intro=text)
@@ -125,26 +129,30 @@ def at_a_glance(d: ReportData) -> Section | None:
 
 @section("fastest")
 def fastest(d: ReportData) -> Section:
-    if not d.problems:
+    if not d.problems and not d.pool_problems:
         return Section("Fastest backend per problem", intro=(
             "No cell was run: summary.csv holds no rows of a backend (an interrupted run, or only invalid "
             "grid points; see below)."))
     rows = []
-    for prob in d.problems:
-        ok = d.passed(prob)
+    pool_base = "pool_torch" if "pool_torch" in d.pool_backends else None
+    for prob in d.problems + d.pool_problems:
+        is_pool = prob in d.pool_problems
+        ok = d.passed(prob, d.pool_backends if is_pool else d.backends)
         if not ok:
             rows.append([prob, "(none passed)", "", "", "", ""])
             continue
         best = ok[0]
         second = ok[1] if len(ok) > 1 else None
-        base = d.cells.get((prob, d.baseline))
+        base = d.cells.get((prob, pool_base if is_pool else d.baseline))
         vs_base = fmt_ratio(base.time_median_s, best.time_median_s) if base is not None \
             and base.status == "passed" else ""
-        rows.append([prob, f"**{best.backend}** ({best.algorithm})", fmt_time(best.time_median_s),
-                     fmt_rate(best.gflops_effective, ""),
+        rate = fmt_rate(best.gbs_effective, "") + " GB/s" if is_pool else fmt_rate(best.gflops_effective, "")
+        rows.append([prob, f"**{best.backend}** ({best.algorithm})", fmt_time(best.time_median_s), rate,
                      f"{second.backend} +{(second.time_median_s / best.time_median_s - 1) * 100:.0f}%"
                      if second is not None and best.time_median_s > 0 else "", vs_base])
-    headers = ["problem", "fastest", "median", "GFLOP/s", "runner-up (slower by)", f"speed-up vs {d.baseline}"]
+    vs = f"speed-up vs {d.baseline}" + (f" (pools: vs {pool_base})" if pool_base and d.pool_problems else "")
+    headers = ["problem", "fastest", "median", "GFLOP/s" + (" (pools: GB/s)" if d.pool_problems else ""),
+               "runner-up (slower by)", vs]
     return Section("Fastest backend per problem", blocks=[Table(headers, rows)])
 
 
@@ -193,20 +201,133 @@ def rollup(d: ReportData) -> Section | None:
         return None
     blocks = []
     for r in rs:
-        blocks.append(f"### {r['suite']}: {r['layers']} layers ({r['problems']} unique shapes), batch {r['batch']}\n")
+        dirs = " + ".join(r["directions"])
+        pools = f", {r['pool_layers']} of them pooling" if r["pool_layers"] else ""
+        blocks.append(f"### {r['suite']}, {r['pass_name']} ({dirs}): {r['layers']} layers{pools} "
+                      f"({r['problems']} unique shapes), batch {r['batch']}\n")
         if r["uncovered"]:
-            blocks.append(f"{r['uncovered']} layers were run by no backend; the totals below leave them out.\n")
-        rows = [["**best backend per layer**", fmt_time(r["oracle"]), "1.00x",
+            blocks.append(f"{r['uncovered']} layer cells were run by no backend; the totals below leave them out.\n")
+        share = (lambda v: "" if v != v else f"{v * 100:.1f}%")
+        rows = [["**best backend per layer**", fmt_time(r["oracle"]), "1.00x", share(r["oracle_pool_share"]),
                  ", ".join(f"{b} {n}" for b, n in sorted(r["picks"].items(), key=lambda kv: -kv[1]))]]
         for b, t in sorted(r["totals"].items(), key=lambda kv: kv[1]):
-            rows.append([b, fmt_time(t), fmt_ratio(t, r["oracle"]), ""])
+            comp = r["companions"].get(b)
+            rows.append([b, fmt_time(t), fmt_ratio(t, r["oracle"]), share(r["pool_share"].get(b, float("nan"))),
+                         f"pools on {comp}" if comp else ""])
         for b, n in sorted(r["incomplete"].items()):
-            rows.append([b, "", "", f"cannot run {n} of {r['layers']} layers"])
-        blocks.append(Table(["backend", "network time", "vs best per layer", "layers chosen / note"], rows,
-                            align=["l", "r", "r", "l"]))
+            rows.append([b, "", "", "", f"cannot run {n} of the {r['cells']} conv layer passes"])
+        blocks.append(Table(["backend", "network time", "vs best per layer", "pooling share", "layers chosen / note"],
+                            rows, align=["l", "r", "r", "r", "l"]))
     return Section("Network roll-up", intro=(
-        "Layers weighted by their multiplicity in the network; the oracle picks the fastest "
-        "backend layer by layer, which is what a framework choosing per layer could reach."), blocks=blocks)
+        "Layers weighted by their multiplicity in the network. Inference is every layer's forward "
+        "pass; the training step adds each convolution's bwd_d and bwd_w and each pool's bwd_d. "
+        "A convolution backend's pooling layers run on its companion (torch_onednn: pool_torch; "
+        "convbench's own backends: the fastest own pooling backend), and `pooling share` is their "
+        "part of its total. The oracle picks the fastest backend cell by cell (layer and "
+        "direction), which is what a framework choosing per layer could reach."), blocks=blocks)
+
+
+@section("training")
+def training(d: ReportData) -> Section | None:
+    groups = training_layers(d.df)
+    if not groups:
+        return None
+    blocks = []
+    for g in groups:
+        title = g["suite"] or "problems outside a suite"
+        blocks.append(f"### {title}: per layer, the fastest backend of each direction\n")
+        rows = []
+        tot = {"fwd": 0.0, "bwd_d": 0.0, "bwd_w": 0.0, "step": 0.0}
+        for it in g["layers"]:
+            m = it["multiplicity"]
+            r = [it["name"] or it["layer"], f"x{m}"]
+            for dname in ("fwd", "bwd_d", "bwd_w"):
+                b = it["best"].get(dname)
+                r.append("" if b is None else f"{fmt_time(b[0])} {b[1]}")
+                if b is not None:
+                    tot[dname] += m * b[0]
+            r.append(fmt_time(it["step"]) if it["step"] is not None else "")
+            tot["step"] += m * (it["step"] or 0.0)
+            rows.append(r)
+        rows.append(["**network (x multiplicity)**", ""] + [f"**{fmt_time(tot[k])}**" for k in
+                                                             ("fwd", "bwd_d", "bwd_w", "step")])
+        blocks.append(Table(["layer", "mult", "fwd", "bwd_d", "bwd_w", "training step (best per direction)"], rows,
+                            align=["l", "r", "r", "r", "r", "r"]))
+        bks = g["backends"]
+        blocks.append(f"\n{title}: training step (fwd + bwd_d + bwd_w; pools fwd + bwd_d) of each layer per backend\n")
+        rows = []
+        for it in g["layers"]:
+            best = min(it["per_backend"].values()) if it["per_backend"] else float("nan")
+            rows.append([it["name"] or it["layer"]] + [
+                ("" if b not in it["per_backend"] else
+                 (f"**{fmt_time(it['per_backend'][b])}**" if it["per_backend"][b] == best
+                  else fmt_time(it["per_backend"][b]))) for b in bks])
+        blocks.append(Table(["layer"] + bks, rows))
+    return Section("Training step per layer (fwd, bwd_d, bwd_w)", intro=(
+        "The three passes a training step runs per layer, as DeepBench and convnet-benchmarks time "
+        "them: forward, backward-data (the gradient w.r.t. the input, a transposed convolution) and "
+        "backward-weights (dW = correlate(x, dY), benchdnn's op count = forward's). The first table "
+        "takes the fastest backend per direction; the second is each backend on its own (bold: the "
+        "layer's fastest single backend; empty: it lacks a direction)."), blocks=blocks)
+
+
+@section("pooling")
+def pooling(d: ReportData) -> Section | None:
+    if not d.pool_problems:
+        return None
+    st = d.stream
+    dram, l2 = st.get("copy_dram_gbs"), st.get("copy_l2_gbs")
+    rows = []
+    for prob in d.pool_problems:
+        ok = d.passed(prob, d.pool_backends)
+        c0 = d.first[prob]
+        if not ok:
+            rows.append([prob, fmt_bytes(_num(c0.bytes_io)), "(none passed)", "", "", "", ""])
+            continue
+        b = ok[0]
+        g = _num(b.gbs_effective)
+        rows.append([prob, fmt_bytes(_num(c0.bytes_io)), f"**{b.backend}**", fmt_time(b.time_median_s),
+                     fmt_rate(g, ""), f"{g / dram * 100:.0f}%" if dram else "",
+                     f"{g / l2 * 100:.0f}%" if l2 else ""])
+    roof = (f"Measured on this machine (meta.json `peaks.stream`): STREAM copy {dram:.1f} GB/s from DRAM, "
+            f"{l2:.1f} GB/s within L2; triad {st.get('triad_dram_gbs', float('nan')):.1f} / "
+            f"{st.get('triad_l2_gbs', float('nan')):.1f} GB/s. " if dram and l2 else
+            "This run recorded no STREAM bandwidth (meta.json `peaks.stream`), so no % of bandwidth. ")
+    pivot = d.pivot(lambda c: f"{fmt_time(c.time_median_s)} ({fmt_rate(c.gbs_effective, '')} GB/s)",
+                    footnotes=True, problems=d.pool_problems, backends=d.pool_backends)
+    err = d.pivot(lambda c: "exact" if _num(c.max_abs_err) == 0 else f"{_num(c.rel_err):.1e}",
+                  problems=d.pool_problems, backends=d.pool_backends)
+    return Section("Pooling: bytes moved and bandwidth", intro=(
+        "Pooling does no multiply-adds worth counting; it is judged by the bytes it must move (input "
+        "and output once each, plus the int32 argmax a max pool's backward reads) per second. " + roof
+        + "A layer whose bytes fit in L2 can beat the DRAM figure."),
+        blocks=[Table(["problem", "bytes moved", "fastest", "median", "GB/s", "% of DRAM copy", "% of L2 copy"],
+                      rows), "\nEvery pooling backend, median time (GB/s):\n",
+                Table(["problem"] + d.pool_backends, pivot),
+                "\nError against the float64 reference (integer data: max and avg_p are exact):\n",
+                Table(["problem"] + d.pool_backends, err)])
+
+
+@section("activations")
+def activations_section(d: ReportData) -> Section | None:
+    nets = activations(d.df)
+    if not nets:
+        return None
+    blocks = []
+    for n in nets:
+        rows = []
+        for it in n["layers"]:
+            shrink = fmt_ratio(it["in_elems"], it["out_elems"]) if it["in_elems"] != it["out_elems"] else "1.00x"
+            rows.append([it["name"] or it["layer"], it["kind"], f"x{it['multiplicity']}", it["out_shape"],
+                         fmt_count(it["out_elems"]), fmt_bytes(it["out_elems"] * it["itemsize"]), shrink,
+                         fmt_count(it["flops"])])
+        blocks += [f"### {n['suite']}\n", Table(["layer", "kind", "mult", "output (C x H x W)", "activation elements",
+                                                  "bytes per image", "input / output", "direct ops per image"],
+                                                 rows, align=["l", "l", "r", "l", "r", "r", "r", "r"])]
+    return Section("Activation size through the network", intro=(
+        "Each layer's output per image, in network order: stride and pooling shrink the activation "
+        "(input / output > 1), and with it the input, and so the op count, of every later layer. "
+        "Figure `activations` draws the same columns."), blocks=blocks)
 
 
 @section("arithmetic")

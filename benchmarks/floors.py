@@ -41,14 +41,27 @@ FLOORS = [
     (3, "mb1ic128ih28oc128kh3ph1", "winograd_*", "torch_onednn", 1.0, "faster than torch"),
     (3, "mb1ic256ih14oc256kh3ph1", "winograd_*", "torch_onednn", 1.0, "faster than torch"),
     (3, "mb1ic512ih7oc512kh3ph1", "winograd_*", "torch_onednn", 1 / 1.5, "within 1.5x of torch (aim: faster)"),
+    # issue 13: the numba max-pool against F.max_pool2d (ResNet-50 stem, VGG-16's 2x2/2 at 224 and 112)
+    (13, "--alg=max mb1ic64ih112kh3sh2ph1", "pool_numba", "pool_torch", 1.0, "at least as fast as F.max_pool2d"),
+    (13, "--alg=max mb1ic64ih224kh2sh2", "pool_numba", "pool_torch", 1.0, "at least as fast as F.max_pool2d"),
+    (13, "--alg=max mb1ic128ih112kh2sh2", "pool_numba", "pool_torch", 1.0, "at least as fast as F.max_pool2d"),
+] + [
+    # issue 13: the best own weight gradient against torch's, ResNet-50 3x3 stride-1 and 1x1 layers at mb8
+    (13, f"--dir=BWD_W {d}", "own", "torch_onednn", 1.0, "best own bwd_w at least as fast as torch")
+    for d in ("mb8ic64ih56oc64kh3ph1", "mb8ic128ih28oc128kh3ph1", "mb8ic256ih14oc256kh3ph1", "mb8ic512ih7oc512kh3ph1",
+              "mb8ic64ih56oc256kh1", "mb8ic1024ih14oc256kh1", "mb8ic512ih7oc2048kh1")
 ]
+
+#: the backends a floor's ``own`` pattern stands for (convbench's own, not the peers)
+OWN_BWD_W = ("im2col_blas", "direct_numba", "fft_pyfftw", "fft_scipy", "winograd_f2x3", "winograd_f4x3",
+             "winograd_f6x3")
 
 
 def backends_needed() -> list[str]:
     names = set()
     for _, _, b, peer, _, _ in FLOORS:
         names.add(peer)
-        names.add(b)
+        names.update(OWN_BWD_W if b == "own" else (b,))
     return sorted(names)
 
 
@@ -56,9 +69,11 @@ def evaluate(df, floors=FLOORS, label: str = "") -> list[dict]:
     """Ratio and verdict for every floor, from a summary DataFrame."""
     out = []
     for issue, prob, pattern, peer, floor, wording in floors:
-        sub = df[(df.descriptor == prob) & (df.status == "passed")]
+        # a forward conv is named by its descriptor; other directions and pools by their label
+        sub = df[((df.problem == prob) | ((df.descriptor == prob) & (df.direction == "fwd")))
+                 & (df.status == "passed")]
         peer_t = sub[sub.backend == peer].time_median_s
-        mine = sub[[fnmatch.fnmatch(b, pattern) for b in sub.backend]]
+        mine = sub[[b in OWN_BWD_W if pattern == "own" else fnmatch.fnmatch(b, pattern) for b in sub.backend]]
         row = dict(issue=issue, problem=prob, backend=pattern + label, peer=peer, floor=floor, wording=wording)
         if peer_t.empty or mine.empty:
             row.update(ratio=float("nan"), verdict="not measured", who="")
@@ -159,13 +174,20 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-patient", action="store_true",
                     help="leave out the FFT-vs-torch floors measured again with FFTW's patient planner")
     ap.add_argument("--skip-matrix", action="store_true", help="leave out the issue-4 (matrix backend) floors")
+    ap.add_argument("--only", default=None, help="comma-separated issue numbers: only their floors")
     a = ap.parse_args(argv)
     out = Path(a.out or f"results/floors-{time.strftime('%Y%m%d-%H%M%S')}")
     from convbench.cli import main as cli  # applies the BLAS kernel set before numpy loads
+    global FLOORS
+    if a.only:
+        keep = {int(x) for x in a.only.split(",")}
+        FLOORS = [f for f in FLOORS if f[0] in keep]
+        a.skip_patient = a.skip_patient or 3 not in keep
+        a.skip_matrix = a.skip_matrix or 4 not in keep
     problems = list(dict.fromkeys(p for _, p, *_ in FLOORS))
     from convbench.backends import available_backends  # noqa: E402  (after the CLI's import order)
     wanted = backends_needed()
-    avail = set(available_backends())
+    avail = set(available_backends()) | set(available_backends("pool"))
     names = sorted({n for n in avail for w in wanted if fnmatch.fnmatch(n, w)})
     # wisdom off: FFTW plans come from this run's effort alone, not from whatever earlier
     # (possibly patient) runs left in the wisdom file
@@ -173,12 +195,12 @@ def main(argv=None) -> int:
               "--fftw-wisdom", "off"]
     argv_run = ["run", "--out", str(out), "--backends", ",".join(names)] + common
     for p in problems:
-        argv_run += ["--problem", p]
+        argv_run.append(f"--problem={p}")  # '=': a label may start with a --knob
     status = cli(argv_run)
     if status != 0:
         return status
     from convbench.results import load_summary
-    rows = evaluate(load_summary(out))
+    rows = evaluate(load_summary(out), FLOORS)
     # the FFT-vs-torch floors again with FFTW's patient planner (planning time is in prepare_s)
     fft_floors = [f for f in FLOORS if f[2] == "fft_pyfftw" and f[3] == "torch_onednn"]
     if fft_floors and not a.skip_patient:

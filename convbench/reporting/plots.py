@@ -467,9 +467,12 @@ def write_plots(df, meta: dict, out_dir: Path, rollups: list, baseline: str | No
             if fig is None:
                 continue
             paths = []
+            # the tight box (legends sit outside the axes) measured once, not once per file:
+            # bbox_inches="tight" draws every figure twice per file
+            box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)
             for ext in ("png", "svg"):
                 path = plots_dir / f"{stem}.{ext}"
-                fig.savefig(path, dpi=110 if ext == "png" else None, bbox_inches="tight")
+                fig.savefig(path, dpi=110 if ext == "png" else None, bbox_inches=box)
                 paths.append(path)
             written[stem] = paths
         except Exception as e:  # noqa: BLE001 - one figure's failure must not lose the report

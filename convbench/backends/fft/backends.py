@@ -407,7 +407,7 @@ class FFTPyFFTW(_FFTBase):
         fd = fb.rfft2(st.din, **kw)
         st.xin[...] = 0
         st.din[...] = 0
-        WISDOM.save()
+        WISDOM.planned()
         return {"x": fx, "dy": fd}
 
     def _rfft2(self, st: WeightGradFFT, which: str) -> np.ndarray:

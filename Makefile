@@ -32,7 +32,7 @@ $(BIN)/python:
 
 $(VENV)/.deps: pyproject.toml | $(BIN)/python
 	$(PIP) install --no-compile -e '.[test]' $(PIPF)
-	@$(BIN)/python -c "import convbench.cli, numpy, scipy, numba, pyfftw, pandas, threadpoolctl, matplotlib, markdown, tqdm" \
+	@$(BIN)/python -c "import convbench.cli, numpy, scipy, numba, pyfftw, pandas, threadpoolctl, matplotlib, markdown, tqdm, distributed" \
 		|| { echo "dependency installation failed"; exit 1; }
 	@touch $@
 

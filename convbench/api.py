@@ -274,8 +274,9 @@ def max_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, dilation=1, c
     p = _pool_problem(x.shape, kernel_size, stride, padding, dilation, ceil_mode, "max", str(x.dtype), "fwd")
     b = _checked_backend(p, backend)
     if return_indices and not hasattr(b, "argmax"):
+        keep = [n for n in available_backends("pool") if hasattr(get_backend(n), "argmax")]
         raise Unsupported(f"{backend}: return_indices needs the argmax of every window, which this backend "
-                          f"does not compute; accepted: {', '.join(n for n in available_backends('pool') if hasattr(get_backend(n), 'argmax'))}")
+                          f"does not compute; accepted: {', '.join(keep)}")
     y = b.run(b.prepare(p, None), x)
     if return_indices:
         return y, np.asarray(b.argmax(p, x), dtype=np.int64)

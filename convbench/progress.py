@@ -58,7 +58,9 @@ class Progress:
         if self._bar is not None:
             self._bar.set_postfix_str(" ".join(self._finished)[-120:], refresh=True)
 
-    def finished(self, problem: str, rows: list[dict]) -> None:
+    def finished(self, problem: str, rows: list[dict], extra: str = "") -> None:
+        """A problem finished with these rows; ``extra`` is added to its line (where it
+        ran, what is still running and pending, for a distributed sweep)."""
         self.done += 1
         self._finished = []
         if not self.enabled:
@@ -70,7 +72,8 @@ class Progress:
                 parts.append(f"{r['backend']}={fmt_time(med, compact=True)}")
             else:
                 parts.append(f"{r['backend']}:{r['status']}")
-        msg = f"[{self.done}/{self.total}] {problem}: {' '.join(parts)} (ETA {self.eta()})"
+        where = f"{extra}; " if extra else ""
+        msg = f"[{self.done}/{self.total}] {problem}: {' '.join(parts)} ({where}ETA {self.eta()})"
         if self._bar is not None:
             self._bar.write(msg, file=self.stream)
             self._bar.set_postfix_str("", refresh=False)

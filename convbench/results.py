@@ -19,7 +19,8 @@ the row, so reports only render. Schema history: v1 lacked ``kind`` (conv or poo
 ``alg`` (the pooling algorithm), ``flops_dense``, ``params_fully_connected``,
 ``params_locally_connected``, ``bytes_io`` and ``gbs_effective``; :func:`load_summary`
 derives them from the descriptor when reading a v1 directory (every v1 row is a
-convolution). Other versions are refused with the version named.
+convolution). v2 lacked ``host`` and ``worker`` (where a row was measured; v3 runs on a
+Dask cluster); they read as empty. Other versions are refused with the version named.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ __all__ = ["SCHEMA_VERSION", "READABLE_VERSIONS", "SUMMARY_COLUMNS", "SAMPLE_COL
            "cell_label", "load_summary", "load_samples", "load_meta", "write_meta", "new_meta", "ResultsError",
            "ResultsWriteError", "problem_counts", "repair_for_resume", "RunLock"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: versions this convbench reads (older ones are upgraded on load)
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 
 #: cell states, as benchdnn names them
 STATUSES = ("passed", "skipped", "mistrusted", "failed")
@@ -54,7 +55,7 @@ SUMMARY_COLUMNS = PROBLEM_COLUMNS + [
     "flops_direct", "flops_dense", "flops_executed", "flops_multiply", "gflops_effective",
     "params", "params_fully_connected", "params_locally_connected", "bytes_io", "gbs_effective", "workspace_bytes",
     "max_abs_err", "rel_err", "tolerance",
-] + [f"phase_{ph}_s" for ph in PHASES]
+] + [f"phase_{ph}_s" for ph in PHASES] + ["host", "worker"]
 
 #: columns v2 added; a v1 directory gets them from its descriptors on load
 _V2_COUNTS = ("flops_dense", "params_fully_connected", "params_locally_connected", "bytes_io")
@@ -355,7 +356,7 @@ def load_meta(out_dir: Path) -> dict:
 
 
 _TEXT_COLUMNS = ("problem", "descriptor", "name", "suite", "kind", "alg", "direction", "dtype", "backend",
-                 "algorithm", "status", "reason", "note")
+                 "algorithm", "status", "reason", "note", "host", "worker")
 
 
 #: columns without which a file is not a convbench result; the others are filled in
@@ -411,7 +412,7 @@ def load_summary(out_dir: Path):
 
     A v1 directory's rows gain the v2 count columns, derived from their descriptors."""
     df = _read_csv(Path(out_dir) / "summary.csv", SUMMARY_COLUMNS)
-    for c in ("reason", "note", "name", "suite"):
+    for c in ("reason", "note", "name", "suite", "host", "worker"):
         df[c] = df[c].fillna("").astype(str)
     if df["descriptor"].isna().all() or df["descriptor"].eq("").all():
         df["descriptor"] = df["problem"]

@@ -24,6 +24,7 @@ problem finishes and the sweep stops with everything saved; twice: stop now.
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -416,6 +417,19 @@ class BudgetEvidence:
                     self.slow[key] = (p.label, t, r["flops_direct"])
 
 
+def cells_to_run(p, label: str, backends: list[str], done: set) -> list[str]:
+    """The backends still to run on problem ``p`` (cell ``label``): those of its kind (conv
+    or pool) without a row on disk; ``["*"]`` for a problem that gets one row of its own (an
+    invalid grid point, or no selected backend of its kind) unless that row is on disk."""
+    from .backends import backend_kind
+    if isinstance(p, InvalidProblem):
+        return [] if (label, "*") in done else ["*"]
+    mine = [b for b in backends if backend_kind(b) == p.kind]
+    if not mine:
+        return [] if (label, "*") in done else list(backends)  # run_problem writes the "*" row
+    return [b for b in mine if (label, b) not in done]
+
+
 def run_sweep(cfg: RunConfig, writer: ResultWriter, *, done: set | None = None,
               progress: Progress | None = None, sentinel: Callable[[], None] | None = None) -> dict:
     """Run every problem of ``cfg``, appending rows through ``writer``.
@@ -434,6 +448,7 @@ def run_sweep(cfg: RunConfig, writer: ResultWriter, *, done: set | None = None,
     done = done or set()
     written = 0
     completed = 0
+    host = socket.gethostname()
     with _Interrupt() as intr:
         try:
             _threads.set_threads(cfg.threads)
@@ -447,9 +462,7 @@ def run_sweep(cfg: RunConfig, writer: ResultWriter, *, done: set | None = None,
                 for density in (cfg.weight_densities if not isinstance(p, InvalidProblem) and uses_weights(p)
                                 else (1.0,)):
                     label = cell_label(p.label, density)
-                    todo = [b for b in cfg.backends if (label, b) not in done]
-                    if isinstance(p, InvalidProblem):
-                        todo = [] if (label, "*") in done else ["*"]
+                    todo = cells_to_run(p, label, cfg.backends, done)
                     if not todo:
                         if progress:
                             progress.skip()
@@ -468,7 +481,7 @@ def run_sweep(cfg: RunConfig, writer: ResultWriter, *, done: set | None = None,
                         if benches and drift:
                             writer.samples(p.label, density, SENTINEL, 1, drift)
                     for r in rows:
-                        writer.summary(r)
+                        writer.summary(dict(r, host=host, worker="local"))
                         written += 1
                     completed += 1
                     if progress:

@@ -7,8 +7,8 @@ File format (``convbench/suites/NAME.txt``, or any file given to ``--suite-file`
 
 One descriptor per line, convolutions and pooling layers mixed (a line with ``--alg=`` or
 without ``oc`` is a pooling layer, :class:`~convbench.problem.PoolProblem`; suites list layers
-in network order, which the activation-size table and figure follow); blank lines and ``#`` comments are ignored (a ``#`` inside a
-quoted name is part of the name), and so are benchdnn knob lines (``--dt=f32 --dir=FWD_B``).
+in network order, which the activation-size table and figure follow); blank lines and ``#``
+comments are ignored (a ``#`` inside a quoted name is part of the name), and so are benchdnn knob lines (``--dt=f32 --dir=FWD_B``).
 A layer's multiplicity in its network (default 1, used by network roll-ups) is written
 
 * as benchdnn's shape files write it, ``*N`` at the end of the name

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from convbench.cli import main
-from convbench.results import SUMMARY_COLUMNS, load_summary
+from convbench.results import SCHEMA_VERSION, SUMMARY_COLUMNS, load_summary
 
 
 @pytest.mark.parametrize("argv, fragment", [
@@ -82,7 +82,7 @@ def test_run_grid_writes_tables(tmp_path, tiny_run_args, capsys):
     assert (df.status == "passed").all()
     assert (df.gflops_effective > 0).all()
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["schema_version"] == 2 and meta["config"]["threads"] == 1
+    assert meta["schema_version"] == SCHEMA_VERSION and meta["config"]["threads"] == 1
     assert meta["machine"]["blas"]["libraries"] and "cpu_model" in meta["machine"]
     assert meta["argv"][:2] == ["convbench", "run"]
     tables = (out / "tables.md").read_text()

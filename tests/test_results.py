@@ -48,7 +48,7 @@ def test_appending_to_a_file_of_another_schema_is_refused(tmp_path):
         ResultWriter(tmp_path)
 
 
-@pytest.mark.parametrize("version", [0, 3, 99, None, "2"])
+@pytest.mark.parametrize("version", [0, 4, 99, None, "2"])
 def test_schema_versions_it_cannot_read_are_refused_by_number(tmp_path, version):
     write_meta(tmp_path, _meta(version))
     with pytest.raises(ResultsError, match=f"schema version {version!r} is not one this convbench reads"):

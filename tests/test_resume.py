@@ -83,3 +83,17 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path, delay):
     if proc.returncode == 130:
         lines = [ln for ln in err.strip().splitlines() if ln.strip()]
         assert any("interrupt" in ln for ln in lines)
+
+
+def test_resume_of_a_mixed_conv_and_pool_sweep_adds_no_rows(tmp_path):
+    # a pool backend has no row on a conv problem (and the other way round): that is not a
+    # cell left to run, so resuming a finished mixed sweep runs nothing and writes nothing
+    from convbench.cli import main
+    out = tmp_path / "r"
+    argv = ["run", "--out", str(out), "--quiet", "--no-plots", "--min-time", "0.005", "--max-time", "0.02",
+            "--min-rounds", "2", "--backends", "im2col_blas,pool_numba", "--problem", "mb1ic4ih8oc4kh3ph1",
+            "--problem=--alg=max mb1ic4ih8kh2sh2"]
+    assert main(argv) == 0
+    before = (out / "summary.csv").read_text()
+    assert main(["run", "--resume", str(out), "--quiet", "--no-plots"]) == 0
+    assert (out / "summary.csv").read_text() == before

@@ -48,7 +48,10 @@ REGISTRY: dict[str, str] = {
 
 @lru_cache(maxsize=None)
 def backend_class(name: str) -> type[Backend] | None:
-    """The class registered under ``name`` (None if its module cannot be imported)."""
+    """The class registered under ``name`` (None if it is not registered or its module
+    cannot be imported)."""
+    if name not in REGISTRY:
+        return None
     mod, _, cls = REGISTRY[name].partition(":")
     try:
         return getattr(importlib.import_module(mod), cls)

@@ -434,7 +434,31 @@ OUTPUT_OPTIONS = [
     option("no_plots", None, action="flag", help="write tables only (no matplotlib figures)"),
 ]
 
-RUN_OPTIONS = PROBLEM_OPTIONS + BACKEND_OPTIONS + TIMING_OPTIONS + OUTPUT_OPTIONS
+def scheduler_address(value):
+    """A Dask scheduler address: ``tcp://HOST:PORT`` (or ``HOST:PORT``)."""
+    v = str(value).strip()
+    body = v[len("tcp://"):] if v.startswith("tcp://") else v
+    host, _, port = body.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a scheduler address; expected tcp://HOST:PORT, "
+                                         f"e.g. tcp://10.0.0.5:8786")
+    return "tcp://" + body
+
+
+EXECUTOR_OPTIONS = [
+    option("executor", None, default="local", choices=("local", "dask"),
+           help="where the units (a problem with all its backends) run: local (this process, default) or "
+                "dask (a Dask cluster: --workers N starts one here, --scheduler joins one)"),
+    option("workers", single_int(1, "2"), metavar="N",
+           help="--executor dask: start a local cluster of N single-threaded worker processes (loopback)"),
+    option("scheduler", scheduler_address, metavar="tcp://HOST:PORT",
+           help="--executor dask: the scheduler of a running cluster (workers need --resources bench=1)"),
+    option("retries", single_int(0, "2"), default=2, metavar="N",
+           help="--executor dask: times a unit whose worker died is run again before its cells are "
+                "recorded as failed (2)"),
+]
+
+RUN_OPTIONS = PROBLEM_OPTIONS + BACKEND_OPTIONS + TIMING_OPTIONS + EXECUTOR_OPTIONS + OUTPUT_OPTIONS
 
 GATE_OPTIONS = [
     option("factor", positive_float, default=1.2, help="ratio a regression must exceed (1.2)"),

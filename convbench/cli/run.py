@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .common import (BACKEND_OPTIONS, EXIT_OK, OUTPUT_OPTIONS, PROBLEM_OPTIONS, RUN_OPTIONS, TIMING_OPTIONS,
-                     UsageError, add_options, normalize)
+from .common import (BACKEND_OPTIONS, EXECUTOR_OPTIONS, EXIT_OK, OUTPUT_OPTIONS, PROBLEM_OPTIONS, RUN_OPTIONS,
+                     TIMING_OPTIONS, UsageError, add_options, normalize)
 
 NAME = "run"
 HELP = "run a sweep and write tables"
@@ -30,6 +30,7 @@ def setup(p) -> None:
     add_options(p, PROBLEM_OPTIONS, "problems")
     add_options(p, BACKEND_OPTIONS, "backends and fairness")
     add_options(p, TIMING_OPTIONS, "timing")
+    add_options(p, EXECUTOR_OPTIONS, "where units run")
     add_options(p, OUTPUT_OPTIONS, "output")
 
 
@@ -117,7 +118,8 @@ def sweep_config(config: dict, problems: list):
 
 
 #: options that may accompany --resume (they change the display or the report, not the sweep)
-RESUME_COMPATIBLE = ("resume", "quiet", "no_plots", "baseline", "out", "blas_coretype")
+RESUME_COMPATIBLE = ("resume", "quiet", "no_plots", "baseline", "out", "blas_coretype", "executor", "workers",
+                     "scheduler", "retries")
 
 
 def _given(options: dict, argv: list[str] | None) -> set[str]:
@@ -145,6 +147,17 @@ def execute(*, argv: list[str] | None = None, coretype: dict | None = None, log=
         memory_limit_env()
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if o["executor"] == "dask" and bool(o["workers"]) == bool(o["scheduler"]):
+        raise UsageError("--executor dask needs exactly one of --workers N (start a local cluster) and "
+                         "--scheduler tcp://HOST:PORT (join a running one)")
+    if o["executor"] == "local" and (o["workers"] or o["scheduler"]):
+        raise UsageError("--workers and --scheduler go with --executor dask")
+    if o["scheduler"] and not o["dry_run"]:  # answer within seconds, before anything heavy is imported
+        from ..executor import ExecutorError, probe_scheduler
+        try:
+            probe_scheduler(o["scheduler"])
+        except ExecutorError as e:
+            raise UsageError(str(e)) from None
     if o["max_time"] < o["min_time"]:
         raise UsageError(f"--max-time {o['max_time']:g} is below --min-time {o['min_time']:g}; expected "
                          f"max-time >= min-time" + ("" if "max_time" in given else f" (--max-time defaults to "
@@ -226,6 +239,13 @@ def _sweep(o: dict, out: Path, config: dict, problems: list, argv: list[str], co
     writer = progress = None
     try:
         threads.set_threads(config["threads"])
+        connection = None
+        if o["executor"] == "dask":  # first: an unreachable cluster costs seconds and leaves no trace
+            from ..executor import ExecutorError, connect
+            try:
+                connection = connect(o["scheduler"], o["workers"], o["retries"], config["threads"])
+            except ExecutorError as e:
+                raise UsageError(str(e)) from None
         cfg = sweep_config(config, problems)
         done: set = set()
         if o["resume"]:
@@ -246,7 +266,30 @@ def _sweep(o: dict, out: Path, config: dict, problems: list, argv: list[str], co
         n_cells = len(problems) * len(backends) * len(config["weight_density"])
         log(f"convbench: {len(problems)} problems x {len(backends)} backends ({n_cells} cells), "
             f"{config['threads']} thread(s), results in {out}")
-        res = run_sweep(cfg, writer, done=done, progress=progress)
+        if o["executor"] == "dask":
+            from ..executor import run_sweep_dask
+            res = run_sweep_dask(cfg, writer, done=done, progress=progress, connection=connection,
+                                 retries=o["retries"], log=log)
+            meta["executor"] = {"kind": "dask", "scheduler": o["scheduler"], "workers": o["workers"],
+                                "retries": o["retries"]}
+            hosts = meta.setdefault("hosts", {})
+            hosts.update(res.get("hosts", {}))
+            if res.get("units"):
+                meta.setdefault("units", []).extend(res["units"])
+            if res.get("lost"):
+                progress.close()
+                writer.close()
+                writer = None
+                meta["finished"] = None
+                write_meta(out, meta)
+                log(f"convbench: the Dask scheduler went away; {res['problems']} of {len(problems)} problems "
+                    f"finished, every finished row is in {out}/summary.csv. Resume with:\n  {resume_cmd}")
+                return RunResult(1, out, True, res["problems"])
+        else:
+            from ..executor import host_fingerprint
+            res = run_sweep(cfg, writer, done=done, progress=progress)
+            fp = host_fingerprint()
+            meta.setdefault("hosts", {}).setdefault(fp["host"], fp)
     except KeyboardInterrupt:  # before the sweep's own handler was in place (start-up)
         if progress is not None:
             progress.close()

@@ -89,6 +89,16 @@ def header(d: ReportData) -> Section:
              f"best for this CPU: {v(blas.get('cpu_best'))}"]
     if blas.get("warning"):
         lines.append(f"- **warning:** {blas['warning']}")
+    ex = meta.get("executor") or {}
+    if ex.get("kind") == "dask":
+        where = f"local cluster of {ex['workers']} workers" if ex.get("workers") else ex.get("scheduler")
+        lines.append(f"- executor: Dask ({where}); each problem's backends timed together on one worker "
+                     f"(see Machines)")
+    groups = _machine_groups(meta)
+    if len(groups) > 1:
+        lines.append(f"- **warning:** rows were measured on {len(groups)} different machine kinds "
+                     f"({'; '.join(', '.join(hs) for hs in groups.values())}); their times share the tables "
+                     f"below but compare only within one machine (the `host` column; see Machines)")
     ct = meta.get("blas_coretype", {})
     if ct:
         lines.append(f"- kernel-set choice: `--blas-coretype {ct.get('requested')}`"
@@ -103,6 +113,15 @@ def header(d: ReportData) -> Section:
         lines.append(f"- weight densities {', '.join(f'{x:g}' for x in dens)}: pruned problems are labelled "
                      f"`@density D` (the same zeros for every backend)")
     return Section("convbench results", blocks=["\n".join(lines)], level=1)
+
+
+def _machine_groups(meta: dict) -> dict:
+    """Hosts of meta.json grouped by what makes their timings comparable."""
+    from ..executor import comparable
+    groups: dict = {}
+    for host, fp in (meta.get("hosts") or {}).items():
+        groups.setdefault(comparable(fp), []).append(host)
+    return groups
 
 
 # ---------------------------------------------------------------------------- the answer
@@ -449,6 +468,37 @@ def cells(d: ReportData) -> Section | None:
     lines = [f"{i}. {t}" for i, t in enumerate(d.notes, 1)]
     lines += [f"- `{r.problem}`: {r.reason}" for r in extra.itertuples()]
     return Section("Skipped, mistrusted and failed cells", blocks=["\n".join(lines)])
+
+
+@section("machines")
+def machines(d: ReportData) -> Section | None:
+    hosts = d.meta.get("hosts") or {}
+    if (d.meta.get("executor") or {}).get("kind") != "dask" and len(hosts) <= 1:
+        return None
+    rows_all = d.df[d.df.backend != "*"]
+    groups = _machine_groups(d.meta)
+    rows = []
+    for i, (_, hs) in enumerate(groups.items(), 1):
+        for h in hs:
+            fp = hosts[h]
+            mine = rows_all[rows_all.host == h] if "host" in rows_all.columns else rows_all.iloc[0:0]
+            rows.append([f"{i}", h, fp.get("cpu_model", ""), "; ".join(fp.get("blas") or []), fp.get("fftw", ""),
+                         str(mine.problem.nunique()), ", ".join(sorted(set(mine.worker))) if len(mine) else ""])
+    units = d.meta.get("units") or []
+    extra = ""
+    if units:
+        import numpy as np
+        sec = np.array([u["seconds"] for u in units if u["seconds"] == u["seconds"]])
+        wall = np.array([u["wall"] for u in units if u["seconds"] == u["seconds"]])
+        if sec.size:
+            extra = (f" Units: {sec.size}, median {fmt_time(float(np.median(sec)))} of work each on its worker, "
+                     f"{fmt_time(float(np.median(wall - sec)))} median from submission to result beyond that "
+                     f"(queueing behind other units plus the scheduler's round trip).")
+    return Section("Machines", intro=(
+        "Where the rows were measured. Hosts in one machine kind (same CPU, BLAS kernel set, FFTW build "
+        "and library versions) are comparable; times from different kinds are not." + extra),
+        blocks=[Table(["kind", "host", "CPU", "BLAS", "FFTW", "problems", "workers"], rows,
+                      align=["r", "l", "l", "l", "l", "r", "l"])])
 
 
 @section("notes")

@@ -30,21 +30,27 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.deps: pyproject.toml | $(BIN)/python
-	$(PIP) install --no-compile -e '.[test]' $(PIPF)
-	@$(BIN)/python -c "import convbench.cli, numpy, scipy, numba, pyfftw, pandas, threadpoolctl, matplotlib, markdown, tqdm, distributed" \
+# what `make bench` needs; the test tools and the Dask extra come on top for `make test`
+$(VENV)/.core: pyproject.toml | $(BIN)/python
+	$(PIP) install --no-compile -e . $(PIPF)
+	@$(BIN)/python -c "import convbench.cli, numpy, scipy, numba, pyfftw, pandas, threadpoolctl, matplotlib, markdown, tqdm" \
 		|| { echo "dependency installation failed"; exit 1; }
 	@touch $@
 
+$(VENV)/.deps: $(VENV)/.core
+	$(PIP) install --no-compile -e '.[test]' $(PIPF)
+	@$(BIN)/python -c "import pytest, distributed" || { echo "test dependency installation failed"; exit 1; }
+	@touch $@
+
 # torch==2.13.0 is pinned: here it is the local CPU build; an unpinned torch pulls CUDA (GBs)
-$(VENV)/.peers: $(VENV)/.deps
+$(VENV)/.peers: $(VENV)/.core
 	$(PIP) install --no-compile 'torch==2.13.0' $(PIPF)
 	@$(BIN)/python -c "import torch" || { echo "torch==2.13.0 installation failed"; exit 1; }
 	@touch $@
 
 PEER_DEP := $(if $(filter 1,$(PEERS)),$(VENV)/.peers)
 
-bench: $(VENV)/.deps $(PEER_DEP)
+bench: $(VENV)/.core $(PEER_DEP)
 	$(BIN)/convbench run $(BENCH_ARGS)
 
 test: $(VENV)/.deps $(PEER_DEP)

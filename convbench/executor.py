@@ -199,6 +199,9 @@ def connect(scheduler: str | None, workers: int | None, retries: int, threads: i
     except ImportError:
         raise ExecutorError("--executor dask needs dask[distributed]: pip install 'dask[distributed]' "
                             "(make test installs it)") from None
+    # distributed logs a lost connection as a traceback; convbench reports it in one line itself
+    for name in ["distributed"] + [n for n in logging.root.manager.loggerDict if n.startswith("distributed.")]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     # a unit whose worker dies is rescheduled this many times before it is reported failed
     dask.config.set({"distributed.scheduler.allowed-failures": retries,
                      "distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT_S}s",

@@ -163,3 +163,57 @@ def test_joining_a_running_cluster_by_its_scheduler(tmp_path, capsys, bench, no_
     else:  # a worker without the resource would never run a timed unit: refused up front
         err = capsys.readouterr().err.strip().splitlines()
         assert status == 2 and "no worker offers the 'bench' resource" in err[-1], err
+
+
+def test_a_scheduler_that_goes_away_ends_the_run_with_its_rows_kept(tmp_path, no_leftovers):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    bindir = os.path.dirname(sys.executable)
+    with socket.socket() as s:  # a free loopback port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    addr = f"tcp://127.0.0.1:{port}"
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sched = subprocess.Popen([os.path.join(bindir, "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                              "--no-dashboard"], **quiet)
+    worker = run = None
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        worker = subprocess.Popen([os.path.join(bindir, "dask"), "worker", addr, "--nworkers", "1", "--nthreads", "1",
+                                   "--resources", "bench=1", "--no-dashboard", "--host", "127.0.0.1"], **quiet)
+        out = tmp_path / "r"
+        run = subprocess.Popen([sys.executable, "-m", "convbench", "run", "--suite", "resnet50", "--quiet",
+                                "--no-plots", "--backends", "im2col_blas,direct_numba", "--executor", "dask",
+                                "--scheduler", addr, "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        summary = out / "summary.csv"
+        deadline = time.time() + 120
+        while time.time() < deadline and run.poll() is None:  # some units finished, most pending
+            if summary.is_file() and len(summary.read_text().splitlines()) > 3:
+                break
+            time.sleep(0.2)
+        sched.send_signal(signal.SIGKILL)
+        _, err = run.communicate(timeout=120)
+    finally:
+        for proc in (run, worker, sched):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    lines = [ln for ln in err.strip().splitlines() if not ln.startswith("convbench: 25 problems")]
+    assert run.returncode == 1, err
+    assert lines[0].startswith("convbench: the Dask scheduler went away;") and "--resume" in lines[-1], err
+    df = load_summary(out)
+    keys = list(zip(df.problem, df.backend))
+    assert 0 < len(keys) == len(set(keys))

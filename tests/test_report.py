@@ -263,3 +263,26 @@ def test_document_renders_to_markdown_and_html(tmp_path):
     assert "<h1>T</h1>" in html and "<code>b</code>" in html and "<strong>c</strong>" in html
     assert ">1 | 2</td>" in html and "text-align: right" in html
     assert 'src="data:image/png;base64,' in html and "plots/f.png" not in html.split("SVG")[0]
+
+
+def test_rows_from_different_machines_are_warned_about_and_grouped():
+    from convbench.reporting.data import ReportData
+    from convbench.reporting.sections import build_sections
+    rows = []
+    for host, (ta, tb) in (("h1", (1.0, 2.0)), ("h2", (3.0, 1.5))):
+        for b, t in (("a", ta), ("b", tb)):
+            rows.append(dict(problem=f"p_{host}", backend=b, status="passed", time_median_s=t, host=host,
+                             worker="0", weight_density=1.0, algorithm=b, reason="", note="", kind="conv"))
+    fp = dict(cpu_model="X", blas=["openblas 0.3 (Haswell)"], fftw="f", versions={"numpy": "2"})
+    meta = {"executor": {"kind": "dask", "workers": None, "scheduler": "tcp://h:1"},
+            "hosts": {"h1": fp, "h2": dict(fp, cpu_model="Y")}}
+    secs = {s.key: s for s in build_sections(ReportData(pd.DataFrame(rows), meta, None),
+                                             keys=["header", "machines"])}
+    md = to_markdown(list(secs.values()))
+    assert "rows were measured on 2 different machine kinds (h1; h2)" in md
+    assert "Machine kind 1 (h1)" in md and "| p_h1 | **a** |" in md
+    assert "Machine kind 2 (h2)" in md and "| p_h2 | **b** |" in md
+    # one machine kind: no warning, no per-kind tables
+    meta["hosts"]["h2"] = fp
+    md = to_markdown(build_sections(ReportData(pd.DataFrame(rows), meta, None), keys=["header", "machines"]))
+    assert "different machine kinds" not in md and "Machine kind 1 (h1, h2)" not in md

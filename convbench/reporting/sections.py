@@ -494,11 +494,27 @@ def machines(d: ReportData) -> Section | None:
             extra = (f" Units: {sec.size}, median {fmt_time(float(np.median(sec)))} of work each on its worker, "
                      f"{fmt_time(float(np.median(wall - sec)))} median from submission to result beyond that "
                      f"(queueing behind other units plus the scheduler's round trip).")
+    blocks = [Table(["kind", "host", "CPU", "BLAS", "FFTW", "problems", "workers"], rows,
+                    align=["r", "l", "l", "l", "l", "r", "l"])]
+    if len(groups) > 1 and "host" in rows_all.columns:
+        # the answer per machine kind: a problem's backends ran together on one worker, so
+        # their comparison holds within a kind even where the kinds' absolute times differ
+        for i, (_, hs) in enumerate(groups.items(), 1):
+            mine = rows_all[rows_all.host.isin(hs)]
+            out = []
+            for prob in dict.fromkeys(mine.problem):
+                ok = d.passed(prob)
+                ok = [c for c in ok if c.host in hs]
+                if ok:
+                    out.append([prob, f"**{ok[0].backend}**", fmt_time(ok[0].time_median_s),
+                                f"{ok[1].backend} +{(ok[1].time_median_s / ok[0].time_median_s - 1) * 100:.0f}%"
+                                if len(ok) > 1 and ok[0].time_median_s > 0 else ""])
+            blocks += [f"\nMachine kind {i} ({', '.join(hs)}): fastest backend per problem measured there\n",
+                       Table(["problem", "fastest", "median", "runner-up (slower by)"], out)]
     return Section("Machines", intro=(
         "Where the rows were measured. Hosts in one machine kind (same CPU, BLAS kernel set, FFTW build "
-        "and library versions) are comparable; times from different kinds are not." + extra),
-        blocks=[Table(["kind", "host", "CPU", "BLAS", "FFTW", "problems", "workers"], rows,
-                      align=["r", "l", "l", "l", "l", "r", "l"])])
+        "and library versions) are comparable; times from different kinds are not, so with several "
+        "kinds the fastest backends are also given per kind." + extra), blocks=blocks)
 
 
 @section("notes")

@@ -17,15 +17,18 @@ PIPF   := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || t
 BENCH_ARGS ?= --min-time 0.01 --max-time 0.15 --min-rounds 3 --cell-budget 0.5 --memory-limit 256M
 PYTEST_ARGS ?=
 
-.PHONY: bench test floors bench-check baseline clean help
+STUDY_ARGS ?=
+
+.PHONY: bench test study floors bench-check baseline clean help
 
 help:
 	@echo "make bench   - default sweep: tables in results/<timestamp>/tables.md"
 	@echo "make test    - the test suite"
+	@echo "make study   - CNN vs locally connected vs MLP on digits, trained on convbench's kernels (results/<timestamp>/study)"
 	@echo "make floors  - the speed floors of the issues, as ratios from one run"
 	@echo "make bench-check - CI regression gate: the ci suite against results/baseline"
 	@echo "make baseline    - re-record results/baseline (A/A runs, noise floors) on this machine kind"
-	@echo "options: PEERS=0 (no torch), BENCH_ARGS='--threads 2 ...', PYTEST_ARGS='-k cli'"
+	@echo "options: PEERS=0 (no torch), BENCH_ARGS='--threads 2 ...', STUDY_ARGS='--epochs 20', PYTEST_ARGS='-k cli'"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +36,7 @@ $(BIN)/python:
 # what `make bench` needs; the test tools and the Dask extra come on top for `make test`
 $(VENV)/.core: pyproject.toml | $(BIN)/python
 	$(PIP) install --no-compile -e . $(PIPF)
-	@$(BIN)/python -c "import convbench.cli, numpy, scipy, numba, pyfftw, pandas, threadpoolctl, matplotlib, markdown, tqdm" \
+	@$(BIN)/python -c "import convbench.cli, numpy, scipy, numba, pyfftw, pandas, threadpoolctl, matplotlib, markdown, tqdm, sklearn" \
 		|| { echo "dependency installation failed"; exit 1; }
 	@touch $@
 
@@ -52,6 +55,9 @@ PEER_DEP := $(if $(filter 1,$(PEERS)),$(VENV)/.peers)
 
 bench: $(VENV)/.core $(PEER_DEP)
 	$(BIN)/convbench run $(BENCH_ARGS)
+
+study: $(VENV)/.core $(PEER_DEP)
+	$(BIN)/convbench study $(STUDY_ARGS)
 
 test: $(VENV)/.deps $(PEER_DEP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -1,0 +1,508 @@
+"""``convbench study``: the founding texts' experiment, run and measured.
+
+:func:`run_study` trains the five models of :mod:`.models` on the canvas digits of
+:mod:`.digits` with convbench's own kernels, measures what the report states, and writes
+the machine-readable tables into ``OUT/study/`` (the report is :mod:`.report`'s job):
+
+``models.csv``        one row per model: params, FLOPs, accuracy at every shift, timings
+``layers.csv``        one row per layer: shape, params, FLOPs by direction, receptive field
+``equivariance.csv``  relative difference of f(shift(x)) and shift(f(x)) on the interior
+``accuracy_vs_size.csv``  test accuracy against the number of training images
+``seeds.csv``         every model's accuracy at two seeds, side by side
+``inference.csv``     inference time per image, per model and conv backend
+``insitu.csv``        a CNN forward pass against the sum of its layers timed alone by the runner
+``training.csv``      loss and wall time per epoch
+``engine.csv``        the backend chosen per model, the measured training steps, fallbacks
+``meta.json``         settings, machine, versions, what was chosen and why
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .digits import DIGIT, load_split, max_shift_for, place, shift_image
+from .layers import Conv2d, Dense, Engine
+from .models import MODELS, build
+from .train import TrainConfig, shift_accuracy, train
+
+__all__ = ["StudyConfig", "run_study", "own_conv_backends", "check_config"]
+
+
+@dataclass
+class StudyConfig:
+    """Everything the study's result depends on (stored in ``meta.json``)."""
+
+    models: tuple = MODELS
+    epochs: int = 12
+    batch: int = 32
+    lr: float = 0.05
+    momentum: float = 0.9
+    seed: int = 0
+    canvas: int = 24
+    jitter: int = 0
+    max_shift: int = 4
+    backend: str = "auto"
+    pool_backend: str = "pool_numba"
+    threads: int = 1
+    sizes: tuple = (50, 100, 200, 400, 0)  #: training-set sizes for the prior curves (0: all)
+    quick: bool = False
+    test_limit: int = 0  #: use only this many test images (0: all); --quick sets it
+    infer_batch: int = 128
+    timing_rounds: int = 5
+    #: conv backends measured for ``auto`` and the inference table (empty: every own backend)
+    candidates: tuple = ()
+
+    @classmethod
+    def quick_config(cls, **kw) -> "StudyConfig":
+        base = dict(epochs=2, max_shift=2, sizes=(50, 0), test_limit=120, infer_batch=32, timing_rounds=2,
+                    quick=True, candidates=("im2col_blas", "direct_numba"))
+        base.update(kw)
+        return cls(**base)
+
+
+def own_conv_backends() -> list[str]:
+    """convbench's own convolution backends available here (peers excluded)."""
+    from ..backends import available_backends, get_backend
+    return [n for n in available_backends("conv") if not get_backend(n).peer]
+
+
+def _candidates(cfg: StudyConfig) -> list[str]:
+    if cfg.candidates:
+        from ..backends import unavailable_reason
+        return [b for b in cfg.candidates if unavailable_reason(b) is None]
+    return own_conv_backends()
+
+
+def _named_backend(name: str, kind: str, flag: str, extra: str = ""):
+    """The backend instance for ``name`` (one of ``kind``), or ValueError listing the accepted
+    (imports every backend only on that error path)."""
+    from ..backends import available_backends, get_backend, registered_backends, unavailable_reason
+    if name not in registered_backends(kind) or unavailable_reason(name) is not None:
+        raise ValueError(f"{flag} {name!r}: accepted: {extra}{', '.join(available_backends(kind))}")
+    return get_backend(name)
+
+
+def check_config(cfg: StudyConfig) -> None:
+    """ValueError (one line, naming what is accepted) for a configuration that cannot run."""
+    if cfg.canvas < DIGIT:
+        raise ValueError(f"--canvas {cfg.canvas}: smaller than the {DIGIT}x{DIGIT} digit; accepted: {DIGIT} or more")
+    if cfg.epochs < 0:
+        raise ValueError(f"--epochs {cfg.epochs}: must be 0 (no training) or more")
+    if cfg.batch < 1:
+        raise ValueError(f"--batch {cfg.batch}: must be a positive number of images")
+    if cfg.max_shift < 0:
+        raise ValueError(f"--max-shift {cfg.max_shift}: must be 0 or more")
+    if cfg.jitter < 0 or cfg.jitter > max_shift_for(cfg.canvas):
+        raise ValueError(f"--jitter {cfg.jitter}: accepted 0..{max_shift_for(cfg.canvas)} on a {cfg.canvas}-pixel "
+                         f"canvas (the digit must stay on it)")
+    _named_backend(cfg.pool_backend, "pool", "--pool-backend")
+    if cfg.backend != "auto":
+        b = _named_backend(cfg.backend, "conv", "--backend", "auto, ")
+        for m in cfg.models:
+            model = build(m, cfg.canvas, 0, Engine(conv=cfg.backend))
+            s = model.in_shape
+            for layer in model.layers:
+                if isinstance(layer, Conv2d):
+                    reason = b.supports(layer.problem((cfg.batch,) + s))
+                    if reason is not None:
+                        raise ValueError(f"--backend {cfg.backend}: cannot run {m}'s {layer.name} "
+                                         f"({layer.describe()}): {reason}")
+                s = layer.out_shape(s)
+
+
+# ------------------------------------------------------------------------ helpers
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        path.write_text("")
+        return
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _interleaved(fns: dict, rounds: int, min_time: float = 0.02) -> dict:
+    """Median seconds per call of each function, timed round-robin (the order rotates every
+    round) so that machine noise hits all alike. Each round repeats a call until
+    ``min_time`` has passed."""
+    names = list(fns)
+    samples: dict = {n: [] for n in names}
+    for r in range(rounds):
+        for n in names[r % len(names):] + names[:r % len(names)]:
+            k, t0 = 0, time.perf_counter()
+            while True:
+                fns[n]()
+                k += 1
+                el = time.perf_counter() - t0
+                if el >= min_time:
+                    break
+            samples[n].append(el / k)
+    return {n: float(np.median(v)) for n, v in samples.items()}
+
+
+def _first_call(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _usable(model, backend: str, batch: int) -> str | None:
+    """Why ``backend`` cannot run ``model``'s forward convolutions (None: it can)."""
+    from ..backends import get_backend
+    b = get_backend(backend)
+    s = model.in_shape
+    for layer in model.layers:
+        if isinstance(layer, Conv2d):
+            reason = b.supports(layer.problem((batch,) + s))
+            if reason is not None:
+                return f"{layer.name}: {reason}"
+        s = layer.out_shape(s)
+    return None
+
+
+# --------------------------------------------------------------------- the parts
+def choose_engines(cfg: StudyConfig, split, log) -> tuple[dict, list[dict]]:
+    """The conv backend per model: ``cfg.backend``, or (``auto``) the own backend with the
+    fastest measured training step on that model (forward and backward, one batch,
+    interleaved), among those that run its forward convolutions."""
+    engines, rows = {}, []
+    x = place(split.train_x[:cfg.batch], cfg.canvas)
+    y = split.train_y[:cfg.batch]
+    for m in cfg.models:
+        probe = build(m, cfg.canvas, cfg.seed)
+        if not probe.conv_layers():
+            engines[m] = Engine(conv="im2col_blas", pool=cfg.pool_backend)
+            rows.append(dict(model=m, backend="(none: no convolution)", chosen=True, step_s="", first_call_s="",
+                             note="dense/locally connected layers are BLAS GEMMs"))
+            continue
+        cands = [cfg.backend] if cfg.backend != "auto" else _candidates(cfg)
+        fns, first, skipped = {}, {}, {}
+        for be in cands:
+            why = _usable(probe, be, cfg.batch)
+            if why is not None:
+                skipped[be] = why
+                continue
+            model = build(m, cfg.canvas, cfg.seed, Engine(conv=be, pool=cfg.pool_backend))
+            fn = (lambda model=model: model.loss_and_grad(x, y))
+            first[be] = _first_call(fn)  # JIT compilation, plans: timed apart
+            fns[be] = fn
+        times = _interleaved(fns, 3 if cfg.quick else cfg.timing_rounds) if len(fns) > 1 else \
+            {be: _interleaved(fns, 2)[be] for be in fns}
+        best = min(times, key=times.get)
+        engines[m] = Engine(conv=best, pool=cfg.pool_backend)
+        for be in cands:
+            rows.append(dict(model=m, backend=be, chosen=be == best, step_s=times.get(be, ""),
+                             first_call_s=first.get(be, ""), note=skipped.get(be, "")))
+        log(f"study: {m} trains on {best} ({times[best] * 1e3:.2f} ms per step of {cfg.batch} images"
+            + (f"; {len(times)} backends measured)" if len(times) > 1 else ")"))
+    return engines, rows
+
+
+def _warm(model, x, y) -> float:
+    """One untimed step on a copy (JIT, plans), so that epochs time the work only."""
+    return _first_call(lambda: model.loss_and_grad(x, y))
+
+
+def train_models(cfg: StudyConfig, split, engines: dict, seed: int, log) -> dict:
+    """Train every model at ``seed``; returns name -> (model, TrainResult, warm-up seconds)."""
+    out = {}
+    tcfg = TrainConfig(epochs=cfg.epochs, batch=cfg.batch, lr=cfg.lr, momentum=cfg.momentum, seed=seed)
+    xw = place(split.train_x[:cfg.batch], cfg.canvas)
+    for m in cfg.models:
+        warm = _warm(build(m, cfg.canvas, seed, engines[m]), xw, split.train_y[:cfg.batch])
+        model = build(m, cfg.canvas, seed, engines[m])
+        res = train(model, split.train_x, split.train_y, tcfg, canvas=cfg.canvas, jitter=cfg.jitter)
+        out[m] = (model, res, warm)
+        if res.epoch_s:
+            log(f"study: {m} seed {seed}: {cfg.epochs} epochs, {np.median(res.epoch_s):.2f} s per epoch, "
+                f"final loss {res.losses[-1]:.3f}")
+    return out
+
+
+def size_curves(cfg: StudyConfig, split, engines: dict, log) -> list[dict]:
+    """Test accuracy (centred) against the number of training images. Each subset trains for
+    the optimiser steps of ``max(1, epochs // 2)`` epochs on the full set (at most 200
+    epochs), so small sets are not starved of updates and the curves stay cheap."""
+    rows = []
+    n_all = len(split.train_y)
+    order = np.random.default_rng(cfg.seed + 7).permutation(n_all)
+    steps = max(1, cfg.epochs // 2) * math.ceil(n_all / cfg.batch) if cfg.epochs else 0
+    test = place(split.test_x, cfg.canvas)
+    for n in cfg.sizes:
+        n = n_all if n in (0, None) or n > n_all else int(n)
+        idx = order[:n]
+        epochs = min(200, math.ceil(steps / math.ceil(n / cfg.batch))) if steps else 0
+        for m in cfg.models:
+            model = build(m, cfg.canvas, cfg.seed, engines[m])
+            train(model, split.train_x[idx], split.train_y[idx],
+                  TrainConfig(epochs=epochs, batch=cfg.batch, lr=cfg.lr, momentum=cfg.momentum, seed=cfg.seed),
+                  canvas=cfg.canvas, jitter=cfg.jitter)
+            acc = float((model.predict(test) == split.test_y).mean())
+            rows.append(dict(model=m, train_images=n, epochs=epochs, acc_shift_0=acc))
+        log(f"study: {n} training images: " + ", ".join(f"{r['model']} {r['acc_shift_0']:.3f}"
+                                                         for r in rows[-len(cfg.models):]))
+    return rows
+
+
+def _interior(n: int, s: int, p: int, rf: int, t: int) -> np.ndarray:
+    """Output indices ``j`` (stride ``s``, padding ``p``, receptive field ``rf``) whose input
+    window lies inside ``[0, n)`` both at ``j`` and at the partner ``j - t``."""
+    out = []
+    m = (n + 2 * p - rf) // s + 1 if rf <= n + 2 * p else 0
+    for j in range(m):
+        k = j - t
+        inside = 0 <= j * s - p and j * s - p + rf <= n
+        partner = 0 <= k < m and 0 <= k * s - p and k * s - p + rf <= n
+        if inside and partner:
+            out.append(j)
+    return np.array(out, int)
+
+
+def equivariance(cfg: StudyConfig, cnn, test_x, rng) -> list[dict]:
+    """rel_diff = ||f(shift_d x) - shift_t f(x)|| / ||shift_t f(x)|| over the interior, for a
+    horizontal shift ``d`` of real test digits: ``conv`` is the trained CNN's first layer,
+    ``conv_pool`` that layer + ReLU + its 2x2 max-pool (an output shift ``t`` of ``d/2``; for
+    odd ``d``, the better of ``floor`` and ``ceil``), ``dense`` a He-initialised dense layer
+    with the conv layer's input and output size (every output sees the whole canvas; it is
+    compared on the conv layer's interior)."""
+    conv, relu, pool = cnn.layers[0], cnn.layers[1], cnn.layers[2]
+    x = place(test_x, cfg.canvas)
+    n, _, h, w = x.shape
+    cout = conv.params["w"].shape[0]
+    dense = Dense(h * w, cout * h * w, rng=rng, name="dense")
+
+    def f_conv(a):
+        return conv.forward(a)
+
+    def f_pool(a):
+        return pool.forward(relu.forward(conv.forward(a)))
+
+    def f_dense(a):
+        return dense.forward(a.reshape(len(a), -1)).reshape(len(a), cout, h, w)
+
+    layers = (("conv", f_conv, 1, 1, 3), ("conv_pool", f_pool, 2, 1, 4), ("dense", f_dense, 1, 1, 3))
+    base = {name: f(x) for name, f, *_ in layers}
+    rows = []
+    for d in range(cfg.max_shift + 1):
+        xs = shift_image(x, 0, d)
+        for name, f, s, p, rf in layers:
+            a = f(xs)
+            best = None
+            for t in sorted({d // s, -(-d // s)}):
+                cols = _interior(w, s, p, rf, t)
+                rws = _interior(h, s, p, rf, 0)
+                if len(cols) == 0 or len(rws) == 0:
+                    continue
+                b = shift_image(base[name], 0, t)
+                sa, sb = a[:, :, rws][:, :, :, cols], b[:, :, rws][:, :, :, cols]
+                den = float(np.linalg.norm(sb))
+                rel = float(np.linalg.norm(sa - sb)) / den if den > 0 else float("nan")
+                if best is None or rel < best[0]:
+                    best = (rel, t, len(rws) * len(cols))
+            if best is not None:
+                rows.append(dict(layer=name, shift=d, rel_diff=best[0], out_shift=best[1], interior_positions=best[2]))
+    return rows
+
+
+def inference_table(cfg: StudyConfig, models: dict, test_x, log) -> list[dict]:
+    """Inference seconds per image of each model on each conv backend that runs it (own
+    backends and the torch peer), timed interleaved at ``infer_batch`` images; the first
+    call (JIT, plans) is timed apart. Models without convolutions are timed once (BLAS)."""
+    x = place(test_x[:cfg.infer_batch], cfg.canvas)
+    rows = []
+    peers = set()
+    if not cfg.candidates:
+        from ..backends import available_backends, get_backend
+        peers = {n for n in available_backends("conv") if get_backend(n).peer}
+    cands = _candidates(cfg) + [n for n in ("torch_onednn",) if n in peers and not cfg.candidates]
+    if cfg.backend != "auto" and cfg.backend not in cands:
+        cands.append(cfg.backend)
+    for m, (trained, _, _) in models.items():
+        fns, first = {}, {}
+        if not trained.conv_layers():
+            fns["blas"] = (lambda model=trained: model.forward(x))
+            first["blas"] = _first_call(fns["blas"])
+        else:
+            for be in cands:
+                if _usable(trained, be, len(x)) is not None:
+                    continue
+                clone = build(m, cfg.canvas, cfg.seed, Engine(conv=be, pool=cfg.pool_backend))
+                for (la, k), (lb, _) in zip(clone.parameters(), trained.parameters()):
+                    la.params[k] = lb.params[k]
+                    la.version += 1
+                fns[be] = (lambda model=clone: model.forward(x))
+                first[be] = _first_call(fns[be])
+        times = _interleaved(fns, cfg.timing_rounds)
+        own = {be: t for be, t in times.items() if be not in peers}
+        best = min(own or times, key=(own or times).get)  # the fastest of convbench's own
+        for be, t in times.items():
+            rows.append(dict(model=m, backend=be, peer=be in peers, batch=len(x),
+                             s_per_image=t / len(x), first_call_s=first[be], fastest=be == best))
+        peer_best = min((be for be in times if be in peers), key=times.get, default=None)
+        log(f"study: {m} inference: fastest own {best} {times[best] / len(x) * 1e6:.1f} us per image"
+            + (f" ({peer_best} {times[peer_best] / len(x) * 1e6:.1f} us)" if peer_best else ""))
+    return rows
+
+
+def insitu(cfg: StudyConfig, cnn_model, inference_rows: list[dict], log) -> list[dict]:
+    """The CNN's forward pass in situ (from :func:`inference_table`) against the sum of its
+    conv and pool layers each timed alone by convbench's runner (the same backend, batch and
+    thread count), plus ReLU, flatten and the dense layer timed alone here."""
+    from ..problem import PoolProblem
+    from ..runner import RunConfig, run_problem
+    from ..timing import TimingConfig
+    batch = cfg.infer_batch
+    rows = []
+    tcfg = TimingConfig(min_time=0.02, max_time=0.2 if not cfg.quick else 0.05, min_rounds=3)
+    x = place(np.zeros((batch, DIGIT, DIGIT), np.float32), cfg.canvas)
+    shapes, s = [], cnn_model.in_shape
+    for layer in cnn_model.layers:
+        shapes.append((layer, (batch,) + tuple(s)))
+        s = layer.out_shape(s)
+    other_fns = {}
+    a = x
+    for layer, shp in shapes:
+        inp = np.random.default_rng(0).standard_normal(shp).astype(np.float32) if len(shp) == 4 else None
+        if layer.name in ("relu", "flatten", "fc"):
+            val = inp if inp is not None else np.random.default_rng(0).standard_normal(shp).astype(np.float32)
+            other_fns[layer.name] = (lambda layer=layer, v=val: layer.forward(v, False))
+        a = layer.forward(a, False)
+    others = _interleaved(other_fns, 3)
+    n_relu = sum(1 for layer, _ in shapes if layer.name == "relu")
+    other_s = others.get("fc", 0.0) + others.get("flatten", 0.0)
+    relu_s = 0.0
+    for layer, shp in shapes:  # each ReLU at its own size
+        if layer.name == "relu":
+            v = np.random.default_rng(0).standard_normal(shp).astype(np.float32)
+            relu_s += _interleaved({"r": lambda v=v, layer=layer: layer.forward(v, False)}, 3)["r"]
+    for r in inference_rows:
+        if r["model"] != cnn_model.name or r["backend"] == "blas":
+            continue
+        be = r["backend"]
+        total, parts = 0.0, []
+        for layer, shp in shapes:
+            if isinstance(layer, Conv2d):
+                p, backends = layer.problem(shp), [be]
+            elif layer.name.startswith("pool"):
+                p = PoolProblem.from_torch_args(shp, layer.k, alg="max")
+                backends = [cfg.pool_backend]
+            else:
+                continue
+            run_cfg = RunConfig(problems=[p], backends=backends, threads=cfg.threads, timing=tcfg,
+                                cell_budget_s=5.0, sentinel=False, phases=False)
+            got, _ = run_problem(p, run_cfg, backends)
+            ok = [g for g in got if g.get("status") == "passed"]
+            if not ok:
+                parts = None
+                break
+            t = float(ok[0]["time_median_s"])
+            parts.append(f"{layer.name} {t * 1e6:.0f} us")
+            total += t
+        if parts is None:
+            continue
+        iso = total + relu_s + other_s
+        insitu_s = r["s_per_image"] * batch
+        rows.append(dict(model=cnn_model.name, backend=be, batch=batch, insitu_s=insitu_s, isolated_sum_s=iso,
+                         runner_layers_s=total, elementwise_s=relu_s + other_s, ratio=insitu_s / iso,
+                         layers="; ".join(parts)))
+    if rows:
+        log(f"study: in situ / isolated for {cnn_model.name}: " + ", ".join(
+            f"{r['backend']} {r['ratio']:.2f}" for r in rows))
+    return rows
+
+
+# ----------------------------------------------------------------------- the whole
+@dataclass
+class StudyResult:
+    out: Path
+    config: StudyConfig
+    files: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def run_study(out: Path, cfg: StudyConfig, log=print) -> StudyResult:
+    """Run the study into ``out/study/`` (which must not hold files yet) and write its tables."""
+    from ..machine import machine_info
+    from ..threads import set_threads
+    t_start = time.perf_counter()
+    check_config(cfg)
+    set_threads(cfg.threads)
+    sdir = Path(out) / "study"
+    sdir.mkdir(parents=True, exist_ok=True)
+    split = load_split(cfg.seed)
+    if cfg.test_limit:
+        split.test_x, split.test_y = split.test_x[:cfg.test_limit], split.test_y[:cfg.test_limit]
+    max_shift = min(cfg.max_shift, max_shift_for(cfg.canvas))
+    shift_note = "" if max_shift == cfg.max_shift else (
+        f"--max-shift {cfg.max_shift} reduced to {max_shift}: a larger offset would move the digit off the "
+        f"{cfg.canvas}-pixel canvas")
+    cfg.max_shift = max_shift
+    if shift_note:
+        log("study: " + shift_note)
+
+    engines, engine_rows = choose_engines(cfg, split, log)
+    trained = train_models(cfg, split, engines, cfg.seed, log)
+    other_seed = train_models(cfg, split, engines, cfg.seed + 1, lambda *_: None)
+
+    model_rows, layer_rows, train_rows, seed_rows = [], [], [], []
+    for m, (model, res, warm) in trained.items():
+        acc = shift_accuracy(model, split.test_x, split.test_y, cfg.canvas, max_shift)
+        acc2 = shift_accuracy(other_seed[m][0], split.test_x, split.test_y, cfg.canvas, max_shift)
+        row = dict(model=m, params=model.n_params(), flops_fwd=model.flops_fwd(), flops_step=model.flops_step(),
+                   activation_bytes=model.activation_bytes())
+        row.update({f"acc_shift_{d}": a for d, a in enumerate(acc)})
+        row.update(train_s_per_epoch=float(np.median(res.epoch_s)) if res.epoch_s else float("nan"),
+                   warmup_s=warm, backend=engines[m].conv if model.conv_layers() else "blas (no convolution)",
+                   architecture=model.architecture(), note=model.note)
+        model_rows.append(row)
+        for d, (a1, a2) in enumerate(zip(acc, acc2)):
+            seed_rows.append(dict(model=m, shift=d, **{f"acc_seed_{cfg.seed}": a1, f"acc_seed_{cfg.seed + 1}": a2},
+                                  diff=a2 - a1))
+        layer_rows += model.table()
+        for e, (loss, s) in enumerate(zip(res.losses, res.epoch_s)):
+            train_rows.append(dict(model=m, seed=cfg.seed, epoch=e + 1, loss=loss, seconds=s))
+    layer_rows += build("cnn_dilated", cfg.canvas, cfg.seed).table()
+    log("study: accuracy at shift 0.." + str(max_shift) + ": " + "; ".join(
+        f"{r['model']} " + "/".join(f"{r[f'acc_shift_{d}']:.2f}" for d in range(max_shift + 1)) for r in model_rows))
+
+    infer_rows = inference_table(cfg, trained, split.test_x, log)
+    fastest = {r["model"]: r for r in infer_rows if r["fastest"]}
+    for row in model_rows:
+        row["infer_s_per_image"] = fastest[row["model"]]["s_per_image"]
+        row["infer_backend"] = fastest[row["model"]]["backend"]
+    eq_rows = equivariance(cfg, trained["cnn"][0], split.test_x[:200], np.random.default_rng(cfg.seed + 3)) \
+        if "cnn" in trained else []
+    insitu_rows = insitu(cfg, trained["cnn"][0], infer_rows, log) if "cnn" in trained else []
+    size_rows = size_curves(cfg, split, engines, log)
+
+    notes = {}
+    for m, e in engines.items():
+        for k, v in e.notes.items():
+            notes.setdefault(v, []).append(m)
+    fallback = [dict(note=k, models=", ".join(sorted(set(v)))) for k, v in notes.items()]
+
+    files = {}
+    for name, rows in (("models", model_rows), ("layers", layer_rows), ("equivariance", eq_rows),
+                       ("accuracy_vs_size", size_rows), ("seeds", seed_rows), ("inference", infer_rows),
+                       ("insitu", insitu_rows), ("training", train_rows), ("engine", engine_rows),
+                       ("fallbacks", fallback)):
+        files[name] = sdir / f"{name}.csv"
+        _write_csv(files[name], rows)
+    meta = dict(config=asdict(cfg), shift_note=shift_note, train_images=len(split.train_y),
+                test_images=len(split.test_y), machine=machine_info(), seconds=time.perf_counter() - t_start,
+                chance=0.1)
+    filt = {m: trained[m][0].layers[0].params["w"][:, 0] for m in ("cnn", "cnn_stride") if m in trained}
+    if filt:
+        files["filters"] = sdir / "filters.npz"
+        np.savez(files["filters"], **filt)
+    files["meta"] = sdir / "meta.json"
+    files["meta"].write_text(json.dumps(meta, indent=1, default=str))
+    return StudyResult(out=sdir, config=cfg, files=files, seconds=meta["seconds"])

@@ -32,6 +32,7 @@ _LAZY = {
     "max_pool2d_backward": "convbench.api",
     "avg_pool2d_backward": "convbench.api",
     "PoolProblem": "convbench.problem",
+    "choose_backend": "convbench.select.auto",
     "ConvProblem": "convbench.problem",
     "available_backends": "convbench.backends",
     "registered_backends": "convbench.backends",

@@ -33,7 +33,27 @@ def _arrays(x, w):
     return np.ascontiguousarray(x), np.ascontiguousarray(w)
 
 
-def _checked_backend(p, backend: str):
+def _resolve(p, backend: str, candidates=None, inputs=None, const=None) -> str:
+    """``backend``, or for ``"auto"`` the backend :mod:`convbench.select.auto` picks (in
+    measure mode, by timing the candidates on ``inputs`` at a problem's first call)."""
+    if backend != "auto":
+        if candidates is not None:
+            raise ValueError("candidates= is for backend='auto' only")
+        return backend
+    from .select import auto
+    if candidates is not None:
+        if isinstance(candidates, str) or not all(isinstance(c, str) for c in candidates):
+            raise ValueError(f"candidates={candidates!r}: expected a list of backend names")
+        for c in candidates:
+            get_backend(c)  # unknown or unavailable: ValueError listing the accepted ones
+        candidates = tuple(candidates)
+    if auto.get_mode() == "measure" and inputs is not None:
+        return auto.measure_choice(p, candidates, inputs, const)
+    return auto.choose_for_problem(p, candidates)
+
+
+def _checked_backend(p, backend: str, candidates=None, inputs=None, const=None):
+    backend = _resolve(p, backend, candidates, inputs, const)
     b = get_backend(backend)
     if b.kind != p.kind:
         raise ValueError(f"backend={backend!r} runs {b.kind} problems, not {p.kind}; accepted: "
@@ -44,8 +64,8 @@ def _checked_backend(p, backend: str):
     return b
 
 
-def _execute(p: ConvProblem, backend: str, x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    b = _checked_backend(p, backend)
+def _execute(p: ConvProblem, backend: str, x: np.ndarray, w: np.ndarray, candidates=None) -> np.ndarray:
+    b = _checked_backend(p, backend, candidates, (x,), w)
     return b.run(b.prepare(p, w), x)
 
 
@@ -60,7 +80,7 @@ def _float_array(a, what: str) -> np.ndarray:
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, *, stride=1, padding=0, dilation=1, groups=1,
-           backend: str = "im2col_blas") -> np.ndarray:
+           backend: str = "im2col_blas", candidates=None) -> np.ndarray:
     """2-D convolution (cross-correlation) with PyTorch's semantics.
 
     Parameters
@@ -76,7 +96,12 @@ def conv2d(x: np.ndarray, w: np.ndarray, *, stride=1, padding=0, dilation=1, gro
         an even kernel's extra padding pixel goes to the bottom/right).
     groups : int
     backend : str
-        Any name from :func:`convbench.available_backends`.
+        Any name from :func:`convbench.available_backends`, or ``"auto"``: the backend
+        :func:`convbench.choose_backend` names (a fitted selector for this machine, else the
+        built-in rules; ``convbench.select.auto.set_mode("measure")`` times the candidates on
+        each problem's first call instead).
+    candidates : list of str, optional
+        With ``backend="auto"``: the backends to choose from (default convbench's own).
 
     Returns
     -------
@@ -107,11 +132,11 @@ def conv2d(x: np.ndarray, w: np.ndarray, *, stride=1, padding=0, dilation=1, gro
     x, w = _arrays(x, w)
     p = ConvProblem.from_torch_args(x.shape, w.shape, stride=stride, padding=padding, dilation=dilation,
                                     groups=groups, dtype=str(x.dtype))
-    return _execute(p, backend, x, w)
+    return _execute(p, backend, x, w, candidates)
 
 
 def conv_transpose2d(x: np.ndarray, w: np.ndarray, *, stride=1, padding=0, output_padding=0, dilation=1,
-                     groups=1, backend: str = "im2col_blas") -> np.ndarray:
+                     groups=1, backend: str = "im2col_blas", candidates=None) -> np.ndarray:
     """Transposed 2-D convolution with PyTorch's semantics (``conv_transpose2d``).
 
     Parameters
@@ -164,11 +189,11 @@ def conv_transpose2d(x: np.ndarray, w: np.ndarray, *, stride=1, padding=0, outpu
     # the forward problem whose adjoint this is: cout -> cin channels, output (h, wd)
     p = ConvProblem(mb=mb, ic=cout, ih=oh, iw=ow, oc=cin, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw,
                     dh=dh - 1, dw=dw - 1, g=groups, oh=h, ow=wd, dtype=str(x.dtype), direction="bwd_d")
-    return _execute(p, backend, x, w)
+    return _execute(p, backend, x, w, candidates)
 
 
 def conv2d_weight(x: np.ndarray, weight_shape, grad_output: np.ndarray, *, stride=1, padding=0, dilation=1,
-                  groups=1, backend: str = "im2col_blas") -> np.ndarray:
+                  groups=1, backend: str = "im2col_blas", candidates=None) -> np.ndarray:
     """The weight gradient of :func:`conv2d`, with ``torch.nn.grad.conv2d_weight``'s semantics:
     ``dW = correlate(x, dY)``, summed over the batch and the output pixels.
 
@@ -183,7 +208,9 @@ def conv2d_weight(x: np.ndarray, weight_shape, grad_output: np.ndarray, *, strid
         The forward convolution's, as in :func:`conv2d`.
     backend : str
         Any name from :func:`convbench.available_backends` whose capabilities include
-        ``backward_weights``.
+        ``backward_weights``, or ``"auto"`` (see :func:`conv2d`).
+    candidates : list of str, optional
+        With ``backend="auto"``: the backends to choose from.
 
     Returns
     -------
@@ -222,7 +249,7 @@ def conv2d_weight(x: np.ndarray, weight_shape, grad_output: np.ndarray, *, strid
     if grad_output.shape != p.output_shape:
         raise ValueError(f"grad_output shape {grad_output.shape} does not match the forward output "
                          f"{p.output_shape} (mb, oc, oh, ow) of this input, weight_shape and arguments")
-    b = _checked_backend(p, backend)
+    b = _checked_backend(p, backend, candidates, (x, grad_output), None)
     return b.run(b.prepare(p, None), x, grad_output)
 
 
@@ -232,7 +259,7 @@ def _pool_problem(x_shape, kernel_size, stride, padding, dilation, ceil_mode, al
 
 
 def max_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False, *, backend: str = "pool_numba"):
+               return_indices=False, *, backend: str = "pool_numba", candidates=None):
     """2-D max pooling with ``torch.nn.functional.max_pool2d``'s semantics.
 
     Parameters
@@ -249,7 +276,10 @@ def max_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, dilation=1, c
         Also return the argmax of every window as flat int64 offsets into ``ih*iw`` (the first
         maximum in row-major window order, PyTorch's rule), for :func:`max_pool2d_backward`.
     backend : str
-        Any name from ``convbench.available_backends("pool")``.
+        Any name from ``convbench.available_backends("pool")``, or ``"auto"`` (the built-in
+        rules: pool_numba).
+    candidates : list of str, optional
+        With ``backend="auto"``: the pooling backends to choose from.
 
     Returns
     -------
@@ -272,7 +302,10 @@ def max_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, dilation=1, c
     """
     x = _float_array(x, "input")
     p = _pool_problem(x.shape, kernel_size, stride, padding, dilation, ceil_mode, "max", str(x.dtype), "fwd")
-    b = _checked_backend(p, backend)
+    if backend == "auto" and return_indices and candidates is None:
+        candidates = [n for n in available_backends("pool") if hasattr(get_backend(n), "argmax")
+                      and not get_backend(n).peer and n != "pool_reference"]
+    b = _checked_backend(p, backend, candidates, (x,), None)
     if return_indices and not hasattr(b, "argmax"):
         keep = [n for n in available_backends("pool") if hasattr(get_backend(n), "argmax")]
         raise Unsupported(f"{backend}: return_indices needs the argmax of every window, which this backend "
@@ -284,7 +317,7 @@ def max_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, dilation=1, c
 
 
 def avg_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *,
-               backend: str = "pool_numba") -> np.ndarray:
+               backend: str = "pool_numba", candidates=None) -> np.ndarray:
     """2-D average pooling with ``torch.nn.functional.avg_pool2d``'s semantics.
 
     ``count_include_pad=True`` is benchdnn's ``avg_p`` (the divisor is the window clipped to
@@ -296,7 +329,7 @@ def avg_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, ceil_mode=Fal
         raise ValueError(f"count_include_pad={count_include_pad!r}: expected True or False")
     alg = "avg_p" if count_include_pad else "avg_np"
     p = _pool_problem(x.shape, kernel_size, stride, padding, 1, ceil_mode, alg, str(x.dtype), "fwd")
-    b = _checked_backend(p, backend)
+    b = _checked_backend(p, backend, candidates, (x,), None)
     return b.run(b.prepare(p, None), x)
 
 
@@ -312,7 +345,7 @@ def _grad_output(grad_output, p: PoolProblem, dtype) -> np.ndarray:
 
 def max_pool2d_backward(grad_output: np.ndarray, x: np.ndarray, kernel_size, stride=None, padding=0, dilation=1,
                         ceil_mode=False, indices: np.ndarray | None = None, *,
-                        backend: str = "pool_numba") -> np.ndarray:
+                        backend: str = "pool_numba", candidates=None) -> np.ndarray:
     """The input gradient of :func:`max_pool2d` (ATen's ``max_pool2d_with_indices_backward``):
     every output's gradient goes to its window's first maximum, and overlapping windows add.
 
@@ -342,12 +375,12 @@ def max_pool2d_backward(grad_output: np.ndarray, x: np.ndarray, kernel_size, str
                              f"{getattr(indices, 'shape', '')}")
         if indices.size and (indices.min() < 0 or indices.max() >= p.ih * p.iw):
             raise ValueError(f"indices: flat offsets must lie in [0, ih*iw) = [0, {p.ih * p.iw})")
-    b = _checked_backend(p, backend)
+    b = _checked_backend(p, backend, candidates, (g,), x)
     return b.run(b.prepare(p, x, indices=indices), g)
 
 
 def avg_pool2d_backward(grad_output: np.ndarray, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
-                        count_include_pad=True, *, backend: str = "pool_numba") -> np.ndarray:
+                        count_include_pad=True, *, backend: str = "pool_numba", candidates=None) -> np.ndarray:
     """The input gradient of :func:`avg_pool2d` (ATen's ``avg_pool2d_backward``): every output's
     gradient, divided by its window's divisor, spread over the window.
 
@@ -363,5 +396,5 @@ def avg_pool2d_backward(grad_output: np.ndarray, input_shape, kernel_size, strid
     alg = "avg_p" if count_include_pad else "avg_np"
     p = _pool_problem(tuple(input_shape), kernel_size, stride, padding, 1, ceil_mode, alg, str(dtype), "bwd_d")
     g = _grad_output(g0, p, dtype)
-    b = _checked_backend(p, backend)
+    b = _checked_backend(p, backend, candidates, (g,), None)
     return b.run(b.prepare(p, None), g)

@@ -136,11 +136,12 @@ def parse_directions(value) -> tuple[str, ...]:
 
 def expand_problems(*, problem=(), suite=(), suite_file=(), sizes=None, kernels=None, strides=None,
                     channels=None, out_channels=None, batch=None, padding=None, dilation=None, groups=None,
-                    dtype=None, direction=None, pool=None) -> tuple[list, dict]:
+                    dtype=None, direction=None, pool=None, fuzz=None, seed=0) -> tuple[list, dict]:
     """The problems of a sweep, from descriptors, suites and grid values, in that order.
 
     Parameters mirror ``convbench run``'s problem flags, already parsed (``sizes`` and
-    ``kernels`` as ``(h, w)`` pairs, the others as lists). ``batch``, ``dtype`` and
+    ``kernels`` as ``(h, w)`` pairs, the others as lists); ``fuzz`` problems drawn by
+    :func:`convbench.fuzz.fuzz_problems` from ``seed``, tagged suite ``fuzz-<seed>``. ``batch``, ``dtype`` and
     ``direction`` apply to descriptors and suites too; with no problem source at all the
     ``default`` suite runs. Exact duplicates (same label) are dropped, order kept.
 
@@ -191,6 +192,10 @@ def expand_problems(*, problem=(), suite=(), suite_file=(), sizes=None, kernels=
         from pathlib import Path
         for e in load_suite(path, is_path=True):
             add_variants(e.problem, Path(path).stem, e.multiplicity)
+    if fuzz:
+        from .fuzz import fuzz_problems
+        for p in fuzz_problems(fuzz, seed or 0):
+            add_variants(p, f"fuzz-{seed or 0}", 1)
     grid_values = [kernels, strides, channels, out_channels, padding, dilation, groups]
     if sizes and pool:
         if out_channels or (groups and groups != [1]):

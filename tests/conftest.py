@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+
+# backend="auto" in tests follows the built-in rules, never a selector fitted on this machine
+# (tests/test_select.py points it at its own temporary files)
+os.environ["CONVBENCH_SELECTOR"] = os.path.join(os.path.dirname(__file__), "data", "no-such-selector.json")
 
 from convbench.backends import available_backends, registered_backends, unavailable_reason
 from convbench.problem import ConvProblem

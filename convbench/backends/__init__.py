@@ -38,6 +38,7 @@ REGISTRY: dict[str, str] = {
     "scipy_signal": "convbench.backends.scipy_peer:ScipySignal",
     "scipy_ndimage": "convbench.backends.scipy_peer:ScipyNdimage",
     "scipy_fftconv": "convbench.backends.scipy_peer:ScipyFFTConv",
+    "auto": "convbench.backends.auto:Auto",
     "pool_reference": "convbench.backends.pooling:PoolReference",
     "pool_numpy": "convbench.backends.pooling:PoolNumpy",
     "pool_numba": "convbench.backends.pooling:PoolNumba",
@@ -142,7 +143,7 @@ def configured_backend(name: str, settings: dict | None = None, memory_limit: in
 
 def resolve_backends(spec: str = "all", exclude: str = "", kinds=None) -> list[str]:
     """Names from a user's selection: ``all`` (every available backend of the given ``kinds``,
-    default every kind, but the reference oracles) or a comma-separated list, minus the
+    default every kind, but the reference oracles and ``auto``) or a comma-separated list, minus the
     comma-separated ``exclude``.
 
     Raises
@@ -154,7 +155,7 @@ def resolve_backends(spec: str = "all", exclude: str = "", kinds=None) -> list[s
     spec = ",".join(spec) if isinstance(spec, (list, tuple)) else str(spec)
     exclude = ",".join(exclude) if isinstance(exclude, (list, tuple)) else str(exclude or "")
     if spec.strip().lower() == "all":
-        names = [n for n in avail if n not in ("reference", "pool_reference")
+        names = [n for n in avail if n not in ("reference", "pool_reference", "auto")
                  and (kinds is None or backend_kind(n) in kinds)]
     else:
         names = []

@@ -386,6 +386,10 @@ PROBLEM_OPTIONS = [
     option("weight_density", density_list, default=[1.0], metavar="D[,D]",
            help="fractions of non-zero weights (pruned kernels, same zeros for every backend); "
                 "several values run each problem at each density"),
+    option("fuzz", single_int(1, "200"), metavar="N",
+           help="N seeded random problems (log-uniform size, channels, kernel 1..15, stride, dilation, groups "
+                "incl. depthwise, batch; at most 4e8 dense FLOPs and 64 MiB of tensors each); with --seed"),
+    option("seed", single_int(0, "0"), default=0, metavar="S", help="the fuzzer's seed (0): same seed, same problems"),
     option("dry_run", None, action="flag", help="list the problems and backends, run nothing"),
 ]
 

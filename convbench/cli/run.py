@@ -78,7 +78,7 @@ def new_config(o: dict) -> tuple[dict, list]:
     try:
         problems, tags = expand_problems(**{k: o[k] for k in (
             "problem", "suite", "suite_file", "sizes", "kernels", "strides", "channels", "out_channels", "batch",
-            "padding", "dilation", "groups", "dtype", "direction", "pool")})
+            "padding", "dilation", "groups", "dtype", "direction", "pool", "fuzz", "seed")})
         kinds = {p.kind for p in problems if hasattr(p, "kind")} or {"conv"}
         backends = resolve_backends(o["backends"], o["exclude"], kinds=kinds)
     except ValueError as e:

@@ -144,10 +144,12 @@ def layer_key(problem: str) -> str:
 
 
 def _network_rows(df):
-    """Timed rows of suite layers at full weight density, with a ``layer`` column."""
+    """Timed rows of suite layers at full weight density, with a ``layer`` column (fuzzed
+    problems, suite ``fuzz-<seed>``, are no network: they get no roll-up)."""
     if "suite" not in df.columns:
         return df.iloc[0:0]
-    real = df[(df.backend != "*") & (df.suite != "") & (df.weight_density >= 1.0)]
+    real = df[(df.backend != "*") & (df.suite != "") & ~df.suite.astype(str).str.startswith("fuzz-")
+              & (df.weight_density >= 1.0)]
     if "kind" not in real.columns:
         real = real.assign(kind="conv")
     if "direction" not in real.columns:

@@ -134,7 +134,7 @@ def at_a_glance(d: ReportData) -> Section | None:
             if best:
                 wins[best[0].backend] = wins.get(best[0].backend, 0) + 1
         return ", ".join(f"**{b}** {n}" for b, n in sorted(wins.items(), key=lambda kv: -kv[1]))
-    conv, pool = count(d.problems, d.backends), count(d.pool_problems, d.pool_backends)
+    conv, pool = count(d.problems, [b for b in d.backends if b != "auto"]), count(d.pool_problems, d.pool_backends)
     if not conv and not pool:
         return None
     text = ((f"Fastest backend, counted over the {len(d.problems)} convolution problems: {conv}. "
@@ -156,7 +156,7 @@ def fastest(d: ReportData) -> Section:
     pool_base = "pool_torch" if "pool_torch" in d.pool_backends else None
     for prob in d.problems + d.pool_problems:
         is_pool = prob in d.pool_problems
-        ok = d.passed(prob, d.pool_backends if is_pool else d.backends)
+        ok = d.passed(prob, d.pool_backends if is_pool else [b for b in d.backends if b != "auto"])
         if not ok:
             rows.append([prob, "(none passed)", "", "", "", ""])
             continue
@@ -173,6 +173,47 @@ def fastest(d: ReportData) -> Section:
     headers = ["problem", "fastest", "median", "GFLOP/s" + (" (pools: GB/s)" if d.pool_problems else ""),
                "runner-up (slower by)", vs]
     return Section("Fastest backend per problem", blocks=[Table(headers, rows)])
+
+
+@section("auto")
+def auto_choice(d: ReportData) -> Section | None:
+    """What ``backend=auto`` chose per problem and its measured regret in this run."""
+    if "auto" not in d.backends:
+        return None
+    import re
+    own = [b for b in d.backends if b != "auto" and not _is_peer(d, b)]
+    rows, regrets = [], []
+    for prob in d.problems:
+        a = d.cells.get((prob, "auto"))
+        if a is None or a.status != "passed":
+            continue
+        m = re.search(r"auto chose (\w+)", str(a.note or ""))
+        ok = d.passed(prob, own)
+        if not ok:
+            continue
+        best = ok[0]
+        regret = a.time_median_s / best.time_median_s if best.time_median_s > 0 else float("nan")
+        regrets.append(regret)
+        rows.append([prob, m.group(1) if m else "?", fmt_time(a.time_median_s), best.backend,
+                     fmt_time(best.time_median_s), f"{regret:.2f}"])
+    if not rows:
+        return None
+    r = [v for v in regrets if v == v]
+    gm = math.exp(sum(math.log(v) for v in r) / len(r)) if r else float("nan")
+    srt = sorted(r)
+    p95 = srt[min(len(srt) - 1, int(math.ceil(0.95 * len(srt))) - 1)] if srt else float("nan")
+    return Section("What backend=auto chose", intro=(
+        f"auto's choice per problem (the selector fitted by `convbench tune`, else the built-in rules) "
+        f"against the fastest of convbench's own backends measured in this run. Regret over "
+        f"{len(r)} problems: geometric mean {gm:.3f}, p95 {p95:.2f}, max {max(r):.2f}; top-1 "
+        f"{sum(1 for row in rows if row[1] == row[3]) / len(rows):.0%}. (auto's time is its chosen backend "
+        f"timed again, so a ratio below 1 is noise.)"),
+        blocks=[Table(["problem", "auto chose", "auto median", "fastest own", "its median", "regret"], rows)])
+
+
+def _is_peer(d: ReportData, backend: str) -> bool:
+    rows = d.real[d.real.backend == backend]
+    return bool(len(rows)) and str(rows.peer.iloc[0]).lower() in ("true", "1")
 
 
 # ---------------------------------------------------------------------------- evidence

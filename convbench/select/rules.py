@@ -1,0 +1,54 @@
+"""Fixed selection rules: convbench's built-in ones (used when no selector is fitted for this
+machine) and NNPACK's, as a baseline.
+
+Built-in rules (from the default sweep's winner map on the project's 2-core machines):
+
+========================================================  ==================
+problem                                                   backend
+========================================================  ==================
+pooling                                                   ``pool_numba``
+depthwise (one input channel per group)                   ``direct_numba``
+3x3, stride 1, no dilation, at least 8 channels per group ``winograd_f4x3``
+kernel area >= 49 (7x7 and up), stride 1                  ``fft_pyfftw``
+everything else (1x1 included: a plain GEMM)              ``im2col_blas``
+========================================================  ==================
+
+A rule whose backend cannot run the problem (capabilities, direction) falls through to the
+next candidate that can, in the order ``im2col_blas``, ``direct_numba``, ``reference``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["builtin_rule", "nnpack_rule", "FALLBACK_ORDER"]
+
+FALLBACK_ORDER = ("im2col_blas", "direct_numba", "reference")
+
+
+def builtin_rule(p) -> str:
+    """The built-in rules' backend for ``p`` (before capability checks)."""
+    if getattr(p, "kind", "conv") == "pool":
+        return "pool_numba"
+    if p.icg == 1 and p.g > 1:
+        return "direct_numba"
+    plain = p.sh == 1 and p.sw == 1 and not (p.dh or p.dw)
+    if (p.kh, p.kw) == (3, 3) and plain and p.icg >= 8 and p.oc // p.g >= 8:
+        return "winograd_f4x3"
+    if p.kh * p.kw >= 49 and p.sh == 1 and p.sw == 1:
+        return "fft_pyfftw"
+    return "im2col_blas"
+
+
+def nnpack_rule(p) -> str:
+    """NNPACK's fixed rules mapped onto convbench's backends: 1x1 -> direct, 3x3 -> Winograd
+    F(6x6, 3x3), kernels up to 8 -> FFT (NNPACK's 8x8 tiles) and up to 16 -> FFT (16x16 tiles),
+    the rest -> GEMM (im2col)."""
+    if getattr(p, "kind", "conv") == "pool":
+        return "pool_numba"
+    k = max(p.kh, p.kw)
+    if k == 1:
+        return "direct_numba"
+    if (p.kh, p.kw) == (3, 3):
+        return "winograd_f6x3"
+    if k <= 16:
+        return "fft_pyfftw"
+    return "im2col_blas"

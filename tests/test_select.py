@@ -1,0 +1,254 @@
+"""The fuzzer, backend='auto' and choose_backend, measure mode, and `convbench tune`:
+fitting, storage, evaluation and its bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import convbench
+from convbench.cli import main
+from convbench.fuzz import fuzz_problems
+from convbench.problem import ConvProblem
+from convbench.select import auto
+from convbench.select.data import Measurements
+from convbench.select.evaluate import regret_table, summarise
+from convbench.select.rules import builtin_rule, nnpack_rule
+
+FAST = "direct_numba,im2col_blas,fft_pyfftw,winograd_f4x3"
+
+
+@pytest.fixture(autouse=True)
+def isolated_selector(tmp_path, monkeypatch):
+    """No test reads or writes the developer's fitted selector."""
+    monkeypatch.setenv("CONVBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("CONVBENCH_SELECTOR", raising=False)
+    auto.reset()
+    auto.set_mode("model")
+    yield
+    auto.reset()
+    auto.set_mode("model")
+
+
+def test_fuzzer_is_reproducible_valid_and_within_budget():
+    a, b, c = fuzz_problems(40, 7), fuzz_problems(40, 7), fuzz_problems(40, 8)
+    assert [p.label for p in a] == [p.label for p in b]
+    assert [p.label for p in a] != [p.label for p in c]
+    assert len({p.label for p in a}) == 40
+    assert all(2 * p.mb * p.oc * p.icg * p.oh * p.ow * p.kh * p.kw <= 4e8 for p in a)
+    big = fuzz_problems(300, 1)
+    assert any(p.g == p.ic and p.icg == 1 and p.g > 1 for p in big)  # depthwise
+    assert any(p.sh > 1 for p in big) and any(p.dh for p in big) and max(p.kh for p in big) > 11
+    assert all(1 <= p.kh <= 15 for p in big)
+    with pytest.raises(ValueError, match="raise the budgets"):
+        fuzz_problems(5, 0, max_flops=1)
+
+
+def test_run_fuzz_dry_run_lists_the_same_problems(capsys):
+    assert main(["run", "--fuzz", "4", "--seed", "3", "--dry-run", "--backends", "im2col_blas"]) == 0
+    first = capsys.readouterr().out
+    assert main(["run", "--fuzz", "4", "--seed", "3", "--dry-run", "--backends", "im2col_blas"]) == 0
+    assert capsys.readouterr().out == first
+    assert all(p.label in first for p in fuzz_problems(4, 3))
+    assert main(["run", "--fuzz", "0"]) == 2
+
+
+@pytest.mark.parametrize("p", fuzz_problems(25, 11), ids=lambda p: p.label)
+def test_auto_never_picks_a_backend_that_cannot_run_the_problem(p):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for cands in (None, ["winograd_f4x3", "im2col_blas"], ["fft_pyfftw", "direct_numba", "winograd_f2x5"]):
+            name = auto.choose_for_problem(p, cands)
+            assert convbench.get_backend(name).supports(p) is None
+            assert cands is None or name in cands
+
+
+def test_rules_warn_once_and_choose_backend_takes_shapes_or_arrays():
+    with pytest.warns(UserWarning, match="no fitted selector"):
+        a = convbench.choose_backend((1, 32, 28, 28), (32, 32, 3, 3), padding=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a second call does not warn again
+        x = np.zeros((1, 32, 28, 28), np.float32)
+        assert convbench.choose_backend(x, np.zeros((32, 32, 3, 3), np.float32), padding=1) == a
+    assert a == "winograd_f4x3"
+    assert convbench.choose_backend((1, 1, 128, 128), (1, 1, 9, 9), padding=4) == "fft_pyfftw"
+    assert convbench.choose_backend((1, 8, 16, 16), (8, 1, 3, 3), groups=8) == "direct_numba"
+    assert convbench.choose_backend((1, 8, 16, 16), (8, 8, 3, 3), stride=2, direction="bwd_w") == "im2col_blas"
+    with pytest.raises(ValueError, match="no candidate runs"):
+        convbench.choose_backend((1, 1, 8, 8), (1, 1, 5, 5), candidates=["winograd_f4x3"])
+    with pytest.raises(ValueError, match="direction"):
+        convbench.choose_backend((1, 1, 8, 8), (1, 1, 3, 3), direction="sideways")
+    assert nnpack_rule(ConvProblem(mb=1, ic=4, oc=4, ih=8, iw=8, kh=1, kw=1)) == "direct_numba"
+    assert builtin_rule(ConvProblem(mb=1, ic=4, oc=4, ih=8, iw=8, kh=1, kw=1)) == "im2col_blas"
+
+
+def test_auto_results_are_correct_in_every_api_function():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        y = convbench.conv2d(x, w, padding=1, groups=2, backend="auto")
+        ref = convbench.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1, groups=2,
+                               backend="reference")
+        np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        dx = convbench.conv_transpose2d(dy, w, padding=1, groups=2, backend="auto")
+        np.testing.assert_allclose(dx, convbench.conv_transpose2d(dy, w, padding=1, groups=2, backend="reference"),
+                                   rtol=1e-4, atol=1e-4)
+        dw = convbench.conv2d_weight(x, w.shape, dy, padding=1, groups=2, backend="auto")
+        np.testing.assert_allclose(dw, convbench.conv2d_weight(x, w.shape, dy, padding=1, groups=2,
+                                                               backend="reference"), rtol=1e-3, atol=1e-3)
+        m, idx = convbench.max_pool2d(x, 2, return_indices=True, backend="auto")
+        np.testing.assert_array_equal(m, convbench.max_pool2d(x, 2, backend="pool_reference"))
+        g = convbench.max_pool2d_backward(m, x, 2, indices=idx, backend="auto")
+        assert g.shape == x.shape
+        a = convbench.avg_pool2d(x, 3, 1, 1, backend="auto")
+        np.testing.assert_allclose(a, convbench.avg_pool2d(x, 3, 1, 1, backend="pool_reference"), rtol=1e-5, atol=1e-6)
+        y2 = convbench.conv2d(x, w, padding=1, groups=2, backend="auto", candidates=["direct_numba"])
+        np.testing.assert_allclose(y2, ref, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="unknown backend"):
+        convbench.conv2d(x, w, padding=1, groups=2, backend="auto", candidates=["nope"])
+    with pytest.raises(ValueError, match="candidates= is for backend='auto'"):
+        convbench.conv2d(x, w, padding=1, groups=2, backend="im2col_blas", candidates=["direct_numba"])
+
+
+def test_measure_mode_times_the_candidates_once_and_caches():
+    auto.set_mode("measure")
+    x = np.random.default_rng(1).standard_normal((1, 4, 10, 10)).astype(np.float32)
+    w = np.random.default_rng(2).standard_normal((4, 4, 3, 3)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cands = ["im2col_blas", "direct_numba", "winograd_f4x3"]
+        y = convbench.conv2d(x, w, padding=1, backend="auto", candidates=cands)
+        convbench.conv2d(x, w, padding=1, backend="auto", candidates=cands)
+    log = auto.measure_log()
+    assert len(log) == 1 and log[0]["chosen"] in cands and set(log[0]["times"]) == set(cands)
+    assert log[0]["chosen"] == min(log[0]["times"], key=log[0]["times"].get)
+    assert log[0]["overhead_s"] > 0 and log[0]["calls_to_repay"] > 0
+    ref = convbench.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1, backend="reference")
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="accepted: model, measure"):
+        auto.set_mode("fastest")
+
+
+def test_regret_and_summary_by_hand():
+    probs = {f"p{i}": ConvProblem(mb=1, ic=1, oc=1, ih=8 + i, iw=8 + i, kh=3, kw=3) for i in range(3)}
+    times = pd.DataFrame({"im2col_blas": [1.0, 2.0, 4.0], "direct_numba": [2.0, 1.0, 1.0],
+                          "torch_onednn": [0.5, 1.0, 2.0]}, index=list(probs))
+    m = Measurements(times, probs, {k: "" for k in probs}, "float32", 1, "fwd", [])
+    tab = regret_table(m, {"always im2col_blas": lambda p: "im2col_blas", "torch_onednn": None},
+                       ["im2col_blas", "direct_numba"])
+    s = summarise(tab).set_index("policy")
+    assert s.loc["always im2col_blas", "regret_max"] == 4.0
+    assert abs(s.loc["always im2col_blas", "regret_geomean"] - (1 * 2 * 4) ** (1 / 3)) < 1e-12
+    assert abs(s.loc["always im2col_blas", "top1"] - 1 / 3) < 1e-12
+    assert abs(s.loc["torch_onednn", "regret_geomean"] - (0.5 * 1 * 2) ** (1 / 3)) < 1e-12
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    """A small measured fuzz sweep (14 problems, four backends, short timing)."""
+    out = tmp_path_factory.mktemp("tune") / "fuzz"
+    args = ["run", "--fuzz", "14", "--seed", "4", "--backends", FAST, "--min-time", "0.002", "--max-time",
+            "0.02", "--min-rounds", "2", "--cell-budget", "0.2", "--quiet", "--no-plots", "--out", str(out)]
+    assert main(args) == 0
+    return out
+
+
+def test_tune_fits_stores_and_auto_finds_it_in_a_new_process(measured, tmp_path, capsys):
+    rep = tmp_path / "rep"
+    assert main(["tune", str(measured), "--evaluate", "--model", "linear", "--report", str(rep), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "selector for float32, 1 thread(s), fwd written to" in out and "regret geomean" in out
+    path = auto.default_path()
+    assert path.is_file() and path.parent == tmp_path / "cache" / "selectors"
+    doc = json.loads(path.read_text())
+    assert doc["revision"] == 1 and doc["selectors"][0]["fingerprint"]["cores"] == os.cpu_count()
+    assert (rep / "evaluation.md").is_file() and (rep / "decision_map.png").is_file()
+    text = (rep / "evaluation.md").read_text()
+    for baseline in ("always im2col_blas", "best single", "NNPACK rules", "scipy-style two-way", "torch_onednn"):
+        assert baseline in text or baseline == "torch_onednn"
+    # a new process finds the fitted selector by itself: no rules warning
+    code = ("import warnings, convbench; warnings.simplefilter('error'); "
+            "print(convbench.choose_backend((1, 16, 20, 20), (16, 16, 3, 3), padding=1))")
+    env = dict(os.environ, CONVBENCH_CACHE_DIR=str(tmp_path / "cache"))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() in FAST.split(",")
+    # a second tune bumps the revision and keeps the previous file
+    assert main(["tune", str(measured), "--model", "hybrid", "--quiet"]) == 0
+    assert json.loads(path.read_text())["revision"] == 2 and path.with_name(path.stem + ".prev.json").is_file()
+
+
+@pytest.mark.parametrize("kind", ["linear", "trees", "hybrid"])
+def test_selector_kinds_fit_round_trip_and_choose_admissible(measured, tmp_path, kind):
+    from convbench.select import store
+    from convbench.select.data import load_measurements
+    from convbench.select.model import fit_selector
+    meas = load_measurements([measured])
+    sel = fit_selector(meas, kind, FAST.split(","))
+    path, rev = store.write(tmp_path / "s.json", sel)
+    back = [s for s in store.entries(path) if s.direction == "fwd"][0]
+    p = ConvProblem(mb=1, ic=8, oc=8, ih=20, iw=20, kh=5, kw=5, ph=2, pw=2)
+    assert back.kind == kind and back.choose(p, ["im2col_blas", "direct_numba"]) == sel.choose(
+        p, ["im2col_blas", "direct_numba"])
+    assert back.choose(p, ["fft_pyfftw"]) == "fft_pyfftw" and back.choose(p, []) is None
+
+
+def test_corrupt_selector_file_warns_naming_it_and_falls_back(tmp_path, monkeypatch):
+    bad = tmp_path / "sel.json"
+    bad.write_text("{not json")
+    monkeypatch.setenv("CONVBENCH_SELECTOR", str(bad))
+    auto.reset()
+    with pytest.warns(UserWarning, match=str(bad)):
+        name = convbench.choose_backend((1, 32, 28, 28), (32, 32, 3, 3), padding=1)
+    assert name == "winograd_f4x3"  # the built-in rules
+
+
+def test_tune_bad_input(measured, tmp_path, capsys):
+    def err(argv):
+        assert main(argv) == 2
+        e = capsys.readouterr().err.strip()
+        assert "\n" not in e and "Traceback" not in e
+        return e
+    assert "not a convbench result directory" in err(["tune", str(tmp_path)])
+    assert "no passed rows with dtype float64" in err(["tune", str(measured), "--dtype", "float64"])
+    assert "no passed rows with threads 2" in err(["tune", str(measured), "--threads", "2"])
+    assert "--model 'forest'" in err(["tune", str(measured), "--model", "forest"])
+    other = tmp_path / "other"
+    shutil.copytree(measured, other)
+    meta = json.loads((other / "meta.json").read_text())
+    meta["machine"]["cpu_model"] = "Some Other CPU"
+    (other / "meta.json").write_text(json.dumps(meta))
+    assert "measured on another machine" in err(["tune", str(other)])
+    empty = tmp_path / "empty"
+    shutil.copytree(measured, empty)
+    df = pd.read_csv(empty / "summary.csv")
+    df.assign(status="failed").to_csv(empty / "summary.csv", index=False)
+    assert "no passed rows" in err(["tune", str(empty)])
+    # another machine among good directories: a warning, and the rest is fitted
+    assert main(["tune", str(measured), str(other), "--out", str(tmp_path / "s.json"), "--quiet"]) == 0
+    assert "its rows are left out" in capsys.readouterr().err
+
+
+def test_run_with_auto_shows_its_choice(tmp_path):
+    out = tmp_path / "r"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["run", "--problem", "mb1ic16ih16oc16kh3ph1", "--problem", "mb1ic1ih64oc1kh9ph4",
+                     "--backends", "auto,im2col_blas,fft_pyfftw,winograd_f4x3", "--min-time", "0.002",
+                     "--max-time", "0.02", "--quiet", "--no-plots", "--out", str(out)]) == 0
+    df = pd.read_csv(out / "summary.csv")
+    notes = df[df.backend == "auto"].note.astype(str)
+    assert len(notes) == 2 and all("auto chose" in n for n in notes)
+    assert (df[df.backend == "auto"].status == "passed").all()
+    assert "What backend=auto chose" in (out / "tables.md").read_text()

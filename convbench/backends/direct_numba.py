@@ -17,7 +17,11 @@ is good for both a 64-channel ResNet layer and a one-channel image:
     multiply-accumulate loop ran at 25 GFLOP/s on ``mb1ic64ih56oc64kh3ph1``, this
     nest at ~130 GFLOP/s on one core.
 
-``rows`` (few channels per group, depthwise, single-channel images)
+``depthwise`` (few channels per group, 3x3 or 5x5, stride 1 or 2)
+    Generated kernels (:mod:`.depthwise`): every tap a contiguous run of an L2-resident
+    stride-phase plane, all taps of a row fused in one vectorised expression.
+
+``rows`` (the other few-channels-per-group cases, single-channel images)
     Vectorised along an output row: for each tap, ``acc[j] += w * x[j*sw + ...]``,
     four taps fused per pass over the row to cut the accumulator traffic four-fold.
 
@@ -38,6 +42,7 @@ import numpy as np
 
 from ..flops import dense_flops
 from ..problem import ConvProblem
+from . import depthwise
 from .base import Backend, Capabilities, Estimate, Plan, fill_padded
 
 try:  # numba is a hard dependency, but keep `convbench list` working without it
@@ -315,6 +320,8 @@ class DirectNumba(Backend):
 
     def _layout(self, q: ConvProblem) -> dict:
         """Loop-nest choice and buffer geometry for forward problem ``q`` (shape only)."""
+        if depthwise.fits(q):
+            return dict(kind="depthwise", wq=-(-q.wp // q.sw))
         contiguous = q.g == 1 and q.dw == 0
         nseg, seglen = (1, q.kw * q.ic) if contiguous else (q.kw, q.icg)
         if seglen >= self.MIN_SEGMENT and q.ocg >= 2:
@@ -358,7 +365,9 @@ class DirectNumba(Backend):
             weights = np.ascontiguousarray(wg.reshape(q.g * ocg4, q.kh, q.kw * q.icg))
         else:
             weights = np.array(wq, dtype=dt, order="C", copy=True)  # the plan owns its weights
-        st = DirectState(q=q, layout=lay, kernel=KERNELS[(lay["kind"], parallel)], parallel=parallel,
+        kernel = depthwise.depthwise_kernel(q.kh, q.sh, parallel, q.ph, q.pw) if lay["kind"] == "depthwise" else \
+            KERNELS[(lay["kind"], parallel)]
+        st = DirectState(q=q, layout=lay, kernel=kernel, parallel=parallel,
                          weights=weights, zero=dt.type(0), crop=crop, **self._buffers(q, lay, dt))
         # compile now (or load numba's on-disk cache), never inside a timed run
         if lay["kind"] == "nhwc":
@@ -366,6 +375,10 @@ class DirectNumba(Backend):
             tl = self._layout(tiny)
             self._forward(DirectState(**{**st.__dict__, "q": tiny, "layout": tl, **self._buffers(tiny, tl, dt)}),
                           np.zeros(tiny.input_shape, dtype=dt))
+        elif lay["kind"] == "depthwise":
+            k = q.kh
+            st.kernel(np.zeros((1, 1, k, k), dt), np.zeros((1, 1, k, k), dt), np.zeros((1, 1, 1, 1), dt),
+                      1, 1, k + 2 * q.ph, -(-(k + 2 * q.pw) // q.sw))
         else:
             st.kernel(np.zeros((1, 1, 1, 1), dt), np.zeros((1, 1, 1, 1), dt),
                       np.zeros((1, 1, 1, 1), dt), 1, 1, 1, 1, 1, 1)
@@ -380,6 +393,8 @@ class DirectNumba(Backend):
             direct = ocp == q.oc and lay["owp"] == q.ow
             return dict(xbuf=np.zeros((q.mb, q.hp, lay["cols"], q.ic), dtype=dt),
                         obuf=None if direct else np.empty((q.mb, ocp, q.oh, lay["owp"]), dtype=dt))
+        if lay["kind"] == "depthwise":  # per-job scratch inside the kernel
+            return dict(xbuf=np.zeros(0, dtype=dt), obuf=None)
         return dict(xbuf=np.zeros((q.mb, q.ic, q.hp, q.wp), dtype=dt), obuf=None)
 
     def _forward(self, st: DirectState, x: np.ndarray) -> np.ndarray:
@@ -398,6 +413,10 @@ class DirectNumba(Backend):
                 return out
             out = out.reshape(q.mb, q.g, lay["ocg4"], q.oh, lay["owp"])[:, :, :q.ocg, :, :q.ow]
             return np.ascontiguousarray(out).reshape(q.output_shape)
+        if lay["kind"] == "depthwise":
+            out = np.empty(q.output_shape, dtype=dt)
+            st.kernel(np.ascontiguousarray(x), st.weights, out, q.icg, q.ocg, q.hp, lay["wq"])
+            return out
         fill_padded(xb, x, q)
         out = np.zeros(q.output_shape, dtype=dt)
         st.kernel(xb, st.weights, out, q.sh, q.sw, q.dh + 1, q.dw + 1, q.icg, q.ocg)
@@ -434,6 +453,9 @@ class DirectNumba(Backend):
             buf = q.mb * q.hp * lay["cols"] * q.ic * it
             if q.g * lay["ocg4"] != q.oc or lay["owp"] != q.ow:
                 buf += q.mb * q.g * lay["ocg4"] * q.oh * lay["owp"] * it
+        elif lay["kind"] == "depthwise":  # one group's phase planes per job (per thread)
+            flops = float(dense_flops(q))
+            buf = q.icg * q.sw * q.hp * lay["wq"] * it * max(1, numba.get_num_threads())
         else:
             flops = float(dense_flops(q))
             buf = q.mb * q.ic * q.hp * q.wp * it

@@ -1,0 +1,81 @@
+"""The specialised paths, against the float64 reference: direct_numba's generated depthwise
+kernels (every (kernel, stride) shape, paddings, channel multipliers, few channels per
+group, forward and backward-data), im2col_blas's 1x1 GEMM on the NCHW input (stride 1 and
+subsampled) and its compiled strided unfold (stems, chunked rows)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import convbench
+from convbench.backends import depthwise
+from convbench.problem import ConvProblem
+
+
+def _check(p, rng, backend="direct_numba", directions=("fwd", "bwd_d")):
+    w = rng.standard_normal(p.weight_shape)
+    for q in [p.replace(direction=d) for d in directions]:
+        shape = q.input_shape if q.direction == "fwd" else p.output_shape
+        x = rng.standard_normal(shape).astype(np.float32)
+        b = convbench.get_backend(backend)
+        plan = b.prepare(q, w.astype(np.float32))
+        y = b.run(plan, x)
+        ref_b = convbench.get_backend("reference")
+        ref = ref_b.run(ref_b.prepare(q, w), x.astype(np.float64))
+        assert y.shape == ref.shape
+        err = np.abs(y - ref).max() / max(np.abs(ref).max(), 1e-30)
+        assert err < 1e-5, (q.label, q.direction, plan.note, err)
+    return plan
+
+
+@pytest.mark.parametrize("k,s", depthwise.SHAPES)
+@pytest.mark.parametrize("pad", ["none", "half"])
+@pytest.mark.parametrize("icg,ocg", [(1, 1), (1, 2), (3, 1)])
+def test_generated_depthwise_kernels_match_the_reference(k, s, pad, icg, ocg):
+    pad = 0 if pad == "none" else k // 2
+    rng = np.random.default_rng(k * 100 + s * 10 + pad)
+    g = 3
+    p = ConvProblem(mb=2, ic=g * icg, oc=g * ocg, ih=11, iw=14, kh=k, kw=k, sh=s, sw=s, ph=pad, pw=pad, g=g)
+    assert depthwise.fits(p)
+    plan = _check(p, rng)
+    assert "depthwise" in plan.note or p.sh > 1  # bwd_d of a strided problem runs at stride 1
+
+
+def test_asymmetric_and_cropped_outputs():
+    rng = np.random.default_rng(7)
+    # benchdnn-style explicit output sizes (bottom/right padding differs, or rows never read)
+    for oh, ow in ((6, 7), (5, 5)):
+        p = ConvProblem(mb=1, ic=4, oc=4, ih=12, iw=13, kh=3, kw=3, sh=2, sw=2, ph=1, pw=0, g=4, oh=oh, ow=ow)
+        _check(p, rng)
+
+
+def test_problems_without_a_generated_kernel_keep_the_other_nests():
+    b = convbench.get_backend("direct_numba")
+    for p, kind in ((ConvProblem(mb=1, ic=4, oc=4, ih=9, iw=9, kh=3, kw=3, dh=1, dw=1, g=4), "rows"),
+                    (ConvProblem(mb=1, ic=4, oc=4, ih=9, iw=9, kh=7, kw=7, g=4), "rows"),
+                    (ConvProblem(mb=1, ic=32, oc=32, ih=9, iw=9, kh=3, kw=3, g=2), "nhwc")):
+        assert not depthwise.fits(p)
+        assert f"loop nest: {kind}" in b.prepare(p, np.zeros(p.weight_shape, np.float32)).note
+
+
+@pytest.mark.parametrize("kw", [dict(mb=3, ic=6, oc=4, ih=9, iw=7, g=2), dict(mb=2, ic=8, oc=8, ih=9, iw=10, sh=2, sw=3),
+                                dict(mb=1, ic=4, oc=6, ih=8, iw=8, oh=6, ow=7), dict(mb=2, ic=4, oc=6, ih=8, iw=8, sh=2, sw=2, g=2)],
+                         ids=["g2", "strided", "cropped", "strided-g2"])
+def test_pointwise_gemm_on_the_nchw_input(kw):
+    p = ConvProblem(kh=1, kw=1, **kw)
+    plan = _check(p, np.random.default_rng(1), "im2col_blas", ("fwd",))
+    assert plan.note.startswith("1x1:") and ("subsampled" in plan.note) == (p.sh > 1 or p.oh < p.ih)
+
+
+@pytest.mark.parametrize("kw", [dict(mb=2, ic=3, oc=8, ih=23, iw=23, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1),
+                                dict(mb=1, ic=4, oc=6, ih=17, iw=19, kh=5, kw=3, sh=3, sw=2, ph=2, pw=1, dh=1, g=2),
+                                dict(mb=1, ic=3, oc=5, ih=20, iw=20, kh=7, kw=7, sh=2, sw=2, ph=3, pw=3, oh=9, ow=10),
+                                dict(mb=1, ic=3, oc=16, ih=224, iw=224, kh=7, kw=7, sh=2, sw=2, ph=3, pw=3)],
+                         ids=["stem3x3", "grouped-dilated", "cropped", "resnet-stem-chunked"])
+def test_compiled_strided_unfold(kw):
+    p = ConvProblem(**kw)
+    plan = _check(p, np.random.default_rng(2), "im2col_blas", ("fwd",))
+    assert plan.note.startswith("strided unfold")
+    if p.ih == 224:
+        assert int(plan.note.split(", ")[1].split()[0]) < p.oh  # several row chunks per image

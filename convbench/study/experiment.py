@@ -68,9 +68,10 @@ class StudyConfig:
 
 
 def own_conv_backends() -> list[str]:
-    """convbench's own convolution backends available here (peers excluded)."""
+    """convbench's own convolution backends available here (peers and ``auto``, which is a
+    choice among them, excluded)."""
     from ..backends import available_backends, get_backend
-    return [n for n in available_backends("conv") if not get_backend(n).peer]
+    return [n for n in available_backends("conv") if not get_backend(n).peer and n != "auto"]
 
 
 def _candidates(cfg: StudyConfig) -> list[str]:

@@ -218,9 +218,12 @@ def _findings(t: dict, meta: dict) -> list[str]:
         for layer, g in e.groupby("layer", sort=False):
             if layer == "conv_pool":
                 ev, od = g[g["shift"] % 2 == 0].rel_diff, g[g["shift"] % 2 == 1].rel_diff
-                parts.append(f"conv + pool at most {ev.max():.3g} at even shifts (a whole pooled pixel) and "
+                parts.append(f"conv + pool {'exactly 0' if ev.max() == 0 else f'at most {ev.max():.3g}'} at even "
+                             f"shifts (a whole pooled pixel) and "
                              f"{od.min():.3g}..{od.max():.3g} at odd ones" if len(ev) else
                              f"conv + pool {od.min():.3g}..{od.max():.3g} at odd shifts")
+            elif g.rel_diff.max() == 0:
+                parts.append(f"{layer} exactly 0 at every shift")
             else:
                 parts.append(f"{layer} {g.rel_diff.min():.3g}..{g.rel_diff.max():.3g}")
         out.append("Equivariance, relative difference of f(shift(x)) and shift(f(x)) on the interior over shifts "
@@ -242,8 +245,10 @@ def _findings(t: dict, meta: dict) -> list[str]:
         peer = inf[inf.peer.astype(str) == "True"]
         out.append("Fastest inference per image on convbench's own backends: " + ", ".join(
             f"{k} {_us(r.s_per_image)} us ({r.backend})" for k, r in fast.iterrows()) + "." + "".join(
-            f" The peer {r.backend} takes {_us(r.s_per_image)} us on {r.model} "
-            f"({fast.loc[r.model, 's_per_image'] / r.s_per_image:.2f}x the own time)." for _, r in peer.iterrows()))
+            f" The peer {r.backend} takes {_us(r.s_per_image)} us on {r.model}: the fastest own backend is "
+            + (f"{fast.loc[r.model, 's_per_image'] / r.s_per_image:.2f}x slower."
+               if fast.loc[r.model, "s_per_image"] > r.s_per_image else
+               f"{r.s_per_image / fast.loc[r.model, 's_per_image']:.2f}x faster.") for _, r in peer.iterrows()))
     ins = t["insitu"]
     if not ins.empty:
         out.append("In situ against isolated (the CNN's forward pass / the sum of its layers timed alone): " +

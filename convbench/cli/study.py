@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import EXIT_OK, UsageError, _text, option, positive_float, single_int, threads_arg
+from .common import EXIT_OK, UsageError, _text, option, positive_float, threads_arg
 
 NAME = "study"
 HELP = "train a CNN, a locally connected network and MLPs on digits with convbench's kernels; report"

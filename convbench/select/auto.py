@@ -17,7 +17,6 @@ call's overhead and how many calls repay it against the model's (or rules') choi
 from __future__ import annotations
 
 import os
-
 import time
 import warnings
 from pathlib import Path

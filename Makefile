@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-PEERS  ?= 1# 1: also install the pinned PyTorch CPU build (torch==2.13.0) as a peer
+PEERS  ?= 1# 1: also install the pinned PyTorch CPU build (torch==2.13.0) as a peer; all: ONNX Runtime and JAX too
 PIP    := $(BIN)/python -m pip -q --disable-pip-version-check
 # pip prints a warning per missing local index entry on this machine; keep the output readable
 PIPF   := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
@@ -28,7 +28,7 @@ help:
 	@echo "make floors  - the speed floors of the issues, as ratios from one run"
 	@echo "make bench-check - CI regression gate: the ci suite against results/baseline"
 	@echo "make baseline    - re-record results/baseline (A/A runs, noise floors) on this machine kind"
-	@echo "options: PEERS=0 (no torch), BENCH_ARGS='--threads 2 ...', STUDY_ARGS='--epochs 20', PYTEST_ARGS='-k cli'"
+	@echo "options: PEERS=0 (no torch), PEERS=all (torch, ONNX Runtime, JAX), BENCH_ARGS='--threads 2 ...', STUDY_ARGS='--epochs 20', PYTEST_ARGS='-k cli'"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,13 @@ $(VENV)/.peers: $(VENV)/.core
 	@$(BIN)/python -c "import torch" || { echo "torch==2.13.0 installation failed"; exit 1; }
 	@touch $@
 
-PEER_DEP := $(if $(filter 1,$(PEERS)),$(VENV)/.peers)
+# ONNX Runtime and JAX (pinned, CPU wheels): PEERS=all
+$(VENV)/.peers-extra: $(VENV)/.peers
+	$(PIP) install --no-compile -e '.[peers-extra]' $(PIPF)
+	@$(BIN)/python -c "import onnxruntime, onnx, jax" || { echo "onnxruntime/onnx/jax installation failed"; exit 1; }
+	@touch $@
+
+PEER_DEP := $(if $(filter 1,$(PEERS)),$(VENV)/.peers,$(if $(filter all,$(PEERS)),$(VENV)/.peers-extra))
 
 # With PYTHONDONTWRITEBYTECODE set (as on this project's machines) no import writes a .pyc, so
 # every Python process the tests start (CLI runs, resumed sweeps, Dask workers) recompiled

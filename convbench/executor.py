@@ -29,7 +29,6 @@ import socket
 import time
 from dataclasses import dataclass, replace
 
-from .results import cell_label
 
 __all__ = ["ExecutorError", "Unit", "plan_units", "host_fingerprint", "run_unit", "run_sweep_dask", "connect",
            "probe_scheduler",
@@ -59,6 +58,12 @@ class Unit:
     density: float
     label: str
     todo: tuple
+    threads: int = 1
+    cache: str = "hot"
+
+    @property
+    def variant(self) -> tuple:
+        return (self.threads, self.cache)
 
 
 def plan_units(cfg, done: set) -> tuple[list[Unit], int]:
@@ -71,12 +76,13 @@ def plan_units(cfg, done: set) -> tuple[list[Unit], int]:
     for p in cfg.problems:
         dens = cfg.weight_densities if not isinstance(p, InvalidProblem) and uses_weights(p) else (1.0,)
         for density in dens:
-            label = cell_label(p.label, density)
-            todo = tuple(cells_to_run(p, label, cfg.backends, done))
-            if todo:
-                units.append(Unit(len(units), p, density, label, todo))
-            else:
-                complete += 1
+            for threads, cache in (cfg.variants() if not isinstance(p, InvalidProblem) else cfg.variants()[:1]):
+                label = cfg.label(p, density, threads, cache)
+                todo = tuple(cells_to_run(p, label, cfg.backends, done))
+                if todo:
+                    units.append(Unit(len(units), p, density, label, todo, threads, cache))
+                else:
+                    complete += 1
     return units, complete
 
 
@@ -141,15 +147,18 @@ def run_unit(cfg, unit: Unit, budget_skips: dict) -> dict:
     from .runner import cell_memory_limit, make_backends, run_problem
     from .sentinel import Sentinel
     _maybe_fault()
-    key = (tuple(cfg.backends), repr(sorted(cfg.settings.items())), cfg.memory_limit_bytes, cfg.threads)
+    key = (tuple(cfg.backends), repr(sorted(cfg.settings.items())), cfg.memory_limit_bytes)
     st = _STATE.get(key)
     if st is None:
-        _threads.set_threads(cfg.threads)
+        _threads.set_threads(unit.threads)
         st = _STATE[key] = dict(instances=make_backends(cfg, cfg.backends),
                                 sentinel=Sentinel() if cfg.sentinel else None,
                                 limit=cell_memory_limit(cfg.memory_limit_bytes))
     sent = st["sentinel"]
     real = [b for b in unit.todo if b != "*"]
+    if _threads.get_threads() != unit.threads:
+        _threads.set_threads(unit.threads)
+    cfg = replace(cfg, threads=unit.threads, cache=unit.cache)
     t0 = time.perf_counter()
     rows, benches = run_problem(unit.problem, cfg, real, None, sent.round if sent is not None else None,
                                 weight_density=unit.density, instances=st["instances"],
@@ -169,8 +178,9 @@ def _failed_rows(cfg, unit: Unit, reason: str) -> list[dict]:
     from .runner import problem_fields
     base = problem_fields(unit.problem)
     base["weight_density"] = unit.density
+    base["cache"] = unit.cache
     base["suite"], base["multiplicity"] = cfg.tags.get(unit.problem.label, ("", 1))
-    return [dict(base, backend=b, status="failed", reason=reason, threads=cfg.threads, host="", worker="")
+    return [dict(base, backend=b, status="failed", reason=reason, threads=unit.threads, host="", worker="")
             for b in unit.todo]
 
 
@@ -256,7 +266,7 @@ def run_sweep_dask(cfg, writer, *, done: set | None = None, progress=None, sched
     units, complete = plan_units(cfg, done or set())
     if progress is not None and complete:
         progress.skip(complete)
-    client, cluster = connection or connect(scheduler, workers, retries, cfg.threads)
+    client, cluster = connection or connect(scheduler, workers, retries, max(cfg.sweep_threads))
     small = replace(cfg, problems=[])  # a unit carries its own problem
     budget = BudgetEvidence(cfg.cell_budget_s)
     pending = collections.deque(units)
@@ -275,7 +285,7 @@ def run_sweep_dask(cfg, writer, *, done: set | None = None, progress=None, sched
             while pending and len(running) < window:
                 u = pending.popleft()
                 real = [b for b in u.todo if b != "*"]
-                skips = budget.skips(u.problem, real, u.density) if real else {}
+                skips = budget.skips(u.problem, real, u.density, u.variant) if real else {}
                 fut = client.submit(run_unit, small, u, skips, resources={"bench": 1}, pure=False,
                                     key=f"convbench-unit-{u.index}-{os.getpid()}-{time.time_ns()}")
                 running[fut.key] = (u, time.perf_counter(), fut)
@@ -299,9 +309,9 @@ def run_sweep_dask(cfg, writer, *, done: set | None = None, progress=None, sched
                 res = dict(rows=_failed_rows(cfg, u, f"unit raised {e.__class__.__name__}: {e}"), samples=[],
                            drift=[], host="", worker="", fingerprint=None, seconds=float("nan"))
             for name, iterations, times in res["samples"]:  # rounds first, as in a local run
-                writer.samples(u.problem.label, u.density, name, iterations, times)
+                writer.samples(u.problem.label, u.density, name, iterations, times, u.threads, u.cache)
             if res["drift"]:
-                writer.samples(u.problem.label, u.density, SENTINEL, 1, res["drift"])
+                writer.samples(u.problem.label, u.density, SENTINEL, 1, res["drift"], u.threads, u.cache)
             for r in res["rows"]:
                 writer.summary(r)
                 written += 1
@@ -309,7 +319,7 @@ def run_sweep_dask(cfg, writer, *, done: set | None = None, progress=None, sched
                 hosts.setdefault(res["host"], res["fingerprint"])
             finished.append(dict(host=res["host"], worker=res["worker"], seconds=res["seconds"],
                                  wall=time.perf_counter() - t_sub))
-            budget.record(u.problem, res["rows"], u.density)
+            budget.record(u.problem, res["rows"], u.density, u.variant)
             out["problems"] += 1
             submit()
             if progress is not None:

@@ -33,12 +33,14 @@ import os
 from pathlib import Path
 
 __all__ = ["SCHEMA_VERSION", "READABLE_VERSIONS", "SUMMARY_COLUMNS", "SAMPLE_COLUMNS", "STATUSES", "ResultWriter",
-           "cell_label", "load_summary", "load_samples", "load_meta", "write_meta", "new_meta", "ResultsError",
+           "cell_label", "variant_tag", "CACHES", "primary_variant_of", "load_summary", "load_samples", "load_meta",
+           "write_meta", "new_meta", "ResultsError",
            "ResultsWriteError", "problem_counts", "repair_for_resume", "RunLock"]
 
-SCHEMA_VERSION = 3
-#: versions this convbench reads (older ones are upgraded on load)
-READABLE_VERSIONS = (1, 2, 3)
+SCHEMA_VERSION = 4
+#: versions this convbench reads (older ones are upgraded on load; v4 added the cache column and
+#: the samples' threads and cache, for sweeps over thread counts and hot/cold caches)
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 #: cell states, as benchdnn names them
 STATUSES = ("passed", "skipped", "mistrusted", "failed")
@@ -48,7 +50,7 @@ PROBLEM_COLUMNS = ["problem", "descriptor", "name", "suite", "multiplicity", "ki
                    "weight_density"]
 PHASES = ("input", "multiply", "output")
 SUMMARY_COLUMNS = PROBLEM_COLUMNS + [
-    "backend", "algorithm", "peer", "threads", "status", "reason", "note",
+    "backend", "algorithm", "peer", "threads", "cache", "status", "reason", "note",
     "prepare_s", "first_run_s",
     "time_min_s", "time_median_s", "time_mean_s", "time_stddev_s", "time_q1_s", "time_q3_s",
     "time_iqr_s", "rounds", "iterations", "cpu_util",
@@ -85,13 +87,55 @@ def problem_counts(p) -> dict:
     return dict(flops_direct=direct_flops(p), flops_dense=dense_flops(p), params=p.params,
                 params_fully_connected=dense_entries(p), params_locally_connected=operator_nnz(p),
                 bytes_io=io)
-SAMPLE_COLUMNS = ["problem", "weight_density", "backend", "round", "iterations", "time_s"]
+SAMPLE_COLUMNS = ["problem", "weight_density", "backend", "round", "iterations", "time_s", "threads", "cache"]
+
+#: cache states a cell is timed in: ``hot`` (the same buffers every call) or ``cold`` (buffers
+#: rotated across more than the last-level cache between calls)
+CACHES = ("hot", "cold")
 
 
-def cell_label(problem: str, weight_density: float) -> str:
-    """Row label of a cell's problem: the descriptor, plus the weight density when pruned."""
+def variant_tag(threads=None, cache: str | None = "hot", primary_threads=None, primary_cache: str = "hot") -> str:
+    """What distinguishes a cell timed at another thread count or cache state than the run's
+    first: ``""`` for the run's own (its first thread count and cache state), else e.g.
+    ``"2 threads, cold cache"``."""
+    tags = []
+    try:
+        t = int(float(threads)) if threads is not None and threads == threads and threads != "" else None
+        pt = int(float(primary_threads)) if primary_threads is not None else None
+    except (TypeError, ValueError):
+        t = pt = None
+    if t is not None and pt is not None and t != pt:
+        tags.append(f"{t} thread{'s' if t != 1 else ''}")
+    c = str(cache or "hot") if cache == cache else "hot"
+    if c != str(primary_cache or "hot"):
+        tags.append(f"{c} cache")
+    return ", ".join(tags)
+
+
+def cell_label(problem: str, weight_density: float, threads=None, cache: str | None = "hot",
+               primary_threads=None, primary_cache: str = "hot") -> str:
+    """Row label of a cell's problem: the descriptor, plus the weight density when pruned, plus
+    the thread count and cache state where they are not the run's first (:func:`variant_tag`)."""
     d = float(weight_density) if weight_density == weight_density else 1.0
-    return problem if d >= 1.0 else f"{problem} @density {d:g}"
+    label = problem if d >= 1.0 else f"{problem} @density {d:g}"
+    tag = variant_tag(threads, cache, primary_threads, primary_cache)
+    return f"{label} @{tag}" if tag else label
+
+
+def primary_variant_of(out_dir: Path) -> tuple[int | None, str | None]:
+    """The first thread count and cache state of the run in ``out_dir`` (its ``meta.json``);
+    ``(None, None)`` where there is no readable ``meta.json`` (the first row decides then)."""
+    try:
+        cfg = json.loads((Path(out_dir) / "meta.json").read_text()).get("config", {})
+    except (OSError, ValueError, AttributeError):
+        return None, None
+    try:
+        t = cfg.get("threads")
+        t = int(t[0] if isinstance(t, list) else t)
+    except (ValueError, TypeError, IndexError):
+        t = None
+    caches = cfg.get("caches") or ["hot"]
+    return t, str(caches[0]) if isinstance(caches, list) and caches else "hot"
 
 
 class ResultsError(ValueError):
@@ -183,9 +227,9 @@ class ResultWriter:
         self._summary.append([_record([_fmt(row.get(c)) for c in SUMMARY_COLUMNS])])
 
     def samples(self, problem: str, weight_density: float, backend: str, iterations: int,
-                times: list[float]) -> None:
+                times: list[float], threads: int = 1, cache: str = "hot") -> None:
         self._samples.append([_record([problem, repr(float(weight_density)), backend, i, iterations,
-                                       f"{float(t):.6g}"]) for i, t in enumerate(times)])
+                                       f"{float(t):.6g}", int(threads), cache]) for i, t in enumerate(times)])
 
     def close(self) -> None:
         self._summary.close()
@@ -246,14 +290,23 @@ def repair_for_resume(out_dir: Path, expected: set | None = None) -> tuple[set, 
                            f"it cannot be resumed, use a new --out directory")
     counts: dict = {}
     m_parsed = [next(csv.reader([ln])) for ln in m_rows]
+    primary, pcache = primary_variant_of(out_dir)
+    if pcache is None:  # no meta.json: the first row is the run's own variant, as on load
+        first = next(csv.reader([s_rows[0]])) if s_rows else []
+        primary = first[SUMMARY_COLUMNS.index("threads")] or None if first else None
+        pcache = (first[SUMMARY_COLUMNS.index("cache")] if first else "") or "hot"
+
+    def sample_key(r):
+        return (cell_label(r[0], float(r[1] or 1.0), r[6] or None, r[7] or "hot", primary, pcache), r[2])
     for r in m_parsed:
-        key = (cell_label(r[0], float(r[1] or 1.0)), r[2])
+        key = sample_key(r)
         counts[key] = counts.get(key, 0) + 1
     idx = {c: i for i, c in enumerate(SUMMARY_COLUMNS)}
     keep_s, done, incomplete = [], set(), set()
     for ln in s_rows:
         r = next(csv.reader([ln]))
-        key = (cell_label(r[idx["problem"]], float(r[idx["weight_density"]] or 1.0)), r[idx["backend"]])
+        key = (cell_label(r[idx["problem"]], float(r[idx["weight_density"]] or 1.0), r[idx["threads"]] or None,
+                          r[idx["cache"]] or "hot", primary, pcache), r[idx["backend"]])
         if expected is not None and key not in expected:
             raise ResultsError(f"{spath}: holds cells this directory's meta.json does not list (e.g. {key[0]} / "
                                f"{key[1]}): it mixes two sweeps; start a new --out directory")
@@ -265,8 +318,7 @@ def repair_for_resume(out_dir: Path, expected: set | None = None) -> tuple[set, 
             continue
         keep_s.append(ln)
         done.add(key)
-    keep_m = [ln for ln, r in zip(m_rows, m_parsed)
-              if (cell_label(r[0], float(r[1] or 1.0)), r[2]) in done or r[2].startswith("_")]
+    keep_m = [ln for ln, r in zip(m_rows, m_parsed) if sample_key(r) in done or r[2].startswith("_")]
     orphans = len(m_rows) - len(keep_m)
     if orphans and not incomplete:
         msgs.append(f"samples.csv: dropped {orphans} rounds of cells with no summary row (written just before "
@@ -356,7 +408,7 @@ def load_meta(out_dir: Path) -> dict:
 
 
 _TEXT_COLUMNS = ("problem", "descriptor", "name", "suite", "kind", "alg", "direction", "dtype", "backend",
-                 "algorithm", "status", "reason", "note", "host", "worker")
+                 "algorithm", "status", "reason", "note", "host", "worker", "cache")
 
 
 #: columns without which a file is not a convbench result; the others are filled in
@@ -419,12 +471,27 @@ def load_summary(out_dir: Path):
     df = _upgrade_v1(df)
     df["multiplicity"] = df["multiplicity"].fillna(1).astype(int)
     df["weight_density"] = df["weight_density"].fillna(1.0)
-    df["cell"] = [cell_label(p, d) for p, d in zip(df.problem, df.weight_density)]
+    _variants(df, out_dir)
     return df
+
+
+def _variants(df, out_dir: Path) -> None:
+    """Add ``cache`` (hot where not recorded), ``variant`` (:func:`variant_tag`: "" for the run's
+    own thread count and a hot cache) and ``cell`` (:func:`cell_label`) to a loaded table."""
+    primary, pcache = primary_variant_of(out_dir)
+    df["cache"] = df["cache"].replace("", "hot").fillna("hot")
+    if pcache is None:  # no meta.json: the first row is the run's own variant
+        pcache = str(df["cache"].iloc[0]) if len(df) else "hot"
+        if "threads" in df.columns and df["threads"].notna().any():
+            primary = int(df["threads"].dropna().iloc[0])
+    th = df["threads"] if "threads" in df.columns else [None] * len(df)
+    df["variant"] = [variant_tag(t, c, primary, pcache) for t, c in zip(th, df.cache)]
+    df["cell"] = [cell_label(p, d) + (f" @{v}" if v else "") for p, d, v in zip(df.problem, df.weight_density,
+                                                                                   df.variant)]
 
 
 def load_samples(out_dir: Path):
     """``samples.csv`` as a DataFrame (with the ``cell`` label of :func:`load_summary`)."""
     df = _read_csv(Path(out_dir) / "samples.csv", SAMPLE_COLUMNS)
-    df["cell"] = [cell_label(p, d) for p, d in zip(df.problem, df.weight_density)]
+    _variants(df, out_dir)
     return df

@@ -23,11 +23,13 @@ problem finishes and the sweep stops with everything saved; twice: stop now.
 
 from __future__ import annotations
 
+import itertools
+import math
 import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -56,7 +58,15 @@ class RunConfig:
 
     problems: list
     backends: list[str]
+    #: the thread count of the cells being run (the first of ``thread_counts`` for a whole sweep)
     threads: int = 1
+    #: ``--threads 1,2``: every problem is run at each count in turn (empty: ``threads`` alone)
+    thread_counts: tuple = ()
+    #: ``--cache hot,cold``: every problem is timed in each cache state in turn
+    caches: tuple = ("hot",)
+    #: the cache state of the cells being run: ``hot`` (the same buffers every call) or ``cold``
+    #: (:data:`COLD_FOOTPRINT_LLC` x the last-level cache of rotated copies, see :func:`cold_copies`)
+    cache: str = "hot"
     timing: TimingConfig = field(default_factory=TimingConfig)
     cell_budget_s: float = 30.0
     weight_densities: tuple = (1.0,)
@@ -72,6 +82,48 @@ class RunConfig:
     #: backend -> factor: make that backend's timed calls that many times slower by
     #: busy-waiting after each call (for checking the regression gate; recorded in the rows)
     inject: dict = field(default_factory=dict)
+
+    @property
+    def sweep_threads(self) -> tuple:
+        return tuple(self.thread_counts) or (self.threads,)
+
+    def variants(self) -> list[tuple[int, str]]:
+        """``(threads, cache)`` of every timing of a problem, in run order (the first is the run's own)."""
+        return [(t, c) for t in self.sweep_threads for c in (self.caches or ("hot",))]
+
+    def label(self, p, density: float, threads: int | None = None, cache: str | None = None) -> str:
+        """The cell label of problem ``p`` at ``density`` in variant ``(threads, cache)``."""
+        return cell_label(p.label, density, self.threads if threads is None else threads,
+                          self.cache if cache is None else cache, self.sweep_threads[0], (self.caches or ("hot",))[0])
+
+
+# ---------------------------------------------------------------------------- cold caches
+#: cold cache: each backend's buffers (inputs, plan with its weights, output) are copied until
+#: the copies span this many times the last-level cache, and calls rotate through them
+COLD_FOOTPRINT_LLC = 2
+#: at most this many copies (a tiny problem would otherwise need thousands of plans)
+COLD_MAX_COPIES = 256
+#: and no more copies once preparing them took this long (seconds)
+COLD_PREPARE_S = 2.0
+
+
+def operand_bytes(p) -> int:
+    """Bytes of the arrays one call takes (``x``; ``dy``; ``(x, dy)``)."""
+    shapes = getattr(p, "operand_shapes", None) or (p.src_shape,)
+    return int(sum(int(np.prod(s, dtype=np.int64)) for s in shapes)) * p.itemsize
+
+
+def cold_copies(p, cb: int, llc: int | None = None) -> int:
+    """How many copies of a cell's buffers a cold-cache timing rotates through: enough that
+    they span :data:`COLD_FOOTPRINT_LLC` x the last-level cache (XNNPACK's ``1 + ceil(cache /
+    buffers)`` rule), 1 when one set already does, at most :data:`COLD_MAX_COPIES`."""
+    from .machine import cache_bytes
+    llc = llc or cache_bytes(3, default=32 << 20)
+    per = max(1, operand_bytes(p) + int(cb))
+    need = COLD_FOOTPRINT_LLC * llc
+    if per >= need:
+        return 1
+    return int(min(COLD_MAX_COPIES, 1 + math.ceil(need / per)))
 
 
 # ---------------------------------------------------------------------------- data
@@ -197,7 +249,8 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
     base = problem_fields(p)
     base["weight_density"] = weight_density
     base["suite"], base["multiplicity"] = cfg.tags.get(p.label, ("", 1))
-    label = cell_label(p.label, weight_density)
+    base["threads"], base["cache"] = cfg.threads, cfg.cache
+    label = cfg.label(p, weight_density)
     rows: list[dict] = []
     if isinstance(p, InvalidProblem):
         rows.append(dict(base, backend="*", status="skipped", reason=f"invalid problem: {p.reason}",
@@ -215,6 +268,7 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
     limit, limit_src = cell_limit or cell_memory_limit(cfg.memory_limit_bytes)
     hb = harness_bytes(p)
     committed = hb  # bytes held once every admitted backend has its plan (they are timed together)
+    copies: dict = {}  # backend -> buffer sets a cold-cache timing rotates through
     pnote = p.padding_note
     for name in backends:
         b = instances[name]
@@ -237,12 +291,17 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
             reason = budget_skips[name]
         if reason is None:
             cb = cell_bytes(p, est)
+            k = cold_copies(p, cb) if cfg.cache == "cold" else 1
+            if k > 1:  # every copy is a plan (weights, workspace), an output and the inputs
+                cb = k * cb + (k - 1) * operand_bytes(p)
+            copies[name] = k
             if hb > limit:
                 reason = (f"the test data and float64 reference need {hb} bytes ({fmt_bytes(hb)}), over the "
                           f"cell memory limit of {limit} bytes ({fmt_bytes(limit)}; {limit_src})")
             elif hb + cb > limit:
                 reason = (f"needs {hb + cb} bytes ({fmt_bytes(hb + cb)}) in all: test data and reference "
-                          f"{fmt_bytes(hb)}, workspace, output and weights {fmt_bytes(cb)}; over the cell memory "
+                          f"{fmt_bytes(hb)}, workspace, output and weights {fmt_bytes(cb)}"
+                          f"{f' ({k} cold-cache copies)' if k > 1 else ''}; over the cell memory "
                           f"limit of {limit} bytes ({fmt_bytes(limit)}; {limit_src})")
             elif committed + cb > limit:  # interleaved timing keeps every admitted plan alive at once
                 reason = (f"needs {cb} bytes ({fmt_bytes(cb)}) for workspace, output and weights; next to the test "
@@ -311,12 +370,23 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
         if cfg.phases:
             row.update(_time_phases(b, plan, inputs))
         run = b.run
+        sets = [(plan, inputs)]
+        if copies.get(name, 1) > 1:
+            try:
+                stage(name, "cold copies")
+                sets = _cold_sets(b, p, case, plan, copies[name])
+            except Exception as e:  # noqa: BLE001 - a copy that cannot be made fails this cell only
+                rows.append(dict(row, status="failed", reason=f"making cold-cache copies: {e.__class__.__name__}: "
+                                                              f"{e}"[:300]))
+                continue
+        if cfg.cache == "cold":
+            span = len(sets) * (operand_bytes(p) + cell_bytes(p, plan))
+            row["note"] = "; ".join(t for t in (row.get("note"), f"cold cache: {len(sets)} buffer set(s) rotated, "
+                                                f"{fmt_bytes(span)}") if t)
         factor = cfg.inject.get(name)
         if factor:
             row["note"] = (row.get("note") or "") + f"; injected slowdown x{factor:g}"
-            bench = Bench(lambda run=run, plan=plan, f=factor: _slowed(run, plan, inputs, f), cfg.timing)
-        else:
-            bench = Bench(lambda run=run, plan=plan: run(plan, *inputs), cfg.timing)
+        bench = Bench(_caller(run, sets, factor), cfg.timing)
         try:
             stage(name, "warm-up")
             # the verification run just called it: a call that long was its own warm-up
@@ -327,7 +397,7 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
             continue
         benches[name] = bench
         pending[name] = row
-        live.append(plan)
+        live.append(sets)
     if benches:
         _threads.set_threads(cfg.threads)  # re-assert after backends imported new runtimes
         errors: dict = {}
@@ -355,6 +425,39 @@ def run_problem(p, cfg: RunConfig, backends: list[str], progress: Progress | Non
     order = {n: i for i, n in enumerate(backends)}
     rows.sort(key=lambda r: order.get(r["backend"], -1))
     return rows, benches
+
+
+def _caller(run, sets: list, factor: float | None):
+    """The timed call: ``run(plan, *inputs)``, rotating through ``sets`` of (plan, inputs) when
+    there are several (a cold cache), slowed ``factor`` times when an injected regression."""
+    if len(sets) == 1:
+        plan, inputs = sets[0]
+        if factor:
+            return lambda: _slowed(run, plan, inputs, factor)
+        return lambda: run(plan, *inputs)
+    nxt = itertools.cycle(sets).__next__
+    if factor:
+        def call():
+            plan, inputs = nxt()
+            return _slowed(run, plan, inputs, factor)
+        return call
+
+    def call():
+        plan, inputs = nxt()
+        return run(plan, *inputs)
+    return call
+
+
+def _cold_sets(b, p, case, plan, k: int) -> list:
+    """``k`` (plan, inputs) sets for a cold-cache timing: the verified plan and ``k - 1`` more,
+    each prepared from its own copy of the constant (weights) and given its own copy of the
+    inputs; fewer when preparing them took :data:`COLD_PREPARE_S`."""
+    sets = [(plan, case.inputs)]
+    t0 = time.perf_counter()
+    while len(sets) < k and time.perf_counter() - t0 < COLD_PREPARE_S:
+        const = None if case.constant is None else np.array(case.constant, copy=True)
+        sets.append((b.prepare(p, const), tuple(np.array(a, copy=True) for a in case.inputs)))
+    return sets
 
 
 def _slowed(run, plan, inputs, factor: float):
@@ -394,13 +497,13 @@ class BudgetEvidence:
     def family(p) -> tuple:
         return (p.mb, p.ic, p.oc, p.kh, p.kw, p.sh, p.sw, p.dh, p.dw, p.g, p.dtype, p.transposed)
 
-    def skips(self, p, backends: list[str], density: float) -> dict:
+    def skips(self, p, backends: list[str], density: float, variant: tuple = ()) -> dict:
         out = {}
         if isinstance(p, InvalidProblem):
             return out
         flops = problem_counts(p)["flops_direct"]
         for b in backends:
-            ev = self.slow.get((b, self.family(p), density))
+            ev = self.slow.get((b, self.family(p), density, tuple(variant)))
             if ev is not None and flops >= ev[2]:
                 label, seconds, fl = ev
                 out[b] = (f"over budget: one run took {seconds:.2f} s on {label}, which does "
@@ -408,11 +511,11 @@ class BudgetEvidence:
                           f"{self.budget_s:g} s); not run")
         return out
 
-    def record(self, p, rows: list[dict], density: float) -> None:
+    def record(self, p, rows: list[dict], density: float, variant: tuple = ()) -> None:
         for r in rows:
             t = r.get("first_run_s")
             if r.get("status") == "skipped" and t is not None and t > self.budget_s:
-                key = (r["backend"], self.family(p), density)
+                key = (r["backend"], self.family(p), density, tuple(variant))
                 if key not in self.slow or r["flops_direct"] < self.slow[key][2]:
                     self.slow[key] = (p.label, t, r["flops_direct"])
 
@@ -461,33 +564,39 @@ def run_sweep(cfg: RunConfig, writer: ResultWriter, *, done: set | None = None,
             for p in cfg.problems:
                 for density in (cfg.weight_densities if not isinstance(p, InvalidProblem) and uses_weights(p)
                                 else (1.0,)):
-                    label = cell_label(p.label, density)
-                    todo = cells_to_run(p, label, cfg.backends, done)
-                    if not todo:
-                        if progress:
-                            progress.skip()
+                    for threads, cache in (cfg.variants() if not isinstance(p, InvalidProblem) else
+                                           cfg.variants()[:1]):
+                        vcfg = replace(cfg, threads=threads, cache=cache)
+                        label = vcfg.label(p, density)
+                        todo = cells_to_run(p, label, cfg.backends, done)
+                        if not todo:
+                            if progress:
+                                progress.skip()
+                            completed += 1
+                            continue
+                        if threads != _threads.get_threads():
+                            _threads.set_threads(threads)
+                        real = [b for b in todo if b != "*"]
+                        rows, benches = run_problem(p, vcfg, real, progress, sentinel, weight_density=density,
+                                                    instances=instances,
+                                                    budget_skips=budget.skips(p, real, density, (threads, cache)),
+                                                    cell_limit=limit)
+                        budget.record(p, rows, density, (threads, cache))
+                        # rounds first: a summary row on disk implies its rounds are there too
+                        for name, bench in benches.items():
+                            writer.samples(p.label, density, name, bench.iterations, bench.times, threads, cache)
+                        if sent is not None:
+                            drift = sent.take()
+                            if benches and drift:
+                                writer.samples(p.label, density, SENTINEL, 1, drift, threads, cache)
+                        for r in rows:
+                            writer.summary(dict(r, host=host, worker="local"))
+                            written += 1
                         completed += 1
-                        continue
-                    real = [b for b in todo if b != "*"]
-                    rows, benches = run_problem(p, cfg, real, progress, sentinel, weight_density=density,
-                                                instances=instances, budget_skips=budget.skips(p, real, density),
-                                                cell_limit=limit)
-                    budget.record(p, rows, density)
-                    # rounds first: a summary row on disk implies its rounds are there too
-                    for name, bench in benches.items():
-                        writer.samples(p.label, density, name, bench.iterations, bench.times)
-                    if sent is not None:
-                        drift = sent.take()
-                        if benches and drift:
-                            writer.samples(p.label, density, SENTINEL, 1, drift)
-                    for r in rows:
-                        writer.summary(dict(r, host=host, worker="local"))
-                        written += 1
-                    completed += 1
-                    if progress:
-                        progress.finished(label, rows)
-                    if intr.requested:
-                        return dict(interrupted=True, rows=written, problems=completed, signal=intr.signal)
+                        if progress:
+                            progress.finished(label, rows)
+                        if intr.requested:
+                            return dict(interrupted=True, rows=written, problems=completed, signal=intr.signal)
         except KeyboardInterrupt:  # second Ctrl-C or SIGTERM: stop now; what was written stays
             return dict(interrupted=True, rows=written, problems=completed, signal=intr.signal or "SIGINT")
     return dict(interrupted=False, rows=written, problems=completed)

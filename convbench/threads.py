@@ -1,4 +1,4 @@
-"""One thread count for every library: BLAS, OpenMP, numba, FFTW, scipy.fft and torch.
+"""One thread count for every library: BLAS, OpenMP, numba, FFTW, scipy.fft, torch, ONNX Runtime, XLA.
 
 Fair timing needs every backend to run with the same number of threads. Each
 library has its own knob, and they interfere: measured on this project's machine,
@@ -7,6 +7,8 @@ threadpoolctl capped the OpenMP runtimes left torch running two threads (CPU tim
 twice the wall time). :func:`set_threads` therefore applies the knobs in the order
 that holds (numba, then torch, then threadpoolctl over every loaded BLAS/OpenMP
 runtime) and can be re-applied cheaply after a backend imports a new library.
+ONNX Runtime takes the count per session (its backend reads :func:`get_threads` when a plan
+is made); XLA:CPU ignores its thread flags, so its pool threads are pinned to ``n`` cores.
 The runner also records each cell's CPU-time/wall-time ratio (``cpu_util``) so a
 library that ignores the setting shows up in the results rather than going unseen.
 
@@ -35,6 +37,41 @@ def preset_environment(n: int) -> None:
     for var in _ENV_VARS:
         os.environ[var] = str(n)
     os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+    # XLA does not honour these for its Eigen pool (set_threads pins that pool instead); they
+    # keep XLA's other intra-op work to ``n`` threads where it does read them
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "intra_op_parallelism_threads" not in flags:
+        os.environ["XLA_FLAGS"] = (flags + f" --xla_cpu_multi_thread_eigen={'false' if n == 1 else 'true'} "
+                                   f"intra_op_parallelism_threads={n}").strip()
+
+
+def xla_pool_threads() -> list[int]:
+    """Thread ids of XLA:CPU's Eigen pool in this process (empty before JAX starts it)."""
+    out = []
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/comm") as f:
+                    if f.read().startswith("tf_XLA"):
+                        out.append(int(tid))
+            except OSError:  # the thread ended meanwhile
+                pass
+    except OSError:
+        pass
+    return out
+
+
+def _pin_xla(n: int) -> None:
+    """Confine XLA's pool threads to the first ``n`` cores this process may use."""
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    allowed = sorted(os.sched_getaffinity(0))
+    cores = allowed[:max(1, n)]
+    for tid in xla_pool_threads():
+        try:
+            os.sched_setaffinity(tid, cores)
+        except OSError:
+            pass
 
 
 def get_threads() -> int:
@@ -59,6 +96,8 @@ def set_threads(n: int) -> None:
         torch.set_num_threads(n)
     from threadpoolctl import threadpool_limits
     threadpool_limits(n)
+    if "jax" in sys.modules:
+        _pin_xla(n)
 
 
 def thread_report() -> dict:
@@ -79,4 +118,16 @@ def thread_report() -> dict:
     torch = sys.modules.get("torch")
     if torch is not None:
         out["torch"] = {"num_threads": torch.get_num_threads()}
+    if "onnxruntime" in sys.modules:
+        out["onnxruntime"] = {"intra_op_num_threads": _THREADS, "inter_op_num_threads": 1, "spinning": False}
+    if "jax" in sys.modules:
+        pool = xla_pool_threads()
+        cores = set()
+        for tid in pool:
+            try:
+                cores |= os.sched_getaffinity(tid)
+            except OSError:
+                pass
+        out["xla"] = {"pool_threads": len(pool), "pinned_to_cores": sorted(cores),
+                      "XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}
     return out

@@ -51,7 +51,7 @@ def declared_violations(c: Capabilities, p: ConvProblem) -> list[str]:
 
 
 #: refusals a backend may add beyond its declared data, and the words its reason then uses
-EXTRA_REFUSALS = ("memory limit", "output_padding")
+EXTRA_REFUSALS = ("memory limit", "output_padding", "negative padding")
 
 #: every conv backend that declares bwd_w support, and those that must (the issue names them)
 MUST_BWD_W = {"reference", "im2col_blas", "direct_numba", "fft_pyfftw", "fft_scipy", "winograd_f2x3",

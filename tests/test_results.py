@@ -31,7 +31,8 @@ def test_rows_are_on_disk_as_soon_as_written(tmp_path):
     assert rows[1][SUMMARY_COLUMNS.index("time_median_s")] == "0.0015"
     w.samples("p", 1.0, "b", 7, [1e-3, 2e-3])
     smp = list(csv.reader((tmp_path / "samples.csv").open()))
-    assert smp[0] == SAMPLE_COLUMNS and smp[1:] == [["p", "1.0", "b", "0", "7", "0.001"], ["p", "1.0", "b", "1", "7", "0.002"]]
+    assert smp[0] == SAMPLE_COLUMNS and smp[1:] == [["p", "1.0", "b", "0", "7", "0.001", "1", "hot"],
+                                                   ["p", "1.0", "b", "1", "7", "0.002", "1", "hot"]]
     w.close()
 
 
@@ -48,7 +49,7 @@ def test_appending_to_a_file_of_another_schema_is_refused(tmp_path):
         ResultWriter(tmp_path)
 
 
-@pytest.mark.parametrize("version", [0, 4, 99, None, "2"])
+@pytest.mark.parametrize("version", [0, 5, 99, None, "2"])
 def test_schema_versions_it_cannot_read_are_refused_by_number(tmp_path, version):
     write_meta(tmp_path, _meta(version))
     with pytest.raises(ResultsError, match=f"schema version {version!r} is not one this convbench reads"):

@@ -35,6 +35,8 @@ REGISTRY: dict[str, str] = {
     "sparse_csr": "convbench.backends.matrix:SparseCSR",
     "dense_matrix": "convbench.backends.matrix:DenseMatrix",
     "torch_onednn": "convbench.backends.torch_peer:TorchOneDNN",
+    "onnxruntime": "convbench.backends.onnx_peer:OnnxRuntime",
+    "jax_xla": "convbench.backends.jax_peer:JaxXLA",
     "scipy_signal": "convbench.backends.scipy_peer:ScipySignal",
     "scipy_ndimage": "convbench.backends.scipy_peer:ScipyNdimage",
     "scipy_fftconv": "convbench.backends.scipy_peer:ScipyFFTConv",

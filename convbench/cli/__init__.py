@@ -64,8 +64,8 @@ def _preload(argv: list[str]) -> dict:
     from ..blas import apply_coretype
     from ..threads import preset_environment
     coretype = apply_coretype(_prescan(argv, "--blas-coretype") or "auto")
-    try:
-        threads = max(1, int(_prescan(argv, "--threads") or 1))
+    try:  # the largest count of --threads 1,2: runtimes size their pools when they load
+        threads = max(1, *(int(t) for t in str(_prescan(argv, "--threads") or 1).split(",")))
     except ValueError:
         threads = 1  # argparse reports the bad value
     preset_environment(threads)

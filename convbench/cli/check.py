@@ -29,6 +29,13 @@ def setup(p) -> None:
     add_options(p, OPTIONS)
 
 
+def baseline_backends(base) -> str:
+    """The baseline's backends that are available here, in table order (comma-separated)."""
+    from ..backends import available_backends
+    have = {b for _, b in base.cells}
+    return ",".join(b for b in available_backends(None) if b in have)
+
+
 class _RunFailed(Exception):
     def __init__(self, status: int):
         super().__init__(status)
@@ -46,6 +53,8 @@ def run(*, argv: list[str] | None = None, coretype: dict | None = None, **option
     except ResultsError as e:
         raise UsageError(f"check: baseline {e}") from None
     out = Path(o["out"]) if o["out"] else Path("results") / f"check-{time.strftime('%Y%m%d-%H%M%S')}"
+    if o["backends"] == "all":  # the gate times what the baseline has: a peer installed since adds no cells
+        o["backends"] = baseline_backends(base) or "all"
     factor = o["fail_above"] or o["factor"]
 
     def measure(d: Path, **which):

@@ -25,6 +25,7 @@ __all__ = ["UsageError", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "Parser", "Option
            "PROBLEM_OPTIONS", "BACKEND_OPTIONS", "TIMING_OPTIONS", "OUTPUT_OPTIONS", "GATE_OPTIONS", "RUN_OPTIONS",
            "GATE_RUN_OPTIONS", "gate_run_kwargs", "options_named", "option", "int_list", "single_int", "pair_list",
            "padding_list", "dtype_list", "positive_float", "fraction", "density_list", "byte_size", "threads_arg",
+           "threads_list", "cache_list",
            "inject_arg"]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -237,6 +238,43 @@ def threads_arg(value):
     return n
 
 
+def _distinct(value, what: str, one: Callable) -> list:
+    """Comma-separated items, each parsed by ``one`` (which raises for a bad item), none twice."""
+    out = []
+    for t in _items(value, what):
+        v = one(t)
+        if v in out:
+            raise argparse.ArgumentTypeError(f"{value!r} repeats {v}; expected {what}")
+        out.append(v)
+    return out
+
+
+def threads_list(value):
+    """``--threads 1,2``: distinct thread counts, each within this machine's cores, in run order."""
+    cores = os.cpu_count() or 1
+    what = f"comma-separated thread counts in 1..{cores}, e.g. 1,2"
+
+    def one(t):
+        n = _int(t, what)
+        if n > cores:
+            raise argparse.ArgumentTypeError(f"{n} exceeds the {cores} cores of this machine; expected {what}")
+        return n
+    return _distinct(value, what, one)
+
+
+def cache_list(value):
+    """``--cache hot|cold|hot,cold``: the cache states every cell is timed in."""
+    from ..results import CACHES
+    what = "hot, cold or hot,cold"
+
+    def one(t):
+        t = str(t).strip().lower()
+        if t not in CACHES:
+            raise argparse.ArgumentTypeError(f"{t!r} is not a cache state; expected {what}")
+        return t
+    return _distinct(value, what, one)
+
+
 def _directions(value):
     from ..sweep import parse_directions
     try:
@@ -400,7 +438,9 @@ BACKEND_OPTIONS = [
     option("backends", _names, default="all", metavar="all|a,b",
            help="backends to run (default: every available one except the reference oracle)"),
     option("exclude", _names, default="", metavar="a,b", help="backends to leave out"),
-    option("threads", threads_arg, default=1, help="threads for every library (default 1)"),
+    option("threads", threads_list, default=[1], metavar="N[,N]",
+           help="threads for every library (default 1); several counts (1,2) run every problem at each, "
+                "and the report adds a scaling table"),
     option("blas_coretype", _text, default="auto", metavar="KIND", help=_CORETYPE_HELP),
     option("memory_limit", byte_size, metavar="BYTES",
            help="bytes one cell may hold (test data, float64 reference, workspace, output), estimated from the "
@@ -425,6 +465,10 @@ TIMING_OPTIONS = [
     option("round_time", positive_float, default=1e-3, metavar="S", help="target seconds per round (0.001)"),
     option("cell_budget", positive_float, default=30.0, metavar="S",
            help="skip timing a cell whose single run exceeds this (30)"),
+    option("cache", cache_list, default=["hot"], metavar="hot|cold|hot,cold",
+           help="hot (default): the same buffers every call; cold: each backend's inputs, weights (plan) "
+                "and outputs copied across 2x the last-level cache and rotated between calls, as in a "
+                "network; hot,cold times both and the report sets them side by side"),
     option("inject_slowdown", inject_arg, action="append", metavar="BACKEND=FACTOR",
            help="make a backend's timed calls FACTOR times slower (busy wait): for checking "
                 "that the regression gate catches a slowdown; recorded in the rows"),

@@ -12,7 +12,9 @@ PRELOAD = True
 
 
 def setup(p) -> None:
-    add_options(p, [o.but(help=o.help.replace("for every library", "for the peak measurement"))
+    from .common import threads_arg
+    add_options(p, [o.but(help="threads for the peak measurement (default 1)", parse=threads_arg, default=1,
+                          metavar="N") if o.name == "threads" else o
                     for o in options_named("blas_coretype threads")])
     p.add_argument("--json", action="store_true", help="machine-readable output")
 

@@ -87,7 +87,9 @@ def new_config(o: dict) -> tuple[dict, list]:
     for k in inject:
         if k not in backends:
             raise UsageError(f"--inject-slowdown: {k!r} is not among the backends run ({', '.join(backends)})")
-    config = dict(problems=problem_records(problems), backends=backends, threads=o["threads"],
+    threads = list(o["threads"]) if isinstance(o["threads"], (list, tuple)) else [int(o["threads"])]
+    config = dict(problems=problem_records(problems), backends=backends, threads=threads[0], thread_counts=threads,
+                  caches=list(o["cache"]),
                   min_time=o["min_time"], max_time=o["max_time"], min_rounds=o["min_rounds"],
                   round_time=o["round_time"], cell_budget=o["cell_budget"], weight_density=o["weight_density"],
                   memory_limit=o["memory_limit"], baseline=o["baseline"], blas_coretype=o["blas_coretype"],
@@ -109,6 +111,8 @@ def sweep_config(config: dict, problems: list):
     from ..runner import RunConfig
     from ..timing import TimingConfig
     return RunConfig(problems=problems, backends=config["backends"], threads=config["threads"],
+                     thread_counts=tuple(config.get("thread_counts") or [config["threads"]]),
+                     caches=tuple(config.get("caches") or ["hot"]),
                      timing=TimingConfig(round_time=config["round_time"], min_rounds=int(config["min_rounds"]),
                                          min_time=config["min_time"], max_time=config["max_time"]),
                      cell_budget_s=config["cell_budget"], weight_densities=tuple(config["weight_density"]),
@@ -243,7 +247,8 @@ def _sweep(o: dict, out: Path, config: dict, problems: list, argv: list[str], co
         if o["executor"] == "dask":  # first: an unreachable cluster costs seconds and leaves no trace
             from ..executor import ExecutorError, connect
             try:
-                connection = connect(o["scheduler"], o["workers"], o["retries"], config["threads"])
+                connection = connect(o["scheduler"], o["workers"], o["retries"],
+                                     max(config.get("thread_counts") or [config["threads"]]))
             except ExecutorError as e:
                 raise UsageError(str(e)) from None
         cfg = sweep_config(config, problems)
@@ -262,10 +267,13 @@ def _sweep(o: dict, out: Path, config: dict, problems: list, argv: list[str], co
         if warn:
             log(f"warning: {warn}")
         writer = ResultWriter(out)
-        progress = Progress(len(problems) * len(config["weight_density"]), enabled=not o["quiet"])
-        n_cells = len(problems) * len(backends) * len(config["weight_density"])
+        n_var = len(cfg.variants())
+        progress = Progress(len(problems) * len(config["weight_density"]) * n_var, enabled=not o["quiet"])
+        n_cells = len(problems) * len(backends) * len(config["weight_density"]) * n_var
+        tcounts = ",".join(map(str, cfg.sweep_threads))
+        caches = ",".join(cfg.caches)
         log(f"convbench: {len(problems)} problems x {len(backends)} backends ({n_cells} cells), "
-            f"{config['threads']} thread(s), results in {out}")
+            f"{tcounts} thread(s){f', {caches} cache' if caches != 'hot' else ''}, results in {out}")
         if o["executor"] == "dask":
             from ..executor import run_sweep_dask
             res = run_sweep_dask(cfg, writer, done=done, progress=progress, connection=connection,
@@ -348,13 +356,16 @@ def _sweep(o: dict, out: Path, config: dict, problems: list, argv: list[str], co
 
 
 def _config_cells(config: dict) -> list[str]:
-    """Every cell label a stored configuration's sweep makes (problem x weight density)."""
-    from ..results import cell_label
+    """Every cell label a stored configuration's sweep makes (problem x weight density x
+    thread count x cache state)."""
     from ..sweep import config_problems
+    problems = config_problems(config)
+    cfg = sweep_config(config, problems)
     out = []
-    for p in config_problems(config):
+    for p in problems:
         for d in (config["weight_density"] if hasattr(p, "replace") else [1.0]):
-            out.append(cell_label(p.label, d))
+            for t, c in (cfg.variants() if hasattr(p, "replace") else cfg.variants()[:1]):
+                out.append(cfg.label(p, d, t, c))
     return out
 
 

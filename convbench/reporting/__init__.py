@@ -54,7 +54,8 @@ def write_report(out_dir: Path, baseline: str | None = None, plots: bool = True,
     if plots:
         from .plots import PLOTS, write_plots
         direct_base = "direct_numba" if "direct_numba" in data.backends else data.baseline
-        written = write_plots(data.df, data.meta, out_dir, rollups(data.df), direct_base, warn=warn)
+        written = write_plots(data.df, data.meta, out_dir, rollups(data.df), direct_base, warn=warn,
+                              variants=data.variants)
     doc = list(sections)
     if written:
         figs = [Figure(PLOTS[stem][0], PLOTS[stem][1], f"plots/{stem}.png", f"plots/{stem}.svg") for stem in written]

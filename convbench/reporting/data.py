@@ -55,8 +55,15 @@ class ReportData:
     first: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
 
+    #: every row, at every thread count and cache state, ``problem`` the descriptor
+    #: (:mod:`convbench.reporting.variants`); ``df`` holds the run's own variant only
+    variants: object = None
+
     def __post_init__(self):
         df = self.df
+        if "variant" in df.columns:
+            self.variants = df
+            df = self.df = df[df.variant == ""]
         if "cell" in df.columns:
             df = self.df = df.assign(problem=df["cell"])
         if "kind" not in df.columns:

@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..backends import REGISTRY
+from ..backends import REGISTRY, backend_class
 from ..format import short_label
 
 __all__ = ["write_plots", "PLOTS", "figure", "family_key"]
@@ -52,6 +52,7 @@ class FigureContext:
     meta: dict
     rollups: list
     baseline: str | None
+    variants: object = None  # every row at every thread count and cache state (``--threads 1,2``)
 
     def __post_init__(self):
         for col, default in (("kind", "conv"), ("alg", ""), ("direction", "fwd")):
@@ -66,7 +67,8 @@ def _style(backends: list[str]) -> dict:
     order = [b for b in REGISTRY if b in backends] + sorted(b for b in backends if b not in REGISTRY)
     out = {}
     for i, b in enumerate(order):
-        peer = b.startswith(("torch", "scipy"))
+        cls = backend_class(b)
+        peer = bool(getattr(cls, "peer", False)) if cls is not None else b.startswith(("torch", "scipy"))
         out[b] = dict(color=cmap(i % 20), marker=_MARKERS[i % len(_MARKERS)],
                       mfc="none" if peer else cmap(i % 20), ls="--" if peer else "-")
     return out
@@ -449,8 +451,39 @@ def _parameters(c: FigureContext):
 
 
 # ---------------------------------------------------------------------------- driver
+@figure("thread_scaling", "Thread scaling",
+        "each backend's speed-up from the run's first thread count to the others (geomean over the problems it "
+        "passed at both; whiskers: fastest and slowest problem)")
+def _thread_scaling(c: FigureContext):
+    import matplotlib.pyplot as plt
+    from .variants import scaling
+    if c.variants is None:
+        return None
+    sc = scaling(c.variants)
+    if not sc:
+        return None
+    sc = sorted(sc, key=lambda r: (r["t"], -r["geomean"]))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(sc) + 2.5), 4.2))
+    xs = range(len(sc))
+    vals = [r["geomean"] for r in sc]
+    lo = [r["geomean"] - r["min"] for r in sc]
+    hi = [r["max"] - r["geomean"] for r in sc]
+    ax.bar(xs, vals, color=[c.style.get(r["backend"], {}).get("color", "grey") for r in sc])
+    ax.errorbar(xs, vals, yerr=[lo, hi], fmt="none", ecolor="black", lw=0.8, capsize=3)
+    for t in sorted({r["t"] / r["t0"] for r in sc}):
+        ax.axhline(t, color="grey", ls=":", lw=0.8)
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set_xticks(list(xs), [f"{r['backend']}{'' if r['own'] else ' (peer)'}\n{r['t0']}->{r['t']}" for r in sc],
+                  rotation=40, ha="right", fontsize=8)
+    ax.set_ylabel("speed-up (own time at fewer threads / at more)")
+    ax.set_title("Thread scaling (dotted: ideal; below 1: slower with more threads)", fontsize=10)
+    ax.grid(True, axis="y", alpha=0.25)
+    fig.tight_layout()
+    return fig
+
+
 def write_plots(df, meta: dict, out_dir: Path, rollups: list, baseline: str | None,
-                warn: Callable[[str], None] | None = None) -> dict[str, list[Path]]:
+                warn: Callable[[str], None] | None = None, variants=None) -> dict[str, list[Path]]:
     """All applicable figures into ``out_dir/plots``; returns stem -> written paths. A figure
     that fails to draw is left out with a one-line warning."""
     import matplotlib
@@ -459,7 +492,9 @@ def write_plots(df, meta: dict, out_dir: Path, rollups: list, baseline: str | No
     plots_dir = Path(out_dir) / "plots"
     plots_dir.mkdir(exist_ok=True)
     real = df[df.backend != "*"]
-    ctx = FigureContext(real, _style(list(dict.fromkeys(real.backend))), meta, rollups, baseline)
+    names = list(dict.fromkeys(real.backend)) + ([] if variants is None else list(dict.fromkeys(variants.backend)))
+    ctx = FigureContext(real, _style([b for b in dict.fromkeys(names) if b != "*"]), meta, rollups, baseline,
+                        variants)
     written = {}
     for stem, (_, _, draw) in PLOTS.items():
         try:

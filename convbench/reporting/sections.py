@@ -84,7 +84,13 @@ def header(d: ReportData) -> Section:
              f"convbench {v(meta.get('convbench_version'))}, commit {commit}"
              f"{' (dirty)' if git.get('dirty') else ''}",
              f"- machine: {v(m.get('cpu_model'))}, {v(m.get('cores'), '?')} cores, "
-             f"threads per backend: {v(cfg.get('threads'), '?')}",
+             f"threads per backend: {v(cfg.get('threads'), '?')}"
+             + (f" (also {', '.join(str(t) for t in cfg['thread_counts'][1:])}: section Thread scaling)"
+                if len(cfg.get("thread_counts") or []) > 1 else "")
+             + ("; hot and cold cache (section Hot vs cold cache; every other table: hot)"
+                if "cold" in (cfg.get("caches") or []) and "hot" in (cfg.get("caches") or [])
+                else "; cold cache: buffers rotated across 2x the last-level cache" if "cold" in
+                (cfg.get("caches") or []) else ""),
              f"- BLAS: {libs or 'unknown'}; OPENBLAS_CORETYPE={v(blas.get('env'), 'unset')}; "
              f"best for this CPU: {v(blas.get('cpu_best'))}"]
     if blas.get("warning"):
@@ -285,6 +291,108 @@ def rollup(d: ReportData) -> Section | None:
         "convbench's own backends: the fastest own pooling backend), and `pooling share` is their "
         "part of its total. The oracle picks the fastest backend cell by cell (layer and "
         "direction), which is what a framework choosing per layer could reach."), blocks=blocks)
+
+
+def _own_label(b: str, own: bool) -> str:
+    return b if own else f"{b} (peer)"
+
+
+def _network_table(d: ReportData, keep) -> list:
+    from .variants import network_ratios
+    rows = []
+    for r in network_ratios(d.variants):
+        if not keep(r):
+            continue
+        rows.append([r["suite"], str(r["threads"]), r["cache"], r["peer"], f"{r['layers']} ({r['shapes']} shapes)",
+                     fmt_time(r["own"]), fmt_time(r["peer_time"]), f"{r['ratio']:.2f}x",
+                     f"{r['missing']} shape(s) not run by both" if r["missing"] else ""])
+    return rows
+
+
+_NET_HEAD = ["network", "threads", "cache", "peer", "conv layers", "best own per layer", "peer", "peer / best own",
+             "note"]
+_NET_INTRO = ("Whole networks, forward convolution layers weighted by their multiplicity: the best own backend per "
+              "layer against each peer on the layers both ran (> 1x: convbench's best is faster).")
+
+
+@section("scaling")
+def scaling_section(d: ReportData) -> Section | None:
+    from .variants import scaling, thread_counts
+    if d.variants is None:
+        return None
+    counts = thread_counts(d.variants)
+    if len(counts) < 2:
+        return None
+    sc = scaling(d.variants)
+    rows = []
+    for r in sorted(sc, key=lambda r: (r["t"], not r["own"], -r["geomean"])):
+        flag = ""
+        if r["cpu_util_t"] == r["cpu_util_t"] and r["cpu_util_t"] < 1.15 and r["t"] > 1:
+            flag = f"used {r['cpu_util_t']:.2f} cores at {r['t']} threads: ignores the setting or cannot split the work"
+        elif r["cpu_util_t0"] == r["cpu_util_t0"] and r["cpu_util_t0"] > r["t0"] + 0.5:
+            flag = f"used {r['cpu_util_t0']:.2f} cores at {r['t0']} thread(s): over the setting"
+        rows.append([_own_label(r["backend"], r["own"]), f"{r['t0']} -> {r['t']}", str(r["problems"]),
+                     f"{r['geomean']:.2f}x", f"{r['min']:.2f}x - {r['max']:.2f}x",
+                     f"{r['cpu_util_t0']:.2f} / {r['cpu_util_t']:.2f}", flag])
+    blocks = [Table(["backend", "threads", "problems", "speed-up (geomean)", "range", "cores busy (median)", "flag"],
+                    rows, align=["l", "l", "r", "r", "r", "r", "l"])]
+    from .variants import primary_cache
+    pc = primary_cache(d.variants)
+    net = _network_table(d, lambda r: r["cache"] == pc)
+    if net:
+        blocks += [_NET_INTRO + "\n", Table(_NET_HEAD, net, align=["l", "r", "l", "l", "r", "r", "r", "r", "l"])]
+    return Section("Thread scaling", intro=(
+        f"Each backend against itself: its time at {counts[0]} thread(s) over its time at the other count, on "
+        "the problems it passed at both, in the run's first cache state, from this one run (every library given the same count: "
+        "numba, BLAS, FFTW, scipy.fft, torch, ONNX Runtime sessions; XLA's pool pinned to that many cores). "
+        "`cores busy` is CPU time over wall time, the evidence that a backend used the threads it was given; "
+        "small problems often cannot split their work. Figure `thread_scaling` draws the first table."),
+        blocks=blocks)
+
+
+@section("cache")
+def cache_section(d: ReportData) -> Section | None:
+    from .variants import cache_effect, layer_ratios
+    if d.variants is None:
+        return None
+    eff = cache_effect(d.variants)
+    if not eff:
+        return None
+    rows = [[_own_label(r["backend"], r["own"]), str(r["threads"]), str(r["problems"]), f"{r['geomean']:.2f}x",
+             f"{r['min']:.2f}x - {r['max']:.2f}x"]
+            for r in sorted(eff, key=lambda r: (r["threads"], not r["own"], r["geomean"]))]
+    blocks = ["Each backend against itself: cold time over hot time (> 1: slower when its buffers are not in cache).\n",
+              Table(["backend", "threads", "problems", "cold / hot (geomean)", "range"], rows,
+                    align=["l", "r", "r", "r", "r"])]
+    peer = next((b for b in ("torch_onednn", "onnxruntime", "jax_xla") if b in set(d.variants.backend)), None)
+    if peer:
+        lr = layer_ratios(d.variants, peer)
+        by = {}
+        for r in lr:
+            by.setdefault((r["problem"], r["density"], r["threads"]), {})[r["cache"]] = r
+        prow = []
+        for (prob, dens, t), v in by.items():
+            h, c = v.get("hot"), v.get("cold")
+            if h is None or c is None:
+                continue
+            prow.append([prob + (f" @density {dens:g}" if dens < 1 else ""), str(t),
+                         f"{fmt_time(h['own'])} ({h['own_backend']})", f"{fmt_time(c['own'])} ({c['own_backend']})",
+                         fmt_time(h["peer"]), fmt_time(c["peer"]), f"{h['ratio']:.2f}x", f"{c['ratio']:.2f}x"])
+        if prow:
+            blocks += [f"Per problem, the best own backend and `{peer}`, hot and cold side by side "
+                       f"(`{peer}` / best own: > 1x, convbench's best is faster).\n",
+                       Table(["problem", "threads", "best own, hot", "best own, cold", f"{peer}, hot",
+                              f"{peer}, cold", "ratio hot", "ratio cold"], prow,
+                             align=["l", "r", "r", "r", "r", "r", "r", "r"])]
+    net = _network_table(d, lambda r: True)
+    if net:
+        blocks += [_NET_INTRO + "\n", Table(_NET_HEAD, net, align=["l", "r", "l", "l", "r", "r", "r", "r", "l"])]
+    return Section("Hot vs cold cache", intro=(
+        "Hot: the same input, weights and output every call (the benchmark loop). Cold: each backend's buffers "
+        "(inputs, plan with its weights and workspace, output) are copied until the copies span twice the "
+        "last-level cache, at most 256 copies or 2 s of preparing them, and every call takes the next set, as a "
+        "layer inside a network finds its data (XNNPACK's buffer rotation, benchdnn's --cold-cache). Each row's "
+        "note says how many sets were rotated."), blocks=blocks)
 
 
 @section("training")

@@ -1,0 +1,207 @@
+"""Thread-count sweeps (``--threads 1,2``), cold caches (``--cache cold``) and the peers' thread control."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from convbench import backends as reg
+from convbench.backends.base import Backend, Capabilities, Plan
+from convbench.problem import ConvProblem
+from convbench.reference import conv2d_reference
+from convbench.results import ResultWriter, cell_label, load_samples, load_summary, repair_for_resume, variant_tag
+from convbench.runner import (COLD_FOOTPRINT_LLC, COLD_MAX_COPIES, RunConfig, _caller, cell_bytes, cold_copies,
+                              harness_bytes, operand_bytes, run_problem, run_sweep)
+from convbench.timing import TimingConfig
+
+FAST = TimingConfig(round_time=0, min_rounds=2, min_time=0.0, max_time=0.01, warmup_time=0)
+TWO_CORES = (os.cpu_count() or 1) >= 2
+
+
+class CountingBackend(Backend):
+    """Counts its prepares and remembers which weight and input arrays each call saw."""
+    name = "fake_counting"
+    algorithm = "test"
+    capabilities = Capabilities()
+    prepared = 0
+    seen: list = []
+
+    def prepare(self, p, w):
+        type(self).prepared += 1
+        return Plan(p, {"w": w})
+
+    def run(self, plan, x):
+        type(self).seen.append((id(plan.state["w"]), id(x)))
+        return conv2d_reference(x, plan.state["w"], plan.problem).astype(plan.problem.dtype)
+
+
+@pytest.fixture
+def counting(monkeypatch):
+    monkeypatch.setattr(reg, "REGISTRY", {**reg.REGISTRY, "fake_counting": "tests.test_variants:CountingBackend"})
+    reg.backend_class.cache_clear()
+    reg.unavailable_reason.cache_clear()
+    CountingBackend.prepared = 0
+    CountingBackend.seen = []
+    yield "fake_counting"
+    reg.backend_class.cache_clear()
+    reg.unavailable_reason.cache_clear()
+
+
+def test_variant_labels_name_only_what_differs_from_the_runs_own():
+    assert variant_tag(1, "hot", 1) == "" and cell_label("p", 1.0, 1, "hot", 1) == "p"
+    assert cell_label("p", 1.0, 2, "hot", 1) == "p @2 threads"
+    assert cell_label("p", 0.5, 2, "cold", 1) == "p @density 0.5 @2 threads, cold cache"
+    assert cell_label("p", 1.0, 1, "hot", 1, "cold") == "p @hot cache"  # a cold-first run
+    assert cell_label("p", 1.0, float("nan"), "", 1) == "p"  # an old file without the columns
+
+
+def test_cold_copies_span_twice_the_last_level_cache():
+    llc = 32 << 20
+    small = ConvProblem.parse("mb1ic16ih28oc16kh3ph1")
+    per = operand_bytes(small) + 100_000
+    k = cold_copies(small, 100_000, llc)
+    assert k == min(COLD_MAX_COPIES, 1 + -(-COLD_FOOTPRINT_LLC * llc // per))
+    mid = ConvProblem.parse("mb1ic64ih112oc64kh3ph1")
+    k = cold_copies(mid, 4 << 20, llc)
+    assert 1 < k < COLD_MAX_COPIES and k * (operand_bytes(mid) + (4 << 20)) >= COLD_FOOTPRINT_LLC * llc
+    assert cold_copies(mid, 80 << 20, llc) == 1  # one set already spans the caches
+
+
+def test_cold_calls_rotate_through_distinct_weights_and_inputs(counting):
+    p = ConvProblem.parse("mb1ic2ih8oc2kh3ph1")
+    cfg = RunConfig(problems=[p], backends=[counting], timing=FAST, cache="cold", caches=("cold",), phases=False)
+    rows, benches = run_problem(p, cfg, [counting])
+    (row,) = rows
+    assert row["status"] == "passed" and row["cache"] == "cold"
+    k = cold_copies(p, cell_bytes(p, reg.get_backend(counting).estimate(p)))
+    assert f"cold cache: {k} buffer set(s) rotated" in row["note"]
+    assert CountingBackend.prepared == k  # the verified plan and k - 1 more, each from its own weights
+    CountingBackend.seen = []
+    for _ in range(2 * k):  # the timed call takes the next set each time
+        benches[counting].fn()
+    timed = CountingBackend.seen
+    assert len(set(w for w, _ in timed)) == k and len(set(x for _, x in timed)) == k
+    assert timed[:k] == timed[k:]
+
+
+def test_the_caller_cycles_and_slows():
+    calls = []
+    sets = [("a", (1,)), ("b", (2,)), ("c", (3,))]
+    fn = _caller(lambda plan, x: calls.append(plan), sets, None)
+    for _ in range(7):
+        fn()
+    assert calls == list("abcabca")
+    assert _caller(lambda plan, x: plan, sets[:1], None)() == "a"
+
+
+def test_cold_copies_count_against_the_memory_limit():
+    p = ConvProblem.parse("mb1ic16ih28oc16kh3ph1")
+    b = reg.get_backend("im2col_blas")
+    cb = cell_bytes(p, b.estimate(p))
+    limit = harness_bytes(p) + 2 * cb  # room for the hot cell, not for its cold copies
+    hot = RunConfig(problems=[p], backends=["im2col_blas"], timing=FAST, phases=False)
+    rows, _ = run_problem(p, hot, ["im2col_blas"], cell_limit=(limit, "test"))
+    assert rows[0]["status"] == "passed"
+    cold = RunConfig(problems=[p], backends=["im2col_blas"], timing=FAST, phases=False, cache="cold", caches=("cold",))
+    rows, _ = run_problem(p, cold, ["im2col_blas"], cell_limit=(limit, "test"))
+    assert rows[0]["status"] == "skipped" and "cold-cache copies" in rows[0]["reason"]
+
+
+@pytest.mark.skipif(not TWO_CORES, reason="needs 2 cores")
+def test_a_sweep_over_threads_and_caches_writes_every_variant_and_resumes(tmp_path):
+    p = ConvProblem.parse("mb1ic8ih16oc8kh3ph1")
+    cfg = RunConfig(problems=[p], backends=["im2col_blas", "direct_numba"], timing=FAST, thread_counts=(1, 2),
+                    caches=("hot", "cold"), phases=False)
+    w = ResultWriter(tmp_path)
+    res = run_sweep(cfg, w)
+    w.close()
+    assert res["problems"] == 4  # one problem in four variants
+    df = load_summary(tmp_path)
+    assert sorted(zip(df.threads.astype(int), df.cache)) == sorted([(t, c) for t in (1, 2) for c in ("hot", "cold")]
+                                                                   * 2)
+    assert (df.status == "passed").all()
+    assert set(df.cell) == {p.label, f"{p.label} @cold cache", f"{p.label} @2 threads",
+                            f"{p.label} @2 threads, cold cache"}
+    smp = load_samples(tmp_path)
+    assert set(smp.cell) >= set(df.cell)
+    assert set(zip(smp.threads.astype(int), smp.cache)) == {(1, "hot"), (1, "cold"), (2, "hot"), (2, "cold")}
+    # nothing left to do on resume: every variant's cell is on disk with its rounds
+    done, msgs = repair_for_resume(tmp_path)
+    assert not msgs and done == {(c, b) for c in df.cell for b in ("im2col_blas", "direct_numba")}
+    again = run_sweep(cfg, ResultWriter(tmp_path), done=done)
+    assert again["rows"] == 0
+
+
+@pytest.mark.skipif(not TWO_CORES, reason="needs 2 cores")
+def test_cli_threads_and_cache_report_scaling_and_cold_side_by_side(tmp_path):
+    out = tmp_path / "r"
+    r = subprocess.run([sys.executable, "-m", "convbench", "run", "--problem", "mb1ic8ih16oc8kh3ph1",
+                        "--problem", "g8mb1ic8ih16oc8kh3ph1", "--backends", "im2col_blas,direct_numba",
+                        "--threads", "1,2", "--cache", "hot,cold", "--min-time", "0.005", "--max-time", "0.02",
+                        "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    tables = (out / "tables.md").read_text()
+    assert "## Thread scaling" in tables and "## Hot vs cold cache" in tables
+    scaling = tables.split("## Thread scaling")[1].split("\n## ")[0]
+    assert "| im2col_blas | 1 -> 2 | 2 |" in scaling and "| direct_numba | 1 -> 2 | 2 |" in scaling
+    main = tables.split("## Median time per call")[1].split("\n## ")[0]
+    assert "@2 threads" not in main and "cold cache" not in main  # the other tables: the run's own variant
+    assert (out / "plots" / "thread_scaling.png").is_file()
+    import json
+    cfg = json.loads((out / "meta.json").read_text())["config"]
+    assert cfg["threads"] == 1 and cfg["thread_counts"] == [1, 2] and cfg["caches"] == ["hot", "cold"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--threads", "0"], "--threads"), (["--threads", "1,1"], "repeats 1"), (["--threads", "64"], "exceeds"),
+    (["--cache", "warm"], "'warm' is not a cache state"), (["--cache", "hot,hot"], "repeats hot")])
+def test_bad_threads_and_cache_are_one_line_exit_2(tmp_path, args, fragment):
+    r = subprocess.run([sys.executable, "-m", "convbench", "run", "--problem", "mb1ic1ih8oc1kh3",
+                        "--out", str(tmp_path / "o")] + args, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and fragment in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in r.stderr and not (tmp_path / "o").exists()
+
+
+def test_check_times_the_baselines_backends():
+    from convbench.cli.check import baseline_backends
+    from convbench.comparison import RunData
+    base = RunData(source="b", kind="dir", machine={}, cells={("p", "im2col_blas"): None, ("p", "gone"): None,
+                                                              ("q", "direct_numba"): None})
+    assert baseline_backends(base) == "direct_numba,im2col_blas"
+
+
+# ---------------------------------------------------------------------------- peers' thread control
+def test_onnxruntime_sessions_take_the_runs_thread_count():
+    pytest.importorskip("onnxruntime")
+    from convbench import threads
+    p = ConvProblem.parse("mb1ic4ih8oc4kh3ph1")
+    b = reg.get_backend("onnxruntime")
+    w = np.ones(p.weight_shape, np.float32)
+    plan = b.prepare(p, w)
+    assert plan.state.threads == threads.get_threads()
+    assert b.supports(ConvProblem.parse("--dir=BWD_W mb1ic4ih8oc4kh3ph1")).startswith("ONNX has no weight-gradient")
+    assert "negative padding" in b.supports(ConvProblem.parse("mb1ic4ih10oc4kh3sh2oh4"))
+
+
+@pytest.mark.skipif(not TWO_CORES or not hasattr(os, "sched_setaffinity"), reason="needs 2 cores and affinity")
+def test_xla_pool_is_pinned_to_the_thread_count():
+    pytest.importorskip("jax")
+    code = (
+        "from convbench import threads; threads.preset_environment(2)\n"
+        "import numpy as np, os\n"
+        "from convbench.backends import get_backend\n"
+        "from convbench.problem import ConvProblem\n"
+        "p = ConvProblem.parse('mb1ic4ih8oc4kh3ph1'); b = get_backend('jax_xla')\n"
+        "threads.set_threads(1); b.prepare(p, np.ones(p.weight_shape, np.float32))\n"
+        "pool = threads.xla_pool_threads(); assert pool\n"
+        "one = {len(os.sched_getaffinity(t)) for t in pool}\n"
+        "threads.set_threads(2)\n"
+        "two = {len(os.sched_getaffinity(t)) for t in pool}\n"
+        "print(one, two, threads.thread_report()['xla']['pinned_to_cores'])\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("{1} {2}")

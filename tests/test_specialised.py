@@ -1,9 +1,12 @@
 """The specialised paths, against the float64 reference: direct_numba's generated depthwise
 kernels (every (kernel, stride) shape, paddings, channel multipliers, few channels per
-group, forward and backward-data), im2col_blas's 1x1 GEMM on the NCHW input (stride 1 and
+group, narrow and wide planes, the channel-blocked kernel, serial and parallel, forward and
+backward-data), im2col_blas's 1x1 GEMM on the NCHW input (stride 1 and
 subsampled) and its compiled strided unfold (stems, chunked rows)."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -32,14 +35,33 @@ def _check(p, rng, backend="direct_numba", directions=("fwd", "bwd_d")):
 @pytest.mark.parametrize("k,s", depthwise.SHAPES)
 @pytest.mark.parametrize("pad", ["none", "half"])
 @pytest.mark.parametrize("icg,ocg", [(1, 1), (1, 2), (3, 1)])
-def test_generated_depthwise_kernels_match_the_reference(k, s, pad, icg, ocg):
+@pytest.mark.parametrize("iw", [14, 37])
+def test_generated_depthwise_kernels_match_the_reference(k, s, pad, icg, ocg, iw):
     pad = 0 if pad == "none" else k // 2
-    rng = np.random.default_rng(k * 100 + s * 10 + pad)
+    rng = np.random.default_rng(k * 100 + s * 10 + pad + iw)
     g = 3
-    p = ConvProblem(mb=2, ic=g * icg, oc=g * ocg, ih=11, iw=14, kh=k, kw=k, sh=s, sw=s, ph=pad, pw=pad, g=g)
+    p = ConvProblem(mb=2, ic=g * icg, oc=g * ocg, ih=11, iw=iw, kh=k, kw=k, sh=s, sw=s, ph=pad, pw=pad, g=g)
     assert depthwise.fits(p)
     plan = _check(p, rng)
     assert "depthwise" in plan.note or p.sh > 1  # bwd_d of a strided problem runs at stride 1
+    # narrow strided planes of pure depthwise run vectorised over channels, the rest row by row
+    kind = convbench.get_backend("direct_numba")._layout(p)["kind"]
+    assert kind == ("depthwise_cb" if icg == ocg == 1 and s > 1 and p.ow < depthwise.LANES else "depthwise")
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 cores")
+@pytest.mark.parametrize("d", ["g5mb3ic5ih9oc10kh3sh2ph1", "g7mb1ic7ih40oc7kh5ph2", "g6mb2ic12ih13oc6kh3ph1",
+                               "g19mb3ic19ih13oc19kh3sh2ph1"])
+def test_parallel_depthwise_kernels_split_jobs_unevenly(d, monkeypatch):
+    from convbench import threads
+    from convbench.backends import direct_numba
+    monkeypatch.setattr(direct_numba, "PARALLEL_MIN_FLOPS", 0)
+    threads.set_threads(2)
+    try:
+        plan = _check(ConvProblem.parse(d), np.random.default_rng(3), directions=("fwd",))
+        assert "parallel" in plan.note and "depthwise" in plan.note
+    finally:
+        threads.set_threads(1)
 
 
 def test_asymmetric_and_cropped_outputs():
@@ -71,8 +93,9 @@ def test_pointwise_gemm_on_the_nchw_input(kw):
 @pytest.mark.parametrize("kw", [dict(mb=2, ic=3, oc=8, ih=23, iw=23, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1),
                                 dict(mb=1, ic=4, oc=6, ih=17, iw=19, kh=5, kw=3, sh=3, sw=2, ph=2, pw=1, dh=1, g=2),
                                 dict(mb=1, ic=3, oc=5, ih=20, iw=20, kh=7, kw=7, sh=2, sw=2, ph=3, pw=3, oh=9, ow=10),
-                                dict(mb=1, ic=3, oc=16, ih=224, iw=224, kh=7, kw=7, sh=2, sw=2, ph=3, pw=3)],
-                         ids=["stem3x3", "grouped-dilated", "cropped", "resnet-stem-chunked"])
+                                dict(mb=1, ic=3, oc=16, ih=224, iw=224, kh=7, kw=7, sh=2, sw=2, ph=3, pw=3),
+                                dict(mb=2, ic=40, oc=24, ih=15, iw=15, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1)],
+                         ids=["stem3x3", "grouped-dilated", "cropped", "resnet-stem-chunked", "many-channels"])
 def test_compiled_strided_unfold(kw):
     p = ConvProblem(**kw)
     plan = _check(p, np.random.default_rng(2), "im2col_blas", ("fwd",))

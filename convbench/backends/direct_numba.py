@@ -320,6 +320,8 @@ class DirectNumba(Backend):
 
     def _layout(self, q: ConvProblem) -> dict:
         """Loop-nest choice and buffer geometry for forward problem ``q`` (shape only)."""
+        if depthwise.blocked_fits(q):
+            return dict(kind="depthwise_cb")
         if depthwise.fits(q):
             return dict(kind="depthwise", wq=-(-q.wp // q.sw))
         contiguous = q.g == 1 and q.dw == 0
@@ -365,8 +367,10 @@ class DirectNumba(Backend):
             weights = np.ascontiguousarray(wg.reshape(q.g * ocg4, q.kh, q.kw * q.icg))
         else:
             weights = np.array(wq, dtype=dt, order="C", copy=True)  # the plan owns its weights
-        kernel = depthwise.depthwise_kernel(q.kh, q.sh, parallel, q.ph, q.pw) if lay["kind"] == "depthwise" else \
-            KERNELS[(lay["kind"], parallel)]
+        if lay["kind"] in ("depthwise", "depthwise_cb"):
+            kernel = depthwise.depthwise_kernel(q.kh, q.sh, parallel, q.ph, q.pw, lay["kind"] == "depthwise_cb")
+        else:
+            kernel = KERNELS[(lay["kind"], parallel)]
         st = DirectState(q=q, layout=lay, kernel=kernel, parallel=parallel,
                          weights=weights, zero=dt.type(0), crop=crop, **self._buffers(q, lay, dt))
         # compile now (or load numba's on-disk cache), never inside a timed run
@@ -378,7 +382,11 @@ class DirectNumba(Backend):
         elif lay["kind"] == "depthwise":
             k = q.kh
             st.kernel(np.zeros((1, 1, k, k), dt), np.zeros((1, 1, k, k), dt), np.zeros((1, 1, 1, 1), dt),
-                      1, 1, k + 2 * q.ph, -(-(k + 2 * q.pw) // q.sw))
+                      1, 1, k + 2 * q.ph, -(-(k + 2 * q.pw) // q.sw), 1)
+        elif lay["kind"] == "depthwise_cb":
+            k = q.kh
+            st.kernel(np.zeros((1, 1, k, k), dt), np.zeros((1, 1, k, k), dt), np.zeros((1, 1, 1, 1), dt),
+                      k + 2 * q.ph, k + 2 * q.pw, 1)
         else:
             st.kernel(np.zeros((1, 1, 1, 1), dt), np.zeros((1, 1, 1, 1), dt),
                       np.zeros((1, 1, 1, 1), dt), 1, 1, 1, 1, 1, 1)
@@ -393,9 +401,15 @@ class DirectNumba(Backend):
             direct = ocp == q.oc and lay["owp"] == q.ow
             return dict(xbuf=np.zeros((q.mb, q.hp, lay["cols"], q.ic), dtype=dt),
                         obuf=None if direct else np.empty((q.mb, ocp, q.oh, lay["owp"]), dtype=dt))
-        if lay["kind"] == "depthwise":  # per-job scratch inside the kernel
+        if lay["kind"] in ("depthwise", "depthwise_cb"):  # per-run scratch inside the kernel
             return dict(xbuf=np.zeros(0, dtype=dt), obuf=None)
         return dict(xbuf=np.zeros((q.mb, q.ic, q.hp, q.wp), dtype=dt), obuf=None)
+
+    @staticmethod
+    def _chunks(st: DirectState) -> int:
+        """Parts the depthwise kernels split their jobs into: one per thread."""
+        jobs = st.q.mb * (-(-st.q.g // depthwise.LANES) if st.layout["kind"] == "depthwise_cb" else st.q.g)
+        return min(jobs, numba.get_num_threads()) if st.parallel else 1
 
     def _forward(self, st: DirectState, x: np.ndarray) -> np.ndarray:
         q, lay = st.q, st.layout
@@ -415,7 +429,11 @@ class DirectNumba(Backend):
             return np.ascontiguousarray(out).reshape(q.output_shape)
         if lay["kind"] == "depthwise":
             out = np.empty(q.output_shape, dtype=dt)
-            st.kernel(np.ascontiguousarray(x), st.weights, out, q.icg, q.ocg, q.hp, lay["wq"])
+            st.kernel(np.ascontiguousarray(x), st.weights, out, q.icg, q.ocg, q.hp, lay["wq"], self._chunks(st))
+            return out
+        if lay["kind"] == "depthwise_cb":
+            out = np.empty(q.output_shape, dtype=dt)
+            st.kernel(np.ascontiguousarray(x), st.weights, out, q.hp, q.wp, self._chunks(st))
             return out
         fill_padded(xb, x, q)
         out = np.zeros(q.output_shape, dtype=dt)
@@ -453,7 +471,11 @@ class DirectNumba(Backend):
             buf = q.mb * q.hp * lay["cols"] * q.ic * it
             if q.g * lay["ocg4"] != q.oc or lay["owp"] != q.ow:
                 buf += q.mb * q.g * lay["ocg4"] * q.oh * lay["owp"] * it
-        elif lay["kind"] == "depthwise":  # one group's phase planes per job (per thread)
+        elif lay["kind"] == "depthwise_cb":  # LANES channels of padded input and output per thread
+            cb = -(-q.oc // depthwise.LANES) * depthwise.LANES
+            flops = float(dense_flops(q)) * cb / q.oc
+            buf = (q.hp * q.wp + q.oh * q.ow + q.kh * q.kw) * depthwise.LANES * it * max(1, numba.get_num_threads())
+        elif lay["kind"] == "depthwise":  # one group's phase planes per run of jobs (per thread)
             flops = float(dense_flops(q))
             buf = q.icg * q.sw * q.hp * lay["wq"] * it * max(1, numba.get_num_threads())
         else:

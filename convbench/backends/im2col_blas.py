@@ -7,7 +7,10 @@ of a ``(ic/g * kh * kw) x (mb * oh * ow)`` matrix, and the convolution becomes
 The unfold is a single strided view (``as_strided`` over the zero-padded input:
 one axis per kernel tap, one per output pixel) copied into a contiguous buffer,
 with no Python loop over pixels. Its innermost axis runs along an output row, so
-for stride 1 the copy is a sequence of contiguous row moves.
+for stride 1 the copy is a sequence of contiguous row moves. At stride > 1 that axis is
+not contiguous and numpy's copy went element by element: strided forward layers unfold
+with a compiled loop instead (:mod:`.unfold`), in ~2 MiB blocks of output rows whose GEMM
+writes straight into the output.
 
 Cache blocking: the column matrix is built and multiplied in chunks of output rows
 sized to the CPU's L2 cache (``K * columns * itemsize ~ L2``), so the GEMM reads
@@ -127,7 +130,7 @@ class PointwiseState:
 
 @dataclass
 class StridedState:
-    """Strided few-channel forward plan (stems): weights per group, the padded input, the
+    """Strided forward plan (stems, stride-2 layers): weights per group, the padded input, the
     column buffer for ``rows`` output rows at a time, the compiled unfold."""
 
     w: np.ndarray

@@ -17,12 +17,13 @@ to 1). :func:`convbench.threads.set_threads` therefore pins XLA's pool threads
 they do; the calling thread, which waits, stays free. The rows' ``cpu_util`` shows what that
 gives (1.1-1.2 cores at one thread, the waiting thread's share).
 
-float64 needs ``jax_enable_x64``, set when this module is imported. Registered only when
+float64 needs ``jax_enable_x64``, set when JAX is first imported here (on first use). Registered only when
 ``jax`` imports (``pip install 'convbench[peers-extra]'``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -31,17 +32,19 @@ import numpy as np
 from ..problem import ConvProblem
 from .base import Backend, Capabilities, Plan
 
-try:
+
+def _jax():
+    """``jax``, imported on first use (listing the backends must not pay its 1-2 s import),
+    with float64 enabled."""
     import jax
     jax.config.update("jax_enable_x64", True)
-    from jax import lax
-except ImportError:  # pragma: no cover - depends on the environment
-    jax = lax = None
+    return jax
 
 _COMPILED: dict = {}
 
 
 def _forward(p: ConvProblem) -> Callable:
+    from jax import lax
     pad = [(p.ph, p.ph_r), (p.pw, p.pw_r)]
 
     def fwd(x, w):
@@ -57,6 +60,7 @@ def compiled(p: ConvProblem) -> Callable:
     fn = _COMPILED.get(key)
     if fn is not None:
         return fn
+    jax = _jax()
     fwd = _forward(p)
     dt = p.dtype
     if p.direction == "fwd":
@@ -89,12 +93,13 @@ class JaxXLA(Backend):
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        if jax is None:
+        if importlib.util.find_spec("jax") is None or importlib.util.find_spec("jaxlib") is None:
             return "jax is not installed (pip install 'convbench[peers-extra]')"
         return None
 
     def prepare(self, p: ConvProblem, w: np.ndarray | None) -> Plan:
-        from ..threads import set_threads, get_threads
+        from ..threads import get_threads, set_threads
+        jax = _jax()
         fn = compiled(p)
         wd = None if p.direction == "bwd_w" else jax.device_put(np.array(w, dtype=p.dtype, copy=True))
         args = [np.zeros(s, dtype=p.dtype) for s in p.operand_shapes]

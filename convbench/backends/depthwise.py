@@ -37,15 +37,16 @@ def fits(p) -> bool:
             and p.dh == 0 and p.dw == 0)
 
 
-def _source(k: int, s: int, parallel: bool, ph: int = 0, pw: int = 0) -> str:
+def _header(parallel: bool) -> list[str]:
+    """The generated module's imports and the kernel's decorator (serial builds cached on disk)."""
     deco = "@njit(parallel=True, fastmath=True, nogil=True)" if parallel else \
         "@njit(fastmath=True, cache=True, nogil=True)"
-    L = []
+    return ["import numpy as np", "from numba import njit, prange", "", deco]
+
+
+def _source(k: int, s: int, parallel: bool, ph: int = 0, pw: int = 0) -> str:
+    L = _header(parallel)
     a = L.append
-    a("import numpy as np")
-    a("from numba import njit, prange")
-    a("")
-    a(deco)
     # the paddings are literals: with a run-time offset in an index numba cannot prove it
     # non-negative, adds its negative-index wraparound to every access and LLVM no longer
     # vectorises (measured 4-5x slower copies)
@@ -116,14 +117,8 @@ def _source_blocked(k: int, s: int, parallel: bool, ph: int, pw: int) -> str:
     ``buf[r, col, c]``; each output pixel is then one fused multiply-add expression over the
     ``k*k`` taps whose inner loop is the ``LANES`` channels (one vector), and the result is
     transposed back into the NCHW output."""
-    deco = "@njit(parallel=True, fastmath=True, nogil=True)" if parallel else \
-        "@njit(fastmath=True, cache=True, nogil=True)"
-    L = []
+    L = _header(parallel)
     a = L.append
-    a("import numpy as np")
-    a("from numba import njit, prange")
-    a("")
-    a(deco)
     a("def kern(x, w, out, hp, wp, nchunk):")
     a("    mb, C, ih, iw = x.shape")
     a("    oh = out.shape[2]")

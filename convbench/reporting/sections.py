@@ -346,7 +346,10 @@ def scaling_section(d: ReportData) -> Section | None:
         "the problems it passed at both, in the run's first cache state, from this one run (every library given the same count: "
         "numba, BLAS, FFTW, scipy.fft, torch, ONNX Runtime sessions; XLA's pool pinned to that many cores). "
         "`cores busy` is CPU time over wall time, the evidence that a backend used the threads it was given; "
-        "small problems often cannot split their work. Figure `thread_scaling` draws the first table."),
+        "small problems often cannot split their work. When the run uses every core of the machine, a "
+        "pool that waits by spinning (OpenBLAS's, OpenMP's) and any other process compete with the next "
+        "backend's threads, so multi-thread times vary far more than single-thread ones: read the range "
+        "column before the geomean. Figure `thread_scaling` draws the first table."),
         blocks=blocks)
 
 

@@ -88,9 +88,13 @@ GATE_ARGS ?= --fail-above 1.3 --retries 2
 bench-check: $(VENV)/.deps $(PEER_DEP)
 	$(BIN)/convbench check --baseline results/baseline $(GATE_ARGS) --quiet
 
+# what the gate times: convbench's own backends, torch and the scipy peers (ONNX Runtime and JAX,
+# PEERS=all, are not gated: the same on every machine, installed or not)
+BASELINE_BACKENDS ?= direct_numba,im2col_blas,fft_pyfftw,fft_scipy,winograd_f2x3,winograd_f4x3,winograd_f6x3,winograd_f2x5,winograd_f4x5,sparse_csr,dense_matrix,torch_onednn,scipy_signal,scipy_ndimage,scipy_fftconv
+
 baseline: $(VENV)/.deps $(VENV)/.peers
 	rm -rf results/baseline
-	$(BIN)/convbench calibrate --suite ci --runs 6 --out results/baseline --quiet
+	$(BIN)/convbench calibrate --suite ci --runs 6 --out results/baseline --backends $(BASELINE_BACKENDS) --quiet
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks

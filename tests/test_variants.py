@@ -184,7 +184,14 @@ def test_onnxruntime_sessions_take_the_runs_thread_count():
     plan = b.prepare(p, w)
     assert plan.state.threads == threads.get_threads()
     assert b.supports(ConvProblem.parse("--dir=BWD_W mb1ic4ih8oc4kh3ph1")).startswith("ONNX has no weight-gradient")
-    assert "negative padding" in b.supports(ConvProblem.parse("mb1ic4ih10oc4kh3sh2oh4"))
+    assert "negative padding" in b.supports(ConvProblem.parse("mb1ic4ih12oc4kh3sh2ph0oh4"))  # 3 rows unread
+    for d in ("mb1ic4ih10oc4kh3sh2oh4", "mb1ic8ih56oc4kh1sh2", "--dir=BWD_D mb1ic8ih56oc4kh1sh2"):  # 1 row
+        p = ConvProblem.parse(d)
+        assert p.ph_r < 0 and b.supports(p) is None
+        from convbench.data import check_output, make_case, reference_case
+        case = make_case(p)
+        y = b.run(b.prepare(p, case.constant), *case.inputs)
+        assert check_output(y, reference_case(p, case), p, 1e-5)["status"] == "passed", d
 
 
 @pytest.mark.skipif(not TWO_CORES or not hasattr(os, "sched_setaffinity"), reason="needs 2 cores and affinity")

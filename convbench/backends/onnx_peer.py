@@ -12,8 +12,9 @@ plan is made), ``inter_op_num_threads`` = 1, sequential execution, and intra-op 
 so an idle ONNX Runtime pool does not burn a core that the backends timed next to it need.
 
 ONNX has no weight-gradient operator, and the CPU provider implements ``Conv`` for float32
-only: float64 and ``bwd_w`` are refused by capability. ONNX ``pads`` cannot be negative, so a
-problem whose output size leaves bottom/right input rows unread is refused with that reason.
+only: float64 and ``bwd_w`` are refused by capability. ONNX ``pads`` cannot be negative: an
+output size that leaves fewer than ``stride`` bottom/right input rows unread is ONNX's floor
+rule (its transposed form takes them back as ``output_padding``); more is refused.
 
 Registered only when ``onnxruntime`` and ``onnx`` import (``pip install 'convbench[peers-extra]'``).
 """
@@ -52,8 +53,12 @@ def conv_model(p: ConvProblem, w: np.ndarray) -> bytes:
     """The serialised one-node model of problem ``p`` with weights ``w`` as an initializer."""
     from onnx import TensorProto, helper, numpy_helper
     dt = TensorProto.FLOAT if p.dtype == "float32" else TensorProto.DOUBLE
+    # an output size that leaves the last input rows unread (ph_r < 0) is ONNX's floor rule with
+    # no end padding; its transposed form gets those rows back as output_padding
     attrs = dict(kernel_shape=[p.kh, p.kw], strides=[p.sh, p.sw], dilations=[p.dh + 1, p.dw + 1],
-                 pads=[p.ph, p.pw, p.ph_r, p.pw_r], group=p.g)
+                 pads=[p.ph, p.pw, max(p.ph_r, 0), max(p.pw_r, 0)], group=p.g)
+    if p.transposed and (p.ph_r < 0 or p.pw_r < 0):
+        attrs["output_padding"] = [max(-p.ph_r, 0), max(-p.pw_r, 0)]
     node = helper.make_node("ConvTranspose" if p.transposed else "Conv", ["X", "W"], ["Y"], **attrs)
     graph = helper.make_graph(
         [node], "convbench", [helper.make_tensor_value_info("X", dt, list(p.src_shape))],
@@ -92,9 +97,9 @@ class OnnxRuntime(Backend):
         return None
 
     def _supports(self, p: ConvProblem) -> str | None:
-        if p.ph_r < 0 or p.pw_r < 0:
-            return (f"negative padding: the output size leaves bottom/right input rows unread "
-                    f"(pads {p.ph_r}/{p.pw_r}); ONNX pads must be >= 0")
+        if -p.ph_r >= p.sh or -p.pw_r >= p.sw:
+            return (f"negative padding: the output size leaves {-p.ph_r}/{-p.pw_r} bottom/right input rows "
+                    f"unread, a stride or more ({p.sh}/{p.sw}); ONNX pads must be >= 0")
         return None
 
     def prepare(self, p: ConvProblem, w: np.ndarray | None) -> Plan:

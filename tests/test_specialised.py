@@ -50,8 +50,9 @@ def test_generated_depthwise_kernels_match_the_reference(k, s, pad, icg, ocg, iw
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 cores")
-@pytest.mark.parametrize("d", ["g5mb3ic5ih9oc10kh3sh2ph1", "g7mb1ic7ih40oc7kh5ph2", "g6mb2ic12ih13oc6kh3ph1",
-                               "g19mb3ic19ih13oc19kh3sh2ph1"])
+# the row kernel at stride 2 with two output channels per group, and the channel-blocked kernel
+# (numba's parallel builds are not cached on disk: each compiles for seconds)
+@pytest.mark.parametrize("d", ["g5mb3ic5ih9oc10kh3sh2ph1", "g19mb3ic19ih13oc19kh3sh2ph1"])
 def test_parallel_depthwise_kernels_split_jobs_unevenly(d, monkeypatch):
     from convbench import threads
     from convbench.backends import direct_numba

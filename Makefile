@@ -11,10 +11,10 @@ PIPF   := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || t
 
 # the default sweep (51 problems: size and kernel ladders, network layers, pools) on a cheaper budget
 # per cell than `convbench run`'s defaults, so a fresh clone finishes in about 3 minutes:
-# at least 3 rounds and 10 ms, at most 0.15 s of timed rounds; a cell whose single run takes
-# over 0.5 s is skipped (and larger rungs of its ladder with it); operators and workspaces
+# at least 3 rounds and 10 ms, at most 0.12 s of timed rounds; a cell whose single run takes
+# over 0.35 s is skipped (and larger rungs of its ladder with it); operators and workspaces
 # over 256 MiB are refused from their shape. All recorded in meta.json and the rows' reasons.
-BENCH_ARGS ?= --min-time 0.01 --max-time 0.15 --min-rounds 3 --cell-budget 0.5 --memory-limit 256M
+BENCH_ARGS ?= --min-time 0.01 --max-time 0.12 --min-rounds 3 --cell-budget 0.35 --memory-limit 256M
 PYTEST_ARGS ?=
 
 STUDY_ARGS ?=

@@ -1,4 +1,6 @@
-"""Operation counts: one *direct* count shared by every algorithm, plus executed counts.
+"""Counts from the shape alone: operations, parameters and bytes (never measured).
+
+Operation counts: one *direct* count shared by every algorithm, plus executed counts.
 
 Two numbers per cell, never mixed up:
 
@@ -17,13 +19,33 @@ Two numbers per cell, never mixed up:
     The arithmetic an algorithm really performs, from what its code does (each
     backend's ``flops()``). Padding taps that a loop multiplies by zero count here,
     as do transforms. Helpers for the common shapes live below.
+
+Parameter sharing and local connectivity, as numbers. A convolution is multiplication by a
+huge, mostly-zero matrix whose nonzeros repeat the same few weights. Three layers map the
+same input to the same output:
+
+fully connected (dense)
+    every output connects to every input of its group:
+    ``g * (oc/g * oh*ow) * (ic/g * ih*iw)`` weights (the dense operator's entries).
+locally connected (unshared)
+    each output connects only to its receptive field, with its own weights per output
+    position: one weight per nonzero of the operator, ``oc * ic/g * valid taps``.
+convolution (shared)
+    the same ``kh*kw`` kernel at every position: ``oc * ic/g * kh * kw`` weights.
+
+``dense / local`` is what local connectivity saves, ``local / conv`` what parameter
+sharing saves (each weight is reused that many times on average).
+
+:func:`problem_counts` gathers what a results row stores of these, once, when the row is
+made, so reports only render.
 """
 
 from __future__ import annotations
 
 from .problem import ConvProblem
 
-__all__ = ["valid_taps", "direct_flops", "dense_flops", "gemm_flops"]
+__all__ = ["valid_taps", "direct_flops", "dense_flops", "gemm_flops", "dense_entries", "operator_nnz",
+           "parameter_table_row", "problem_counts"]
 
 
 def _axis_taps(o: int, i: int, k: int, s: int, p: int, d: int) -> int:
@@ -60,3 +82,48 @@ def dense_flops(p: ConvProblem) -> int:
 def gemm_flops(m: int, n: int, k: int) -> int:
     """A real GEMM ``(m x k) @ (k x n)``: ``2*m*n*k`` (multiply-add counted as 2)."""
     return 2 * m * n * k
+
+
+def dense_entries(p: ConvProblem) -> int:
+    """Entries of the dense operator, counting only the block-diagonal blocks of the groups
+    (a fully-connected layer per group)."""
+    return p.g * (p.ocg * p.oh * p.ow) * (p.icg * p.ih * p.iw)
+
+
+def operator_nnz(p: ConvProblem) -> int:
+    """Nonzeros of the operator with all weights nonzero: in-bounds taps per channel pair."""
+    return p.oc * p.icg * valid_taps(p)
+
+
+def parameter_table_row(p: ConvProblem) -> dict:
+    """Weights of the three layer kinds and the two savings ratios for problem ``p``."""
+    conv = p.params
+    local = operator_nnz(p)
+    dense = dense_entries(p)
+    return {"conv_weights": conv, "locally_connected_weights": local, "dense_entries": dense,
+            "operator_nnz": local, "sharing_ratio": local / conv, "locality_ratio": dense / local,
+            "dense_over_conv": dense / conv, "operator_density": local / dense}
+
+
+def problem_counts(p) -> dict:
+    """The counts of a results row that depend on the problem alone.
+
+    ``flops_direct``: benchdnn's op count (padding taps excluded); ``flops_dense``: a loop
+    that multiplies the padding too (all ``kh*kw`` taps of every output); ``params``: the
+    convolution's weights; ``params_fully_connected`` / ``params_locally_connected``: the
+    weights of a dense and of a locally connected (unshared) layer doing the same mapping;
+    ``bytes_io``: input, weights and output, each once (the minimum traffic). Pooling has no
+    op count (NaN) and its bytes are input, output and, for max's backward, the argmax.
+    """
+    if p.kind == "pool":
+        # no multiply-adds worth counting: pooling is judged by the bytes it moves (input and
+        # output once each; a max pool's backward also reads the int32 argmax of every output)
+        n_in, n_out = p.mb * p.ic * p.ih * p.iw, p.mb * p.ic * p.oh * p.ow
+        idx = 4 * n_out if p.alg == "max" and p.direction == "bwd_d" else 0
+        nan = float("nan")
+        return dict(flops_direct=nan, flops_dense=nan, params=0, params_fully_connected=nan,
+                    params_locally_connected=nan, bytes_io=(n_in + n_out) * p.itemsize + idx)
+    io = (p.mb * p.ic * p.ih * p.iw + p.params + p.mb * p.oc * p.oh * p.ow) * p.itemsize
+    return dict(flops_direct=direct_flops(p), flops_dense=dense_flops(p), params=p.params,
+                params_fully_connected=dense_entries(p), params_locally_connected=operator_nnz(p),
+                bytes_io=io)

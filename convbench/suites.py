@@ -22,7 +22,7 @@ line: ``# x3`` and ``# x2`` make 5 layers. Since multiplicity lives in a name or
 these files also load in benchdnn, and benchdnn's ``inputs/conv/shapes_*`` files load
 here unchanged (a UTF-8 byte-order mark included).
 Lines benchdnn accepts but convbench cannot run (3-D problems) are returned as
-:class:`~convbench.sweep.InvalidProblem` entries, reported as skipped rows.
+:class:`~convbench.problem.InvalidProblem` entries, reported as skipped rows.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from importlib import resources
 from pathlib import Path
 
 from .problem import parse_problem
-from .sweep import InvalidProblem
+from .problem import InvalidProblem
 
 __all__ = ["SuiteEntry", "list_suites", "load_suite", "parse_suite_text", "suite_path"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from convbench.params import dense_entries, operator_nnz, parameter_table_row
+from convbench.flops import dense_entries, operator_nnz, parameter_table_row
 from convbench.problem import ConvProblem
 
 

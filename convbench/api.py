@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backends import available_backends, get_backend
+from .backends import DEFAULTS, available_backends, backends_with_role, get_backend
 from .backends.base import Unsupported
 from .problem import ConvProblem, PoolProblem
 
@@ -33,9 +33,13 @@ def _arrays(x, w):
     return np.ascontiguousarray(x), np.ascontiguousarray(w)
 
 
-def _resolve(p, backend: str, candidates=None, inputs=None, const=None) -> str:
-    """``backend``, or for ``"auto"`` the backend :mod:`convbench.select.auto` picks (in
-    measure mode, by timing the candidates on ``inputs`` at a problem's first call)."""
+def _resolve(p, backend: str | None, candidates=None, inputs=None, const=None) -> str:
+    """``backend`` (None: the registry's default for the problem's kind,
+    :data:`convbench.backends.DEFAULTS`), or for ``"auto"`` the backend
+    :mod:`convbench.select.auto` picks (in measure mode, by timing the candidates on
+    ``inputs`` at a problem's first call)."""
+    if backend is None:
+        backend = DEFAULTS[p.kind]
     if backend != "auto":
         if candidates is not None:
             raise ValueError("candidates= is for backend='auto' only")
@@ -80,7 +84,7 @@ def _float_array(a, what: str) -> np.ndarray:
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, *, stride=1, padding=0, dilation=1, groups=1,
-           backend: str = "im2col_blas", candidates=None) -> np.ndarray:
+           backend: str | None = None, candidates=None) -> np.ndarray:
     """2-D convolution (cross-correlation) with PyTorch's semantics.
 
     Parameters
@@ -95,8 +99,9 @@ def conv2d(x: np.ndarray, w: np.ndarray, *, stride=1, padding=0, dilation=1, gro
         As in ``torch.nn.functional.conv2d``: ``'same'`` keeps the input size (stride 1 only;
         an even kernel's extra padding pixel goes to the bottom/right).
     groups : int
-    backend : str
-        Any name from :func:`convbench.available_backends`, or ``"auto"``: the backend
+    backend : str, optional
+        Default ``convbench.backends.DEFAULTS["conv"]`` (im2col + GEMM). Any name from
+        :func:`convbench.available_backends`, or ``"auto"``: the backend
         :func:`convbench.choose_backend` names (a fitted selector for this machine, else the
         built-in rules; ``convbench.select.auto.set_mode("measure")`` times the candidates on
         each problem's first call instead).
@@ -136,7 +141,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, *, stride=1, padding=0, dilation=1, gro
 
 
 def conv_transpose2d(x: np.ndarray, w: np.ndarray, *, stride=1, padding=0, output_padding=0, dilation=1,
-                     groups=1, backend: str = "im2col_blas", candidates=None) -> np.ndarray:
+                     groups=1, backend: str | None = None, candidates=None) -> np.ndarray:
     """Transposed 2-D convolution with PyTorch's semantics (``conv_transpose2d``).
 
     Parameters
@@ -193,7 +198,7 @@ def conv_transpose2d(x: np.ndarray, w: np.ndarray, *, stride=1, padding=0, outpu
 
 
 def conv2d_weight(x: np.ndarray, weight_shape, grad_output: np.ndarray, *, stride=1, padding=0, dilation=1,
-                  groups=1, backend: str = "im2col_blas", candidates=None) -> np.ndarray:
+                  groups=1, backend: str | None = None, candidates=None) -> np.ndarray:
     """The weight gradient of :func:`conv2d`, with ``torch.nn.grad.conv2d_weight``'s semantics:
     ``dW = correlate(x, dY)``, summed over the batch and the output pixels.
 
@@ -259,7 +264,7 @@ def _pool_problem(x_shape, kernel_size, stride, padding, dilation, ceil_mode, al
 
 
 def max_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False, *, backend: str = "pool_numba", candidates=None):
+               return_indices=False, *, backend: str | None = None, candidates=None):
     """2-D max pooling with ``torch.nn.functional.max_pool2d``'s semantics.
 
     Parameters
@@ -275,8 +280,9 @@ def max_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, dilation=1, c
     return_indices : bool
         Also return the argmax of every window as flat int64 offsets into ``ih*iw`` (the first
         maximum in row-major window order, PyTorch's rule), for :func:`max_pool2d_backward`.
-    backend : str
-        Any name from ``convbench.available_backends("pool")``, or ``"auto"`` (the built-in
+    backend : str, optional
+        Default ``convbench.backends.DEFAULTS["pool"]`` (the compiled loops). Any name from
+        ``convbench.available_backends("pool")``, or ``"auto"`` (the built-in
         rules: pool_numba).
     candidates : list of str, optional
         With ``backend="auto"``: the pooling backends to choose from.
@@ -303,8 +309,7 @@ def max_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, dilation=1, c
     x = _float_array(x, "input")
     p = _pool_problem(x.shape, kernel_size, stride, padding, dilation, ceil_mode, "max", str(x.dtype), "fwd")
     if backend == "auto" and return_indices and candidates is None:
-        candidates = [n for n in available_backends("pool") if hasattr(get_backend(n), "argmax")
-                      and not get_backend(n).peer and n != "pool_reference"]
+        candidates = [n for n in backends_with_role("own", "pool") if hasattr(get_backend(n), "argmax")]
     b = _checked_backend(p, backend, candidates, (x,), None)
     if return_indices and not hasattr(b, "argmax"):
         keep = [n for n in available_backends("pool") if hasattr(get_backend(n), "argmax")]
@@ -317,7 +322,7 @@ def max_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, dilation=1, c
 
 
 def avg_pool2d(x: np.ndarray, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, *,
-               backend: str = "pool_numba", candidates=None) -> np.ndarray:
+               backend: str | None = None, candidates=None) -> np.ndarray:
     """2-D average pooling with ``torch.nn.functional.avg_pool2d``'s semantics.
 
     ``count_include_pad=True`` is benchdnn's ``avg_p`` (the divisor is the window clipped to
@@ -345,7 +350,7 @@ def _grad_output(grad_output, p: PoolProblem, dtype) -> np.ndarray:
 
 def max_pool2d_backward(grad_output: np.ndarray, x: np.ndarray, kernel_size, stride=None, padding=0, dilation=1,
                         ceil_mode=False, indices: np.ndarray | None = None, *,
-                        backend: str = "pool_numba", candidates=None) -> np.ndarray:
+                        backend: str | None = None, candidates=None) -> np.ndarray:
     """The input gradient of :func:`max_pool2d` (ATen's ``max_pool2d_with_indices_backward``):
     every output's gradient goes to its window's first maximum, and overlapping windows add.
 
@@ -380,7 +385,7 @@ def max_pool2d_backward(grad_output: np.ndarray, x: np.ndarray, kernel_size, str
 
 
 def avg_pool2d_backward(grad_output: np.ndarray, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
-                        count_include_pad=True, *, backend: str = "pool_numba", candidates=None) -> np.ndarray:
+                        count_include_pad=True, *, backend: str | None = None, candidates=None) -> np.ndarray:
     """The input gradient of :func:`avg_pool2d` (ATen's ``avg_pool2d_backward``): every output's
     gradient, divided by its window's divisor, spread over the window.
 

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import primary_variant
 from .format import fmt_time
 from .results import ResultsError, load_meta, load_samples, load_summary
 from .sentinel import SENTINEL
@@ -50,7 +51,10 @@ NORMALIZE = ("none", "sentinel", "peers")
 
 
 @dataclass
-class Cell:
+class Timed:
+    """One cell of a run being compared: its median, rounds and state (a
+    :class:`~convbench.cells.Cell`'s label stands for it here)."""
+
     problem: str
     backend: str
     median: float
@@ -64,7 +68,7 @@ class RunData:
     source: str
     kind: str
     machine: dict
-    cells: dict  # (problem, backend) -> Cell
+    cells: dict  # (problem, backend) -> Timed
     noise: dict = field(default_factory=dict)  # (problem, backend) -> floor
     noise_normalize: str | None = None  # the normalisation the floors were measured under
 
@@ -74,7 +78,7 @@ def _machine_from_meta(meta: dict) -> dict:
     blas = m.get("blas", {})
     return {"cpu": m.get("cpu_model"), "cores": m.get("cores"),
             "blas kernels": ",".join(sorted({str(lib.get("architecture")) for lib in blas.get("libraries", [])})),
-            "threads": meta.get("config", {}).get("threads"),
+            "threads": primary_variant(meta.get("config") or {})[0],
             "convbench": meta.get("convbench_version"),
             **{f"{k}": v for k, v in (m.get("libraries") or {}).items()
                if k in ("numpy", "scipy", "numba", "pyfftw", "torch")}}
@@ -95,7 +99,7 @@ def _load_dir(path: Path) -> RunData:
     for r in df[df.backend != "*"].itertuples():
         key = (r.cell, r.backend)
         drift = groups.get((r.cell, SENTINEL))
-        cells[key] = Cell(r.cell, r.backend, float(r.time_median_s) if r.status == "passed" else float("nan"),
+        cells[key] = Timed(r.cell, r.backend, float(r.time_median_s) if r.status == "passed" else float("nan"),
                           groups.get(key), r.status,
                           float(np.median(drift)) if drift else None)
     noise = {}
@@ -128,7 +132,7 @@ def _load_pytest_benchmark(path: Path) -> RunData:
             prob = extra.get("problem") or b.get("group") or ""
             backend = extra.get("backend") or b["name"]
             samples = stats.get("data")
-            cells[(prob, backend)] = Cell(prob, backend, float(stats["median"]),
+            cells[(prob, backend)] = Timed(prob, backend, float(stats["median"]),
                                           [float(v) for v in samples] if samples else None)
         except (KeyError, TypeError, ValueError) as e:
             raise ResultsError(f"{path}: malformed benchmark entry ({e})") from None
@@ -249,7 +253,7 @@ def compare_runs(base: RunData, new: RunData, *, factor: float = 1.2, alpha: flo
     return Comparison(rows, warnings, missing_in_new, missing_in_base, not_timed, normalize)
 
 
-def _median(c: Cell) -> float:
+def _median(c: Timed) -> float:
     return float(np.median(c.samples)) if c.samples else c.median
 
 

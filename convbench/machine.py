@@ -19,7 +19,8 @@ from . import __version__
 from .blas import best_coretype, blas_status, cpu_flags, cpu_model
 
 __all__ = ["machine_info", "library_versions", "git_commit", "peak_gflops", "roofline_peaks", "cache_bytes",
-           "memory_bytes", "memory_limit_env", "parse_bytes", "fftw_build", "stream_bandwidth"]
+           "memory_bytes", "memory_limit_env", "parse_bytes", "fftw_build", "stream_bandwidth", "host_fingerprint",
+           "comparable"]
 
 _FLAGS_OF_INTEREST = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512cd", "avx512bw",
                       "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile", "neon", "asimd")
@@ -159,6 +160,32 @@ def machine_info() -> dict:
         "convbench": __version__,
         "libraries": library_versions(),
     }
+
+
+_FINGERPRINT: dict | None = None
+
+
+def host_fingerprint() -> dict:
+    """What makes this process's timings comparable with another's: the host, CPU, BLAS
+    library and kernel set, the FFTW build and the library versions (cached per process)."""
+    global _FINGERPRINT
+    if _FINGERPRINT is None:
+        m = machine_info()
+        blas = m.get("blas", {}) or {}
+        fftw = fftw_build() or {}
+        _FINGERPRINT = dict(
+            host=socket.gethostname(), cpu_model=m.get("cpu_model"), cores=m.get("cores"),
+            blas=[f"{lib.get('internal_api')} {lib.get('version')} ({lib.get('architecture')})"
+                  for lib in blas.get("libraries", [])],
+            fftw=fftw.get("version") if isinstance(fftw, dict) else str(fftw),
+            versions=library_versions())
+    return _FINGERPRINT
+
+
+def comparable(fp: dict) -> tuple:
+    """The parts of a fingerprint two hosts must share for their times to share a table."""
+    return (fp.get("cpu_model"), tuple(fp.get("blas") or ()), fp.get("fftw"),
+            tuple(sorted((fp.get("versions") or {}).items())))
 
 
 def peak_gflops(seconds: float = 1.0, threads: int | None = None) -> dict:

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 from scipy import stats as _sps
 
-__all__ = ["summarize", "quantile", "ratio_ci", "mann_whitney", "SUMMARY_KEYS"]
+__all__ = ["summarize", "quantile", "ratio_ci", "mann_whitney", "geomean", "regret_summary", "SUMMARY_KEYS"]
 
 SUMMARY_KEYS = ("min", "max", "mean", "stddev", "median", "q1", "q3", "iqr", "rounds")
 
@@ -47,6 +47,24 @@ def summarize(xs: Sequence[float]) -> dict:
     return {"min": float(a.min()), "max": float(a.max()), "mean": float(a.mean()),
             "stddev": float(a.std(ddof=1)) if a.size > 1 else 0.0,
             "median": med, "q1": q1, "q3": q3, "iqr": q3 - q1, "rounds": int(a.size)}
+
+
+def geomean(xs) -> float:
+    """Geometric mean of the finite, positive values of ``xs`` (NaN when there are none): the
+    one average of ratios (speed-ups, regrets) everywhere in convbench."""
+    a = np.asarray(list(xs) if not isinstance(xs, np.ndarray) else xs, dtype=float)
+    a = a[np.isfinite(a) & (a > 0)]
+    return float(np.exp(np.log(a).mean())) if a.size else float("nan")
+
+
+def regret_summary(regrets) -> dict:
+    """``n``, ``geomean``, ``p95`` (numpy's linear quantile) and ``max`` of regrets (a chooser's
+    time over the fastest measured), over the finite values."""
+    a = np.asarray(list(regrets), dtype=float)
+    a = a[np.isfinite(a)]
+    if not a.size:
+        return dict(n=0, geomean=float("nan"), p95=float("nan"), max=float("nan"))
+    return dict(n=int(a.size), geomean=geomean(a), p95=quantile(a, 0.95), max=float(a.max()))
 
 
 def _median_ratio(base, new, axis=-1):

@@ -14,7 +14,7 @@ from convbench.backends.fft import plans as FP
 from convbench.backends.base import Plan
 from convbench.problem import ConvProblem
 from convbench.reference import conv2d_reference
-from convbench.runner import check_output, make_data, reference_output
+from convbench.data import check_output, make_data, reference_output
 
 from .conftest import backend_params
 
@@ -209,7 +209,7 @@ _PLAN_SCRIPT = """
 import sys, time, pathlib
 from convbench.backends import get_backend
 from convbench.problem import ConvProblem
-from convbench.runner import make_data
+from convbench.data import make_data
 b = get_backend("fft_pyfftw")           # loads the wisdom file as it is now
 go = pathlib.Path(sys.argv[2])
 while sys.argv[3] == "wait" and not go.exists():

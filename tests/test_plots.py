@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from convbench.reporting import plots
-from convbench.results import problem_counts
+from convbench.flops import problem_counts
 from convbench.problem import ConvProblem
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from convbench.cli import main
 from convbench.reporting import rollups, write_report
-from convbench.reporting.data import activations, layer_key, training_layers
+from convbench.reporting.data import activations, training_layers
 from convbench.reporting.document import Figure, Section, Table, to_html, to_markdown
 
 DATA = Path(__file__).parent / "data"
@@ -99,9 +99,10 @@ def test_rollup_arithmetic_on_literal_data():
     times = {("p1", "a"): 1.0, ("p1", "b"): 2.0, ("p2", "a"): 5.0, ("p2", "b"): 3.0, ("p3", "a"): 1.0}
     mult = {"p1": 2, "p2": 1, "p3": 4}
     for (p, b), t in times.items():
-        rows.append(dict(problem=p, backend=b, status="passed", time_median_s=t, suite="net",
+        rows.append(dict(problem=p, layer=p, role="own", backend=b, status="passed", time_median_s=t, suite="net",
                          multiplicity=mult[p], weight_density=1.0, mb=1))
-    rows.append(dict(problem="p3", backend="b", status="skipped", time_median_s=float("nan"), suite="net",
+    rows.append(dict(problem="p3", layer="p3", role="own", backend="b", status="skipped", time_median_s=float("nan"),
+                     suite="net",
                      multiplicity=4, weight_density=1.0, mb=1))
     (r,) = rollups(pd.DataFrame(rows))
     assert r["pass_name"] == "inference" and r["pool_layers"] == 0
@@ -120,10 +121,10 @@ def _cells(spec: dict) -> pd.DataFrame:
         kind = "pool" if label.startswith("--alg") else "conv"
         knob = {"fwd": "", "bwd_d": "--dir=BWD_D ", "bwd_w": "--dir=BWD_W "}[d]
         name = "pool1" if kind == "pool" else "conv1"
-        rows.append(dict(problem=knob + label, backend=b, status="passed" if t is not None else "skipped",
+        rows.append(dict(problem=knob + label, layer=label, backend=b, status="passed" if t is not None else "skipped",
                          time_median_s=t if t is not None else float("nan"), suite="net", kind=kind,
                          direction=d, multiplicity=mult[name], weight_density=1.0, mb=1, name=name,
-                         peer=b.endswith("torch") or b.startswith("torch")))
+                         role="peer" if b.endswith("torch") or b.startswith("torch") else "own"))
     return pd.DataFrame(rows)
 
 
@@ -135,9 +136,11 @@ SPEC = {(CONV, "fwd", "own"): 1.0, (CONV, "fwd", "torch_onednn"): 2.0,
         (POOL, "bwd_d", "pool_numba"): 0.125, (POOL, "bwd_d", "pool_torch"): 1.0}
 
 
-def test_layer_key_drops_only_the_direction():
-    assert layer_key("--dir=BWD_W --dt=f64 " + CONV) == "--dt=f64 " + CONV
-    assert layer_key("--dir=BWD_D " + POOL) == POOL
+def test_a_cells_layer_drops_only_the_direction():
+    from convbench.cells import Cell
+    from convbench.problem import parse_problem
+    assert Cell(parse_problem("--dir=BWD_W --dt=f64 " + CONV)).layer == "--dt=f64 " + CONV
+    assert Cell(parse_problem("--dir=BWD_D " + POOL)).layer == POOL
 
 
 def test_rollups_per_pass_with_pooling_companions():

@@ -8,7 +8,7 @@ import pytest
 from convbench.backends import get_backend
 from convbench.backends import winograd as W
 from convbench.problem import ConvProblem
-from convbench.runner import check_output, make_data, reference_output
+from convbench.data import check_output, make_data, reference_output
 
 VARIANTS = ["winograd_f2x3", "winograd_f4x3", "winograd_f6x3", "winograd_f2x5", "winograd_f4x5"]
 

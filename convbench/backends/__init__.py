@@ -14,11 +14,12 @@ from __future__ import annotations
 import importlib
 from functools import lru_cache
 
-from .base import Backend, Capabilities, Unsupported
+from .base import ROLES, Backend, Capabilities, Unsupported
 
 __all__ = ["REGISTRY", "get_backend", "available_backends", "registered_backends", "resolve_backends",
-           "configured_backend", "backend_class", "backend_kind", "unavailable_reason", "Backend", "Capabilities",
-           "Unsupported", "KINDS"]
+           "configured_backend", "backend_class", "backend_kind", "backend_role", "backends_with_role",
+           "default_baseline", "ranked_backends", "pool_companion", "unavailable_reason", "Backend", "Capabilities", "Unsupported",
+           "KINDS", "ROLES", "DEFAULTS", "QUICK", "uses_fftw"]
 
 #: name -> "module:Class", in the order tables list them
 REGISTRY: dict[str, str] = {
@@ -40,13 +41,19 @@ REGISTRY: dict[str, str] = {
     "scipy_signal": "convbench.backends.scipy_peer:ScipySignal",
     "scipy_ndimage": "convbench.backends.scipy_peer:ScipyNdimage",
     "scipy_fftconv": "convbench.backends.scipy_peer:ScipyFFTConv",
-    "auto": "convbench.backends.auto:Auto",
+    "auto": "convbench.select.backend:Auto",
     "pool_reference": "convbench.backends.pooling:PoolReference",
     "pool_numpy": "convbench.backends.pooling:PoolNumpy",
     "pool_numba": "convbench.backends.pooling:PoolNumba",
     "pool_torch": "convbench.backends.torch_peer:TorchPool",
     "pool_scipy": "convbench.backends.scipy_peer:ScipyPool",
 }
+
+
+#: the backend of each kind that runs when none is named (the functional API, the study), and
+#: the few that compile fast enough for a quick study
+DEFAULTS = {"conv": "im2col_blas", "pool": "pool_numba"}
+QUICK = ("im2col_blas", "direct_numba")
 
 
 @lru_cache(maxsize=None)
@@ -82,6 +89,52 @@ def backend_kind(name: str) -> str:
     """``conv`` or ``pool``: which problems a registered backend runs."""
     cls = backend_class(name)
     return getattr(cls, "kind", "conv") if cls is not None else "conv"
+
+
+def backend_role(name: str) -> str:
+    """What backend ``name`` is to a sweep (:data:`ROLES`; ``own`` for a name not registered
+    or not importable here, as rows of a backend since removed read)."""
+    cls = backend_class(name)
+    return cls.role if cls is not None else "own"
+
+
+def backends_with_role(role: str, kind: str | None = None, available: bool = True) -> list[str]:
+    """Names of the backends with ``role`` (of ``kind`` when given), in table order; only those
+    usable here unless ``available=False``."""
+    if role not in ROLES:
+        raise ValueError(f"role={role!r}: accepted are {', '.join(ROLES)}")
+    names = available_backends(kind) if available else registered_backends(kind)
+    return [n for n in names if backend_role(n) == role]
+
+
+def ranked_backends(names, kind: str | None = None) -> list[str]:
+    """Those of ``names`` (of ``kind`` when given) that tables may quote speed-ups against,
+    most readily first (their ``baseline_rank``): the framework peers, then im2col + GEMM."""
+    got = [(backend_class(n).baseline_rank, i, n) for i, n in enumerate(names)
+           if (kind is None or backend_kind(n) == kind) and backend_class(n) is not None
+           and backend_class(n).baseline_rank is not None]
+    return [n for _, _, n in sorted(got)]
+
+
+def default_baseline(names, kind: str | None = None) -> str | None:
+    """The backend a table quotes speed-ups against when the user names none: the first of
+    :func:`ranked_backends`, else the first name (of ``kind`` when given)."""
+    names = [n for n in names if kind is None or backend_kind(n) == kind]
+    ranked = ranked_backends(names)
+    return ranked[0] if ranked else (names[0] if names else None)
+
+
+def pool_companion(name: str) -> str | None:
+    """The pooling backend that runs a network's pools next to convolution backend ``name``
+    (its own library's), or None: the fastest of convbench's own pooling backends does."""
+    cls = backend_class(name)
+    return cls.pool_companion if cls is not None else None
+
+
+def uses_fftw(name: str) -> bool:
+    """Whether backend ``name`` plans with FFTW (its runs depend on the wisdom file)."""
+    cls = backend_class(name)
+    return cls is not None and cls.capabilities.threads == "fftw"
 
 
 def registered_backends(kind: str | None = None) -> list[str]:
@@ -145,7 +198,7 @@ def configured_backend(name: str, settings: dict | None = None, memory_limit: in
 
 def resolve_backends(spec: str = "all", exclude: str = "", kinds=None) -> list[str]:
     """Names from a user's selection: ``all`` (every available backend of the given ``kinds``,
-    default every kind, but the reference oracles and ``auto``) or a comma-separated list, minus the
+    default every kind, own algorithms and peers: not the oracles, not ``auto``) or a comma-separated list, minus the
     comma-separated ``exclude``.
 
     Raises
@@ -157,7 +210,7 @@ def resolve_backends(spec: str = "all", exclude: str = "", kinds=None) -> list[s
     spec = ",".join(spec) if isinstance(spec, (list, tuple)) else str(spec)
     exclude = ",".join(exclude) if isinstance(exclude, (list, tuple)) else str(exclude or "")
     if spec.strip().lower() == "all":
-        names = [n for n in avail if n not in ("reference", "pool_reference", "auto")
+        names = [n for n in avail if backend_role(n) in ("own", "peer")
                  and (kinds is None or backend_kind(n) in kinds)]
     else:
         names = []

@@ -25,8 +25,7 @@ plan's ``state`` is a backend's own dataclass: everything ``run`` needs, nothing
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
@@ -34,7 +33,10 @@ import numpy as np
 from ..format import fmt_bytes
 from ..problem import ConvProblem
 
-__all__ = ["Unsupported", "Capabilities", "Backend", "Plan", "Estimate"]
+__all__ = ["Unsupported", "Capabilities", "Backend", "Plan", "Estimate", "ROLES"]
+
+#: what a backend can be to a sweep (see :attr:`Backend.role`)
+ROLES = ("own", "peer", "oracle", "meta")
 
 
 class Unsupported(NotImplementedError):
@@ -114,7 +116,7 @@ class Capabilities:
         data below float32's exact range the exact algorithms still match bit for bit.
         """
         base = EXACT_RTOL[dtype] if self.exact or not self.rtol else float(self.rtol[dtype])
-        if problem is not None and getattr(problem, "direction", "fwd") == "bwd_w":
+        if problem is not None and problem.direction == "bwd_w":
             n = problem.mb * problem.oh * problem.ow
             k = problem.icg * problem.kh * problem.kw
             base *= max(1.0, (n / k) ** 0.5)
@@ -160,6 +162,8 @@ class Plan(Generic[S]):
     flops_multiply: float = float("nan")
     workspace_bytes: int | None = None
     note: str = ""
+    #: the backend that runs this plan, when the backend is a choice among others (``auto``)
+    chosen: str = ""
 
 
 def fill_padded(buf: np.ndarray, x: np.ndarray, p: ConvProblem) -> np.ndarray:
@@ -204,8 +208,17 @@ class Backend:
     algorithm: ClassVar[str] = ""
     #: one-line description for ``convbench list``
     description: ClassVar[str] = ""
-    #: True for third-party implementations shown for comparison
-    peer: ClassVar[bool] = False
+    #: what the backend is to a sweep (:data:`ROLES`): ``own`` (one of convbench's algorithms),
+    #: ``peer`` (a third-party implementation shown for comparison), ``oracle`` (a float64
+    #: reference: what the others are judged by, never in ``--backends all``) or ``meta`` (a
+    #: choice among the others, such as ``auto``)
+    role: ClassVar[str] = "own"
+    #: how readily tables quote speed-ups against this backend when the user names none (lower
+    #: first; None: never by default)
+    baseline_rank: ClassVar[int | None] = None
+    #: the pooling backend that runs a network's pooling layers next to this one in a network
+    #: roll-up (a peer's own library); None: the fastest of convbench's own pooling backends
+    pool_companion: ClassVar[str | None] = None
     capabilities: ClassVar[Capabilities] = Capabilities()
     #: algorithm settings this backend takes, with their defaults (constructor keywords)
     options: ClassVar[dict[str, Any]] = {}
@@ -243,9 +256,9 @@ class Backend:
     def supports(self, p: ConvProblem) -> str | None:
         """None when this backend can run ``p``, else the reason it cannot (one line)."""
         c = self.capabilities
-        if getattr(p, "kind", "conv") != self.kind:
+        if p.kind != self.kind:
             return f"{self.name} runs {self.kind} problems, not {getattr(p, 'kind', 'conv')}"
-        direction = getattr(p, "direction", "fwd")
+        direction = p.direction
         wanted = {"fwd": c.forward, "bwd_d": c.transposed, "bwd_w": c.backward_weights}
         if not wanted.get(direction, False) and direction in self.direction_reasons:
             return self.direction_reasons[direction]
@@ -267,16 +280,16 @@ class Backend:
             return f"stride {p.sh}x{p.sw} not supported (supports {', '.join(map(str, c.strides))})"
         if not c.dilation and (p.dh or p.dw):
             return "dilation not supported"
-        if not c.groups and p.g > 1:
+        if not c.groups and p.kind == "conv" and p.g > 1:
             return "groups > 1 not supported"
         if not c.asymmetric_padding and not p.torch_compatible and self.kind == "pool":
-            return (f"output size {p.oh}x{p.ow} is neither PyTorch's floor size {'x'.join(map(str, p._torch_sizes(False)))} "
-                    f"nor its ceil_mode size {'x'.join(map(str, p._torch_sizes(True)))} on both axes")
+            return (f"output size {p.oh}x{p.ow} is neither PyTorch's floor size {'x'.join(map(str, p.torch_sizes(False)))} "
+                    f"nor its ceil_mode size {'x'.join(map(str, p.torch_sizes(True)))} on both axes")
         if not c.asymmetric_padding and not p.torch_compatible:
             return (f"asymmetric padding (bottom/right {p.ph_r}/{p.pw_r} vs top/left {p.ph}/{p.pw}) "
                     f"not supported")
-        if c.max_calls is not None and p.mb * p.oc * p.icg > c.max_calls:
-            return (f"{p.mb * p.oc * p.icg} library calls (images x channel pairs) exceed this per-pair "
+        if c.max_calls is not None and p.channel_pairs > c.max_calls:
+            return (f"{p.channel_pairs} library calls (images x channel pairs) exceed this per-pair "
                     f"loop's limit of {c.max_calls}")
         limit = self.memory_limit()
         if limit is not None:
@@ -339,9 +352,13 @@ class Backend:
         """Seconds spent per phase of one run, for transform algorithms; None otherwise."""
         return None
 
+    def tolerance(self, p) -> float:
+        """Norm-wise relative error allowed on ``p`` (:meth:`Capabilities.tolerance`)."""
+        return self.capabilities.tolerance(p.dtype, p)
+
     def describe(self) -> dict:
         """Name, algorithm, options and capabilities as a plain dict (for ``convbench list``)."""
-        d = {"name": self.name, "algorithm": self.algorithm, "peer": self.peer,
+        d = {"name": self.name, "algorithm": self.algorithm, "role": self.role, "peer": self.role == "peer",
              "description": self.description, "options": dict(self.settings)}
         d.update(self.capabilities.as_dict())
         d["memory_limit_bytes"] = self.memory_limit()
@@ -364,36 +381,6 @@ def stable_choice(tried: list) -> object:
     for cand, t in tried[1:]:
         if t * HYSTERESIS < best_t:
             best, best_t = cand, t
-    return best
-
-
-def best_times(fns: list, *, passes: int = 3, min_calls: int = 2, min_seconds: float = 0.001,
-               prune: float | None = None) -> list[float]:
-    """Fastest call of each function, timed round-robin over ``passes`` passes (each pass at
-    least ``min_calls`` calls and ``min_seconds`` per function): the measurement ``prepare``
-    uses to choose between implementations. Timing each candidate once, back to back, let
-    a slow phase of the machine land on one candidate and flip the choice between runs.
-
-    ``prune``: after the first pass, a candidate slower than ``prune`` times the fastest is
-    out of the race (its first-pass time is what it reports); the remaining passes time only
-    the contenders. FFT tile choices on large images spend most of their prepare time timing
-    candidates that lose by 2x or more (measured: 12 candidates of ~20 ms, 1.4 s of timing).
-    """
-    best = [float("inf")] * len(fns)
-    live = list(range(len(fns)))
-    for k in range(passes):
-        if k == 1 and prune is not None:
-            fastest = min(best)
-            live = [i for i in live if best[i] <= prune * fastest]
-        for i in live:
-            fn = fns[i]
-            n = 0
-            t_end = time.perf_counter() + min_seconds
-            while n < min_calls or time.perf_counter() < t_end:
-                t0 = time.perf_counter()
-                fn()
-                best[i] = min(best[i], time.perf_counter() - t0)
-                n += 1
     return best
 
 

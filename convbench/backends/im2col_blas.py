@@ -181,6 +181,7 @@ class TransposedState:
 
 class Im2colBlas(Backend):
     name = "im2col_blas"
+    baseline_rank = 1
     algorithm = "im2col+gemm"
     description = "unfold (strided view, one copy) + one BLAS GEMM per group; col2im for transposed"
     capabilities = Capabilities(exact=True, transposed=True, backward_weights=True, threads="blas",

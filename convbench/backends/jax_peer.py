@@ -85,9 +85,10 @@ class JaxState:
 
 class JaxXLA(Backend):
     name = "jax_xla"
+    baseline_rank = 3
     algorithm = "JAX (XLA:CPU)"
     description = "jax.lax.conv_general_dilated under jax.jit (backward passes through jax.vjp) on XLA:CPU"
-    peer = True
+    role = "peer"
     capabilities = Capabilities(exact=False, rtol={"float32": 1e-5, "float64": 1e-12}, transposed=True,
                                 backward_weights=True, threads="xla")
 

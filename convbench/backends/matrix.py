@@ -4,7 +4,7 @@ The operator ``A`` maps the flattened input (per group: ``ic/g * ih * iw``, NCHW
 to the flattened output (``oc/g * oh * ow``); padding, stride and dilation are folded
 in (an output pixel's row holds the weights of the taps that land on real input
 pixels; taps on padding have no entry). It is block diagonal over groups; each block
-is a doubly blocked Toeplitz matrix. See :mod:`convbench.params` for what its size
+is a doubly blocked Toeplitz matrix. See :mod:`convbench.flops` for what its size
 and sparsity say about parameter sharing and local connectivity.
 
 Assembly (in ``prepare``) never materialises more than it stores. For one group the
@@ -38,9 +38,10 @@ from typing import Any
 
 import numpy as np
 
-from ..params import operator_nnz
+from ..flops import operator_nnz
 from ..problem import ConvProblem
-from .base import Backend, Capabilities, Estimate, Plan, best_times, stable_choice
+from ..timing import best_times
+from .base import Backend, Capabilities, Estimate, Plan, stable_choice
 
 try:
     import scipy.sparse as sp

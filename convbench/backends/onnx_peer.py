@@ -82,9 +82,10 @@ def session_options(threads: int):
 
 class OnnxRuntime(Backend):
     name = "onnxruntime"
+    baseline_rank = 2
     algorithm = "ONNX Runtime (MLAS)"
     description = "one-node ONNX Conv / ConvTranspose graph on ONNX Runtime's CPU execution provider"
-    peer = True
+    role = "peer"
     capabilities = Capabilities(dtypes=("float32",), exact=False, rtol={"float32": 1e-5}, transposed=True,
                                 threads="onnxruntime")
     direction_reasons = {"bwd_w": "ONNX has no weight-gradient operator (ONNX Runtime's CPU provider runs "

@@ -102,6 +102,7 @@ class PoolBackend(Backend):
 
 class PoolReference(PoolBackend):
     name = "pool_reference"
+    role = "oracle"
     algorithm = "reference"
     description = "float64 tap-by-tap pooling and its gradient: the oracle"
 

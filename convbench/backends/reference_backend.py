@@ -18,6 +18,7 @@ from .base import Backend, Capabilities, Estimate, Plan
 
 class Reference(Backend):
     name = "reference"
+    role = "oracle"
     algorithm = "reference"
     description = "float64 tap-by-tap loop with a channel tensordot: the oracle"
     capabilities = Capabilities(exact=True, transposed=True, backward_weights=True, threads="blas")

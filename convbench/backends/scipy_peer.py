@@ -59,7 +59,7 @@ class _ScipyBase(Backend):
                                   "scipy user writes",
                          "bwd_w": "scipy has no weight-gradient call; this peer is the forward pass a scipy "
                                   "user writes"}
-    peer = True
+    role = "peer"
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -151,7 +151,7 @@ class ScipyPool(Backend):
     kind = "pool"
     algorithm = "scipy.ndimage filters"
     description = "scipy.ndimage maximum_filter / uniform_filter per image, then subsampled"
-    peer = True
+    role = "peer"
     capabilities = Capabilities(exact=False, rtol={"float32": 1e-5, "float64": 1e-12}, transposed=False,
                                 threads="single", max_calls=4096)
 

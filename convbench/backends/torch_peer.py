@@ -41,9 +41,11 @@ class TorchState:
 
 class TorchOneDNN(Backend):
     name = "torch_onednn"
+    baseline_rank = 0
+    pool_companion = "pool_torch"
     algorithm = "torch (oneDNN)"
     description = "torch.nn.functional.conv2d / conv_transpose2d on CPU (oneDNN for float32)"
-    peer = True
+    role = "peer"
     # PyTorch pads symmetrically; the transposed form needs oh to match its formula too
     capabilities = Capabilities(exact=False, rtol={"float32": 1e-5, "float64": 1e-12},
                                 asymmetric_padding=False, transposed=True, backward_weights=True,
@@ -113,10 +115,11 @@ class TorchPool(Backend):
     ``avg_pool2d_backward``), the peer for pooling."""
 
     name = "pool_torch"
+    baseline_rank = 0
     kind = "pool"
     algorithm = "torch pooling"
     description = "torch max_pool2d / avg_pool2d (ATen CPU kernels); backward with the kept indices"
-    peer = True
+    role = "peer"
     # PyTorch's output size is floor or ceil_mode on both axes (asymmetric_padding covers the rest)
     capabilities = Capabilities(exact=True, transposed=True, threads="torch", asymmetric_padding=False)
 

@@ -56,7 +56,7 @@ def run(*, json: bool = False) -> int:  # noqa: A002 - the flag's name
         caps.append(f"threads: {d['threads']}")
         if d["options"]:
             caps.append("options " + ", ".join(f"{k}={v}" for k, v in d["options"].items()))
-        kind = "peer" if d["peer"] else "own"
+        kind = d["role"]
         print(f"{d['name']:<16} {d['algorithm']:<26} [{kind}] {d['description']}")
         print(f"{'':<16} {'; '.join(caps)}")
     return EXIT_OK

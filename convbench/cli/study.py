@@ -35,7 +35,8 @@ OPTIONS = [
     option("backend", _text, metavar="NAME", default="auto",
            help="conv backend for every convolution (auto: per model the own backend with the fastest "
                 "measured training step)"),
-    option("pool_backend", _text, metavar="NAME", default="pool_numba", help="pooling backend (pool_numba)"),
+    option("pool_backend", _text, metavar="NAME",
+           help="pooling backend (default: convbench's default pooling backend, the compiled loops)"),
     option("threads", threads_arg, metavar="N", default=1, help="threads for every runtime (1)"),
     option("quick", None, action="flag", help="a short study for tests and CI (2 epochs, 120 test images, "
                                               "shifts 0..2, two training-set sizes)"),
@@ -67,7 +68,7 @@ def _out_dir(out: str | None) -> Path:
 
 
 def run(*, models=None, epochs=None, batch=32, lr=0.05, seed=0, canvas=24, jitter=0, max_shift=4, backend="auto",
-        pool_backend="pool_numba", threads=1, quick=False, out=None, no_plots=False, quiet=False) -> int:
+        pool_backend=None, threads=1, quick=False, out=None, no_plots=False, quiet=False) -> int:
     from ..study import MODELS, StudyConfig, run_study, write_study_report
     from ..study.experiment import check_config
     from ..study.models import parse_models
@@ -76,7 +77,9 @@ def run(*, models=None, epochs=None, batch=32, lr=0.05, seed=0, canvas=24, jitte
     except ValueError as e:
         raise UsageError(f"--models: {e}") from None
     kw = dict(models=names, batch=batch, lr=lr, seed=seed, canvas=canvas, jitter=jitter, backend=backend,
-              pool_backend=pool_backend, threads=threads)
+              threads=threads)
+    if pool_backend is not None:
+        kw["pool_backend"] = pool_backend
     if epochs is not None:
         kw["epochs"] = epochs
     if max_shift != 4 or not quick:

@@ -53,7 +53,8 @@ def write_report(out_dir: Path, baseline: str | None = None, plots: bool = True,
     written = {}
     if plots:
         from .plots import PLOTS, write_plots
-        direct_base = "direct_numba" if "direct_numba" in data.backends else data.baseline
+        direct = [b for b in data.with_role("own") if data.family.get(b) == "direct"]
+        direct_base = direct[0] if direct else data.baseline
         written = write_plots(data.df, data.meta, out_dir, rollups(data.df), direct_base, warn=warn,
                               variants=data.variants)
     doc = list(sections)

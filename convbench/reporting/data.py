@@ -6,27 +6,26 @@ Sections read this and never recompute what the runner stored (counts live in th
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..backends import default_baseline, pool_companion
+from ..cells import cell_label
 from ..results import load_meta, load_summary
 
-__all__ = ["ReportData", "load_data", "rollups", "training_layers", "activations", "layer_key", "passes_present",
-           "choose_baseline", "SHORT_STATUS", "PASSES", "POOL_COMPANION"]
+__all__ = ["ReportData", "load_data", "rollups", "training_layers", "activations", "passes_present",
+           "choose_baseline", "SHORT_STATUS", "PASSES"]
 
 #: how a cell that did not pass reads in a pivot table
 SHORT_STATUS = {"skipped": "skip", "failed": "FAIL", "mistrusted": "WRONG"}
 
 
 def choose_baseline(backends: list[str], requested: str | None = None) -> str | None:
-    """The backend speed-ups are quoted against: the requested one, else torch, else im2col."""
+    """The backend speed-ups are quoted against: the requested one, else the registry's
+    default (:func:`convbench.backends.default_baseline`: the framework peer, else im2col)."""
     if requested and requested in backends:
         return requested
-    for cand in ("torch_onednn", "im2col_blas"):
-        if cand in backends:
-            return cand
-    return backends[0] if backends else None
+    return default_baseline(backends)
 
 
 @dataclass
@@ -39,7 +38,8 @@ class ReportData:
     Convolution and pooling cells are kept apart: ``real``, ``problems`` and ``backends``
     are the convolution ones (every conv section pivots conv problems x conv backends);
     ``pool``, ``pool_problems`` and ``pool_backends`` the pooling ones, which have no op
-    count and are judged by the bytes they move.
+    count and are judged by the bytes they move. ``roles`` is each backend's role (own, peer,
+    oracle, meta), from the rows.
     """
 
     df: object
@@ -54,6 +54,9 @@ class ReportData:
     cells: dict = field(default_factory=dict)
     first: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    roles: dict = field(default_factory=dict)
+    #: backend -> its algorithm family (``direct``, ``fft``, ...)
+    family: dict = field(default_factory=dict)
 
     #: every row, at every thread count and cache state, ``problem`` the descriptor
     #: (:mod:`convbench.reporting.variants`); ``df`` holds the run's own variant only
@@ -64,18 +67,21 @@ class ReportData:
         if "variant" in df.columns:
             self.variants = df
             df = self.df = df[df.variant == ""]
-        if "cell" in df.columns:
-            df = self.df = df.assign(problem=df["cell"])
+        if "cell" in df.columns:  # a cell is a problem at one density and variant: so is its layer
+            df = self.df = df.assign(problem=df["cell"], layer=[
+                cell_label(lay, d, v) for lay, d, v in zip(df.layer, df.weight_density, df.variant)])
         if "kind" not in df.columns:
             df = self.df = df.assign(kind="conv")
         rows = df[df.backend != "*"]
+        self.roles = dict(zip(rows.backend, rows.role)) if "role" in rows.columns else {}
+        self.family = dict(zip(rows.backend, rows.algorithm)) if "algorithm" in rows.columns else {}
         self.real = rows[rows.kind != "pool"]
         self.pool = rows[rows.kind == "pool"]
         self.problems = list(dict.fromkeys(self.real.problem))
         self.backends = list(dict.fromkeys(self.real.backend))
         self.pool_problems = list(dict.fromkeys(self.pool.problem))
         self.pool_backends = list(dict.fromkeys(self.pool.backend))
-        self.baseline = choose_baseline(self.backends, self.baseline or self.meta.get("config", {}).get("baseline"))
+        self.baseline = choose_baseline(self.backends, self.baseline or (self.meta.get("config") or {}).get("baseline"))
         for r in rows.itertuples(index=False):
             self.cells[(r.problem, r.backend)] = r
             self.first.setdefault(r.problem, r)
@@ -87,8 +93,24 @@ class ReportData:
                         self.note_ref(c)
 
     @property
-    def config(self) -> dict:
-        return self.meta.get("config", {})
+    def config(self):
+        """The run's :class:`~convbench.config.SweepConfig` (of any schema; problems unread)."""
+        from ..config import SweepConfig
+        rec = dict(self.meta.get("config", {}) or {})
+        rec.pop("problems", None)
+        try:
+            return SweepConfig.from_record(rec)
+        except (ValueError, TypeError):
+            return SweepConfig()
+
+    def with_role(self, role: str, backends: list | None = None) -> list:
+        """The backends (of ``backends``, default the conv ones) with ``role``, in table order."""
+        return [b for b in (self.backends if backends is None else backends) if self.roles.get(b) == role]
+
+    @property
+    def algorithms(self) -> list:
+        """The conv backends that are algorithms (own, peers, oracles): not a choice among them."""
+        return [b for b in self.backends if self.roles.get(b) != "meta"]
 
     @property
     def stream(self) -> dict:
@@ -138,21 +160,10 @@ def load_data(out_dir: Path, baseline: str | None = None) -> ReportData:
 #: a network pass and the layer directions it is made of (pooling has no weight gradient)
 PASSES = (("inference", ("fwd",)), ("training step", ("fwd", "bwd_d", "bwd_w")))
 
-#: which pooling backend accompanies a convolution backend in a network total: a peer's own
-#: library where it has one; any other backend gets the fastest of convbench's own poolers
-POOL_COMPANION = {"torch_onednn": "pool_torch"}
-
-_DIR_KNOB = re.compile(r"--dir=\w+\s+")
-
-
-def layer_key(problem: str) -> str:
-    """A cell label without its direction knob: the layer, the same in every direction."""
-    return _DIR_KNOB.sub("", str(problem))
-
-
 def _network_rows(df):
-    """Timed rows of suite layers at full weight density, with a ``layer`` column (fuzzed
-    problems, suite ``fuzz-<seed>``, are no network: they get no roll-up)."""
+    """Timed rows of suite layers at full weight density (fuzzed problems, suite
+    ``fuzz-<seed>``, are no network: they get no roll-up). ``layer`` says which rows are
+    passes of one layer."""
     if "suite" not in df.columns:
         return df.iloc[0:0]
     real = df[(df.backend != "*") & (df.suite != "") & ~df.suite.astype(str).str.startswith("fuzz-")
@@ -161,7 +172,7 @@ def _network_rows(df):
         real = real.assign(kind="conv")
     if "direction" not in real.columns:
         real = real.assign(direction="fwd")
-    return real.assign(layer=[layer_key(p) for p in real.problem])
+    return real
 
 
 def passes_present(directions) -> list[tuple[str, tuple]]:
@@ -181,8 +192,9 @@ def rollups(df) -> list[dict]:
 
     A pass sums its directions per layer: inference is every layer's forward pass; the
     training step is fwd + bwd_d + bwd_w of each convolution and fwd + bwd_d of each pool.
-    A convolution backend's pooling layers run on its companion (:data:`POOL_COMPANION`,
-    else the fastest non-peer pooling backend of that cell); ``pool_share[b]`` is the
+    A convolution backend's pooling layers run on its companion
+    (:func:`convbench.backends.pool_companion`, else the fastest own pooling backend of that
+    cell); ``pool_share[b]`` is the
     pooling part of its total. A backend that cannot run every convolution cell of the
     pass gets no total (``incomplete`` says how many of the pass's ``cells`` convolution
     layer-directions, counted with multiplicity, it lacks); the oracle
@@ -198,7 +210,7 @@ def rollups(df) -> list[dict]:
         kind = sub.drop_duplicates("layer").set_index("layer").kind.to_dict()
         ok = sub[(sub.status == "passed") & sub.time_median_s.notna()]
         times = {(r.layer, r.direction, r.backend): float(r.time_median_s) for r in ok.itertuples()}
-        peers = set(sub[sub.peer.astype(str).str.lower().isin(["true", "1"])].backend) if "peer" in sub else set()
+        own = set(sub[sub.role == "own"].backend)
         conv_b = list(dict.fromkeys(sub[sub.kind != "pool"].backend))
         pool_b = list(dict.fromkeys(sub[sub.kind == "pool"].backend))
         for pname, dirs in passes_present(sub[sub.kind != "pool"].direction):
@@ -212,9 +224,9 @@ def rollups(df) -> list[dict]:
                 used = set()
                 for lay, d in cells:
                     if kind[lay] == "pool":
-                        want = POOL_COMPANION.get(b)
+                        want = pool_companion(b)
                         cand = [want] if want in pool_b and (lay, d, want) in times else \
-                            [pb for pb in pool_b if pb not in peers and (lay, d, pb) in times]
+                            [pb for pb in pool_b if pb in own and (lay, d, pb) in times]
                         if cand:
                             pb = min(cand, key=lambda x: times[(lay, d, x)])
                             pool_t += mult[lay] * times[(lay, d, pb)]
@@ -265,7 +277,6 @@ def training_layers(df) -> list[dict]:
     rows = df[(df.backend != "*") & (df.weight_density >= 1.0)]
     if "suite" not in rows.columns:
         rows = rows.assign(suite="")
-    rows = rows.assign(layer=[layer_key(p) for p in rows.problem])
     ok = rows[(rows.status == "passed") & rows.time_median_s.notna()]
     out = []
     for suite, sub in rows.groupby("suite", sort=False):

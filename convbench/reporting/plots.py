@@ -55,7 +55,7 @@ class FigureContext:
     variants: object = None  # every row at every thread count and cache state (``--threads 1,2``)
 
     def __post_init__(self):
-        for col, default in (("kind", "conv"), ("alg", ""), ("direction", "fwd")):
+        for col, default in (("kind", "conv"), ("alg", ""), ("direction", "fwd"), ("algorithm", "")):
             if col not in self.df.columns:  # frames from before pooling and bwd_w (or built by hand)
                 self.df = self.df.assign(**{col: default})
 
@@ -68,7 +68,7 @@ def _style(backends: list[str]) -> dict:
     out = {}
     for i, b in enumerate(order):
         cls = backend_class(b)
-        peer = bool(getattr(cls, "peer", False)) if cls is not None else b.startswith(("torch", "scipy"))
+        peer = cls is not None and cls.role == "peer"
         out[b] = dict(color=cmap(i % 20), marker=_MARKERS[i % len(_MARKERS)],
                       mfc="none" if peer else cmap(i % 20), ls="--" if peer else "-")
     return out
@@ -82,7 +82,7 @@ def _legend(ax, **kw):
 
 def family_key(row) -> str:
     """A short, readable name of a row's family (what stays fixed along a size ladder)."""
-    if getattr(row, "kind", "conv") == "pool":
+    if getattr(row, "kind", "conv") == "pool":  # a row of an older or hand-made frame may lack it
         bits = [f"{row.alg} pool, {int(row.ic)} ch"]
         if row.sh > 1:
             bits.append(f"stride {int(row.sh)}")
@@ -426,7 +426,7 @@ def _activations(c: FigureContext):
         "weights of a dense, a locally-connected and a convolutional layer doing the same mapping")
 def _parameters(c: FigureContext):
     import matplotlib.pyplot as plt
-    if not set(c.df.backend) & {"dense_matrix", "sparse_csr"}:
+    if not set(c.df.algorithm) & {"dense matrix", "sparse matrix"}:  # the run includes the operator itself
         return None
     rows = _conv(c.df).drop_duplicates("problem")
     rows = rows[rows.params_fully_connected.notna() & rows.params_locally_connected.notna()].head(16)

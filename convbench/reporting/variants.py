@@ -6,31 +6,16 @@ adds, and compare each cell with itself: a backend's speed-up from ``t0`` to ``t
 is its own time at ``t0`` over its time at ``t`` on the same problem, and a cold/hot ratio
 its cold time over its hot time, each from the same run.
 
-"Own" backends are convbench's algorithms: not peers, not the reference oracles, not ``auto``.
+"Own" backends are convbench's algorithms (the rows' ``role``): not peers, not the float64
+oracles, not ``auto``.
 """
 
 from __future__ import annotations
 
-import math
+from ..cells import variant_tag
+from ..stats import geomean
 
-from ..results import variant_tag
-
-__all__ = ["own_backend", "thread_counts", "scaling", "cache_effect", "network_ratios", "layer_ratios"]
-
-_NOT_OWN = ("reference", "pool_reference", "auto")
-
-
-def _is_peer(v) -> bool:
-    return str(v).strip().lower() in ("true", "1", "1.0")
-
-
-def own_backend(backend: str, peer) -> bool:
-    return backend not in _NOT_OWN and not _is_peer(peer)
-
-
-def _geomean(xs) -> float:
-    xs = [x for x in xs if x == x and x > 0]
-    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+__all__ = ["thread_counts", "scaling", "cache_effect", "network_ratios", "layer_ratios"]
 
 
 def _passed(df):
@@ -75,14 +60,14 @@ def scaling(df) -> list[dict]:
             b0 = base.get(key)
             if b0 is not None:
                 per.setdefault(key[2], []).append((float(b0.time_median_s) / float(r.time_median_s),
-                                                   float(b0.cpu_util), float(r.cpu_util), r.peer))
+                                                   float(b0.cpu_util), float(r.cpu_util), r.role))
         for b, vals in per.items():
             sp = [v[0] for v in vals]
             u0 = sorted(v[1] for v in vals if v[1] == v[1])
             u1 = sorted(v[2] for v in vals if v[2] == v[2])
             med = (lambda xs: xs[len(xs) // 2] if xs else float("nan"))
-            out.append(dict(backend=b, t0=t0, t=t, problems=len(vals), geomean=_geomean(sp), min=min(sp),
-                            max=max(sp), cpu_util_t0=med(u0), cpu_util_t=med(u1), own=own_backend(b, vals[0][3])))
+            out.append(dict(backend=b, t0=t0, t=t, problems=len(vals), geomean=geomean(sp), min=min(sp),
+                            max=max(sp), cpu_util_t0=med(u0), cpu_util_t=med(u1), own=vals[0][3] == "own"))
     return out
 
 
@@ -97,11 +82,11 @@ def cache_effect(df) -> list[dict]:
         for key, r in cold.items():
             h = hot.get(key)
             if h is not None:
-                per.setdefault(key[2], []).append((float(r.time_median_s) / float(h.time_median_s), r.peer))
+                per.setdefault(key[2], []).append((float(r.time_median_s) / float(h.time_median_s), r.role))
         for b, vals in per.items():
             xs = [v[0] for v in vals]
-            out.append(dict(backend=b, threads=t, problems=len(xs), geomean=_geomean(xs), min=min(xs), max=max(xs),
-                            own=own_backend(b, vals[0][1])))
+            out.append(dict(backend=b, threads=t, problems=len(xs), geomean=geomean(xs), min=min(xs), max=max(xs),
+                            own=vals[0][1] == "own"))
     return out
 
 
@@ -121,7 +106,7 @@ def layer_ratios(df, peer: str) -> list[dict]:
         probs = dict.fromkeys((k[0], k[1]) for k in cells)
         for prob, dens in probs:
             own = [(float(r.time_median_s), b) for (p, d, b), r in cells.items()
-                   if (p, d) == (prob, dens) and own_backend(b, r.peer)]
+                   if (p, d) == (prob, dens) and r.role == "own"]
             pr = cells.get((prob, dens, peer))
             if not own or pr is None:
                 continue
@@ -141,7 +126,7 @@ def network_ratios(df) -> list[dict]:
     real = df[(df.backend != "*") & (df.suite != "") & ~df.suite.astype(str).str.startswith("fuzz-")
               & (df.weight_density >= 1.0) & (df.kind != "pool") & (df.direction == "fwd")]
     out = []
-    peers = [b for b in dict.fromkeys(real.backend) if _is_peer(real[real.backend == b].peer.iloc[0])]
+    peers = list(dict.fromkeys(real[real.role == "peer"].backend))
     for suite, sub in real.groupby("suite", sort=False):
         mult = sub.drop_duplicates("problem").set_index("problem").multiplicity.to_dict()
         for t, c in _variants_present(sub):
@@ -151,7 +136,7 @@ def network_ratios(df) -> list[dict]:
             probs = list(dict.fromkeys(k[0] for k in cells))
             own = {}
             for prob in probs:
-                cand = [float(r.time_median_s) for (p, _, b), r in cells.items() if p == prob and own_backend(b, r.peer)]
+                cand = [float(r.time_median_s) for (p, _, b), r in cells.items() if p == prob and r.role == "own"]
                 if cand:
                     own[prob] = min(cand)
             for peer in peers:

@@ -21,8 +21,10 @@ import time
 import warnings
 from pathlib import Path
 
+from ..timing import best_times
+
 __all__ = ["choose", "choose_for_problem", "default_path", "set_mode", "get_mode", "measure_log", "reset",
-           "own_candidates", "current_selector"]
+           "own_candidates", "current_selector", "instance"]
 
 _MODES = ("model", "measure")
 _state = {"mode": "model", "selectors": {}, "warned": False, "cache": {}, "instances": {}, "measured": [],
@@ -65,7 +67,8 @@ def measure_log() -> list[dict]:
     return list(_state["measured"])
 
 
-def _instance(name: str):
+def instance(name: str):
+    """One instance of backend ``name`` per process, shared by every ``auto`` decision."""
     inst = _state["instances"].get(name)
     if inst is None:
         from ..backends import get_backend
@@ -77,10 +80,8 @@ def own_candidates(kind: str = "conv") -> tuple:
     """convbench's own available backends of ``kind`` (peers and reference oracles excluded)."""
     got = _state["own"].get(kind)
     if got is None:
-        from ..backends import available_backends, backend_class
-        got = _state["own"][kind] = tuple(
-            n for n in available_backends(kind) if not backend_class(n).peer and n not in ("reference", "auto",
-                                                                                             "pool_reference"))
+        from ..backends import backends_with_role
+        got = _state["own"][kind] = tuple(backends_with_role("own", kind))
     return got
 
 
@@ -124,7 +125,7 @@ def _warn_rules(path: Path) -> None:
 def choose_for_problem(p, candidates=None) -> str:
     """The backend ``auto`` runs ``p`` on (see the module docstring). ValueError when no
     candidate admits ``p`` (naming each candidate's reason)."""
-    kind = getattr(p, "kind", "conv")
+    kind = p.kind
     cands = own_candidates(kind) if candidates is None else tuple(candidates)
     key = (p, cands, _state["mode"])
     hit = _state["cache"].get(key)
@@ -132,7 +133,7 @@ def choose_for_problem(p, candidates=None) -> str:
         return hit
     reasons, admissible = {}, []
     for n in cands:
-        r = _instance(n).supports(p)
+        r = instance(n).supports(p)
         if r is None:
             admissible.append(n)
         else:
@@ -141,7 +142,7 @@ def choose_for_problem(p, candidates=None) -> str:
         raise ValueError("backend='auto': no candidate runs this problem (" +
                          "; ".join(f"{n}: {r}" for n, r in reasons.items()) + ")")
     choice = None
-    sel = current_selector(p.dtype, getattr(p, "direction", "fwd")) if kind == "conv" else None
+    sel = current_selector(p.dtype, p.direction) if kind == "conv" else None
     if sel is not None:
         choice = sel.choose(p, admissible)
     if choice is None:
@@ -156,7 +157,7 @@ def choose_for_problem(p, candidates=None) -> str:
 
 def measure_choice(p, candidates, inputs, const) -> str:
     """Measure mode's first call: time each admissible candidate on this call's data."""
-    cands = own_candidates(getattr(p, "kind", "conv")) if candidates is None else tuple(candidates)
+    cands = own_candidates(p.kind) if candidates is None else tuple(candidates)
     key = (p, cands, "measure")
     hit = _state["cache"].get(key)
     if hit is not None:
@@ -165,18 +166,14 @@ def measure_choice(p, candidates, inputs, const) -> str:
     t0 = time.perf_counter()
     runs = {}
     for n in cands:
-        b = _instance(n)
+        b = instance(n)
         if b.supports(p) is not None:
             continue
         try:
             plan = b.prepare(p, const)
             b.run(plan, *inputs)  # first run: JIT compilation, lazy plans
-            best = float("inf")
-            for _ in range(2):
-                t = time.perf_counter()
-                b.run(plan, *inputs)
-                best = min(best, time.perf_counter() - t)
-            runs[n] = best
+            runs[n] = best_times([lambda b=b, plan=plan: b.run(plan, *inputs)], passes=1, min_calls=2,
+                                 min_seconds=0)[0]
         except Exception:  # noqa: BLE001 - a candidate that fails is not chosen
             continue
     total = time.perf_counter() - t0

@@ -8,7 +8,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 __all__ = ["fingerprint", "fingerprint_id", "Measurements", "load_measurements", "TuneError"]
@@ -64,8 +63,7 @@ def load_measurements(dirs, *, dtype: str | None = None, threads: int | None = N
         several dtypes or thread counts without a choice, or none of the requested one.
     """
     from ..problem import parse_problem
-    from ..results import ResultsError
-    from ..workflow import load
+    from ..results import ResultsError, load_meta, load_summary
     here = fingerprint() if check_machine else None
     frames, foreign = [], []
     warn = warn or (lambda m: None)
@@ -74,10 +72,9 @@ def load_measurements(dirs, *, dtype: str | None = None, threads: int | None = N
         if not (d / "summary.csv").is_file():
             raise TuneError(f"tune: {str(d)!r} is not a convbench result directory (no summary.csv)")
         try:
-            df = load(d)
+            df, meta = load_summary(d), load_meta(d)
         except (ResultsError, OSError, ValueError) as e:
             raise TuneError(f"tune: {str(d)!r}: unreadable results ({e})") from None
-        meta = df.attrs.get("meta") or {}
         if here is not None:
             there = fingerprint(meta.get("machine") or {})
             if there != here:
@@ -133,9 +130,3 @@ def load_measurements(dirs, *, dtype: str | None = None, threads: int | None = N
     times = times.loc[keep]
     return Measurements(times, problems, suite, dtype, int(threads), direction, [str(d) for d in dirs],
                         first.loc[keep] if first is not None else None)
-
-
-def geomean(v) -> float:
-    v = np.asarray(v, float)
-    v = v[np.isfinite(v)]
-    return float(np.exp(np.log(v).mean())) if len(v) else float("nan")

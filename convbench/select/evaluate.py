@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .data import geomean
+from ..stats import geomean, regret_summary
 from .model import fit_selector
 from .rules import builtin_rule, nnpack_rule
 
@@ -83,10 +83,10 @@ def regret_table(meas, policies: dict, candidates) -> pd.DataFrame:
         best_b, best_t = own.idxmin(), float(own.min())
         p = meas.problems[k]
         for name, pol in policies.items():
-            if name == "torch_onednn":
-                if "torch_onednn" not in tk.index or not np.isfinite(tk["torch_onednn"]):
+            if pol is None:  # a peer's own policy: it runs everything itself
+                if name not in tk.index or not np.isfinite(tk[name]):
                     continue
-                pick = "torch_onednn"
+                pick = name
             else:
                 choice = pol(p, list(own.index)) if getattr(pol, "wants_admissible", False) else pol(p)
                 pick = choice if choice in own.index else _pick_measured(own, choice or "")
@@ -103,22 +103,28 @@ def summarise(tab: pd.DataFrame) -> pd.DataFrame:
     out = []
     for name, g in tab.groupby("policy", sort=False):
         r = g.regret.to_numpy(float)
-        out.append(dict(policy=name, problems=len(g), top1=float(g.top1.mean()), regret_geomean=geomean(r),
-                        regret_p95=float(np.percentile(r, 95)), regret_max=float(r.max()),
+        rs = regret_summary(r)
+        out.append(dict(policy=name, problems=len(g), top1=float(g.top1.mean()), regret_geomean=rs["geomean"],
+                        regret_p95=rs["p95"], regret_max=rs["max"],
                         time_geomean_s=geomean(g.time_s)))
     return pd.DataFrame(out)
 
 
 def _policies(train, candidates, selector) -> dict:
+    """The choosers a selector is judged against; the last, ``None``, is the framework a user
+    would otherwise call (the first ranked peer measured: it picks itself)."""
+    from ..backends import backend_role, ranked_backends
     single = best_single(train, candidates)
 
     def sel(p, admissible):
         return selector.choose(p, admissible)
     sel.wants_admissible = True
-    return {"selector": sel, "always im2col_blas": lambda p: "im2col_blas",
+    pols = {"selector": sel, "always im2col_blas": lambda p: "im2col_blas",
             f"best single ({single})": lambda p: single, "NNPACK rules": nnpack_rule,
-            "built-in rules": builtin_rule, "scipy-style two-way": fit_scipy_two_way(train),
-            "torch_onednn": None}
+            "built-in rules": builtin_rule, "scipy-style two-way": fit_scipy_two_way(train)}
+    peers = [b for b in train.times.columns if backend_role(b) == "peer"]
+    pols.update({name: None for name in ranked_backends(peers)[:1]})
+    return pols
 
 
 def kfold_labels(labels, k: int, seed: int = 0):

@@ -22,7 +22,7 @@ def _l(v: float) -> float:
 
 def features(p) -> np.ndarray:
     """The feature vector of a conv or pool problem (order :data:`FEATURES`)."""
-    pool = getattr(p, "kind", "conv") == "pool"
+    pool = p.kind == "pool"
     mb, ih, iw, oh, ow, kh, kw = p.mb, p.ih, p.iw, p.oh, p.ow, p.kh, p.kw
     if pool:
         ic = oc = p.ic

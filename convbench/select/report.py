@@ -102,7 +102,8 @@ def write_evaluation(out_dir: Path, selector, tables: dict, meas, admissible_fn,
         f"({', '.join(selector.models)}), fitted on {selector.n_problems} problems, {selector.dtype}, "
         f"{selector.threads} thread(s), direction {selector.direction}. Regret = time(chosen) / time(fastest "
         f"measured own backend) on each problem; a policy chooses among the backends measured there. "
-        f"torch_onednn is what a framework user gets (its ratio can be below 1)."))]
+        f"The last policy, when there is one, is the framework peer measured here: what a framework user gets "
+        f"(its ratio can be below 1)."))]
     if model_cv:
         secs.append(Section("Model choice", intro="Both model kinds cross-validated (5-fold by problem) on the "
                             "tuning data; the lower geometric-mean regret is kept.", blocks=[Table(

@@ -26,7 +26,7 @@ FALLBACK_ORDER = ("im2col_blas", "direct_numba", "reference")
 
 def builtin_rule(p) -> str:
     """The built-in rules' backend for ``p`` (before capability checks)."""
-    if getattr(p, "kind", "conv") == "pool":
+    if p.kind == "pool":
         return "pool_numba"
     if p.icg == 1 and p.g > 1:
         return "direct_numba"
@@ -42,7 +42,7 @@ def nnpack_rule(p) -> str:
     """NNPACK's fixed rules mapped onto convbench's backends: 1x1 -> direct, 3x3 -> Winograd
     F(6x6, 3x3), kernels up to 8 -> FFT (NNPACK's 8x8 tiles) and up to 16 -> FFT (16x16 tiles),
     the rest -> GEMM (im2col)."""
-    if getattr(p, "kind", "conv") == "pool":
+    if p.kind == "pool":
         return "pool_numba"
     k = max(p.kh, p.kw)
     if k == 1:

@@ -30,6 +30,8 @@ import numpy as np
 from .digits import DIGIT, load_split, max_shift_for, place, shift_image
 from .layers import Conv2d, Dense, Engine
 from .models import MODELS, build
+from ..backends import DEFAULTS, QUICK
+from ..timing import median_times
 from .train import TrainConfig, shift_accuracy, train
 
 __all__ = ["StudyConfig", "run_study", "own_conv_backends", "check_config"]
@@ -49,7 +51,7 @@ class StudyConfig:
     jitter: int = 0
     max_shift: int = 4
     backend: str = "auto"
-    pool_backend: str = "pool_numba"
+    pool_backend: str = DEFAULTS["pool"]
     threads: int = 1
     sizes: tuple = (50, 100, 200, 400, 0)  #: training-set sizes for the prior curves (0: all)
     quick: bool = False
@@ -62,16 +64,16 @@ class StudyConfig:
     @classmethod
     def quick_config(cls, **kw) -> "StudyConfig":
         base = dict(epochs=2, max_shift=2, sizes=(50, 0), test_limit=120, infer_batch=32, timing_rounds=2,
-                    quick=True, candidates=("im2col_blas", "direct_numba"))
+                    quick=True, candidates=QUICK)
         base.update(kw)
         return cls(**base)
 
 
 def own_conv_backends() -> list[str]:
-    """convbench's own convolution backends available here (peers and ``auto``, which is a
-    choice among them, excluded)."""
-    from ..backends import available_backends, get_backend
-    return [n for n in available_backends("conv") if not get_backend(n).peer and n != "auto"]
+    """convbench's own convolution backends available here (not the peers, the float64
+    oracle or ``auto``, which is a choice among them)."""
+    from ..backends import backends_with_role
+    return backends_with_role("own", "conv")
 
 
 def _candidates(cfg: StudyConfig) -> list[str]:
@@ -130,25 +132,6 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
-def _interleaved(fns: dict, rounds: int, min_time: float = 0.02) -> dict:
-    """Median seconds per call of each function, timed round-robin (the order rotates every
-    round) so that machine noise hits all alike. Each round repeats a call until
-    ``min_time`` has passed."""
-    names = list(fns)
-    samples: dict = {n: [] for n in names}
-    for r in range(rounds):
-        for n in names[r % len(names):] + names[:r % len(names)]:
-            k, t0 = 0, time.perf_counter()
-            while True:
-                fns[n]()
-                k += 1
-                el = time.perf_counter() - t0
-                if el >= min_time:
-                    break
-            samples[n].append(el / k)
-    return {n: float(np.median(v)) for n, v in samples.items()}
-
-
 def _first_call(fn) -> float:
     t0 = time.perf_counter()
     fn()
@@ -180,7 +163,7 @@ def choose_engines(cfg: StudyConfig, split, log) -> tuple[dict, list[dict]]:
     for m in cfg.models:
         probe = build(m, cfg.canvas, cfg.seed)
         if not probe.conv_layers():
-            engines[m] = Engine(conv="im2col_blas", pool=cfg.pool_backend)
+            engines[m] = Engine(conv=DEFAULTS["conv"], pool=cfg.pool_backend)
             rows.append(dict(model=m, backend="(none: no convolution)", chosen=True, step_s="", first_call_s="",
                              note="dense/locally connected layers are BLAS GEMMs"))
             continue
@@ -195,8 +178,8 @@ def choose_engines(cfg: StudyConfig, split, log) -> tuple[dict, list[dict]]:
             fn = (lambda model=model: model.loss_and_grad(x, y))
             first[be] = _first_call(fn)  # JIT compilation, plans: timed apart
             fns[be] = fn
-        times = _interleaved(fns, 3 if cfg.quick else cfg.timing_rounds) if len(fns) > 1 else \
-            {be: _interleaved(fns, 2)[be] for be in fns}
+        times = median_times(fns, 3 if cfg.quick else cfg.timing_rounds) if len(fns) > 1 else \
+            {be: median_times(fns, 2)[be] for be in fns}
         best = min(times, key=times.get)
         engines[m] = Engine(conv=best, pool=cfg.pool_backend)
         for be in cands:
@@ -320,10 +303,11 @@ def inference_table(cfg: StudyConfig, models: dict, test_x, log) -> list[dict]:
     x = place(test_x[:cfg.infer_batch], cfg.canvas)
     rows = []
     peers = set()
-    if not cfg.candidates:
-        from ..backends import available_backends, get_backend
-        peers = {n for n in available_backends("conv") if get_backend(n).peer}
-    cands = _candidates(cfg) + [n for n in ("torch_onednn",) if n in peers and not cfg.candidates]
+    cands = _candidates(cfg)
+    if not cfg.candidates:  # and the framework a user would otherwise call, as the peer
+        from ..backends import backends_with_role, ranked_backends
+        peers = set(backends_with_role("peer", "conv"))
+        cands += ranked_backends(backends_with_role("peer", "conv"))[:1]
     if cfg.backend != "auto" and cfg.backend not in cands:
         cands.append(cfg.backend)
     for m, (trained, _, _) in models.items():
@@ -341,7 +325,7 @@ def inference_table(cfg: StudyConfig, models: dict, test_x, log) -> list[dict]:
                     la.version += 1
                 fns[be] = (lambda model=clone: model.forward(x))
                 first[be] = _first_call(fns[be])
-        times = _interleaved(fns, cfg.timing_rounds)
+        times = median_times(fns, cfg.timing_rounds)
         own = {be: t for be, t in times.items() if be not in peers}
         best = min(own or times, key=(own or times).get)  # the fastest of convbench's own
         for be, t in times.items():
@@ -357,12 +341,13 @@ def insitu(cfg: StudyConfig, cnn_model, inference_rows: list[dict], log) -> list
     """The CNN's forward pass in situ (from :func:`inference_table`) against the sum of its
     conv and pool layers each timed alone by convbench's runner (the same backend, batch and
     thread count), plus ReLU, flatten and the dense layer timed alone here."""
+    from ..cells import Cell
+    from ..config import SweepConfig
     from ..problem import PoolProblem
-    from ..runner import RunConfig, run_problem
-    from ..timing import TimingConfig
+    from ..runner import Context, run_cell
     batch = cfg.infer_batch
     rows = []
-    tcfg = TimingConfig(min_time=0.02, max_time=0.2 if not cfg.quick else 0.05, min_rounds=3)
+    timing = dict(min_time=0.02, max_time=0.2 if not cfg.quick else 0.05, min_rounds=3, round_time=1e-3)
     x = place(np.zeros((batch, DIGIT, DIGIT), np.float32), cfg.canvas)
     shapes, s = [], cnn_model.in_shape
     for layer in cnn_model.layers:
@@ -376,14 +361,14 @@ def insitu(cfg: StudyConfig, cnn_model, inference_rows: list[dict], log) -> list
             val = inp if inp is not None else np.random.default_rng(0).standard_normal(shp).astype(np.float32)
             other_fns[layer.name] = (lambda layer=layer, v=val: layer.forward(v, False))
         a = layer.forward(a, False)
-    others = _interleaved(other_fns, 3)
+    others = median_times(other_fns, 3)
     n_relu = sum(1 for layer, _ in shapes if layer.name == "relu")
     other_s = others.get("fc", 0.0) + others.get("flatten", 0.0)
     relu_s = 0.0
     for layer, shp in shapes:  # each ReLU at its own size
         if layer.name == "relu":
             v = np.random.default_rng(0).standard_normal(shp).astype(np.float32)
-            relu_s += _interleaved({"r": lambda v=v, layer=layer: layer.forward(v, False)}, 3)["r"]
+            relu_s += median_times({"r": lambda v=v, layer=layer: layer.forward(v, False)}, 3)["r"]
     for r in inference_rows:
         if r["model"] != cnn_model.name or r["backend"] == "blas":
             continue
@@ -397,14 +382,15 @@ def insitu(cfg: StudyConfig, cnn_model, inference_rows: list[dict], log) -> list
                 backends = [cfg.pool_backend]
             else:
                 continue
-            run_cfg = RunConfig(problems=[p], backends=backends, threads=cfg.threads, timing=tcfg,
-                                cell_budget_s=5.0, sentinel=False, phases=False)
-            got, _ = run_problem(p, run_cfg, backends)
-            ok = [g for g in got if g.get("status") == "passed"]
+            run_cfg = SweepConfig(backends=backends, threads=(cfg.threads,), cell_budget=5.0, sentinel=False,
+                                  phases=False, **timing)
+            got = run_cell(Cell(p, threads=cfg.threads, primary=(cfg.threads, "hot")), backends,
+                           Context.build(run_cfg)).results
+            ok = [g for g in got if g.status == "passed"]
             if not ok:
                 parts = None
                 break
-            t = float(ok[0]["time_median_s"])
+            t = float(ok[0].stats["median"])
             parts.append(f"{layer.name} {t * 1e6:.0f} us")
             total += t
         if parts is None:

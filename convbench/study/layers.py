@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..backends import DEFAULTS
+
 __all__ = ["Engine", "Conv2d", "LocallyConnected2d", "MaxPool2d", "ReLU", "Flatten", "Dense", "conv_geometry"]
 
 
@@ -38,9 +40,9 @@ class Engine:
     substitution is recorded once in ``notes`` for the report.
     """
 
-    conv: str = "im2col_blas"
-    pool: str = "pool_numba"
-    fallback: str = "im2col_blas"
+    conv: str = DEFAULTS["conv"]
+    pool: str = DEFAULTS["pool"]
+    fallback: str = DEFAULTS["conv"]
     notes: dict = field(default_factory=dict)
     _instances: dict = field(default_factory=dict, repr=False)
 
@@ -59,6 +61,16 @@ class Engine:
         if key not in self.notes:
             self.notes[key] = f"{problem.direction} of {layer} ran on {self.fallback}: {self.conv} {reason}"
         return self.fallback
+
+    def apply(self, name: str, problem, const, *inputs, **prepare):
+        """``problem`` on backend ``name``: prepared and run once (a plan per call: the weights
+        or the argmax it is prepared from change every step). Unsupported with the reason."""
+        b = self.instance(name)
+        reason = b.supports(problem)
+        if reason is not None:
+            from ..backends.base import Unsupported
+            raise Unsupported(f"{name}: {reason}")
+        return b.run(b.prepare(problem, const, **prepare), *inputs)
 
 
 class Layer:
@@ -159,20 +171,17 @@ class Conv2d(Layer):
         return y
 
     def backward(self, dy):
-        from ..api import conv2d_weight, conv_transpose2d
+        """The weight gradient (bwd_w) and the input gradient (bwd_d: the transposed
+        convolution, whose problem is the forward one's, so no output padding is guessed)."""
         x, w = self.x, self.params["w"]
         dy = np.ascontiguousarray(dy, dtype=w.dtype)
         self.grads["b"] = dy.sum(axis=(0, 2, 3))
-        self.grads["w"] = conv2d_weight(x, w.shape, dy, stride=self.s, padding=self.p, dilation=self.d,
-                                        backend=self.engine.backend_for(self.problem(x.shape, "bwd_w"), self.name))
+        pw = self.problem(x.shape, "bwd_w")
+        self.grads["w"] = self.engine.apply(self.engine.backend_for(pw, self.name), pw, None, x, dy)
         if self.first:
             return None
-        h, wd = x.shape[2:]
-        oh, ow = dy.shape[2:]
-        op = (h - ((oh - 1) * self.s - 2 * self.p + self.d * (self.k - 1) + 1),
-              wd - ((ow - 1) * self.s - 2 * self.p + self.d * (self.k - 1) + 1))
-        return conv_transpose2d(dy, w, stride=self.s, padding=self.p, output_padding=op, dilation=self.d,
-                                backend=self.engine.backend_for(self.problem(x.shape, "bwd_d"), self.name))
+        pd = self.problem(x.shape, "bwd_d")
+        return self.engine.apply(self.engine.backend_for(pd, self.name), pd, w, dy)
 
 
 def _unfold(x, k, s, p):
@@ -263,28 +272,35 @@ class MaxPool2d(Layer):
         c, oh, ow = self.out_shape(s)
         return dict(fwd=c * oh * ow * (self.k * self.k - 1), bwd_d=0 if self.first else c * oh * ow, bwd_w=0)
 
+    def problem(self, x_shape, dtype, direction="fwd"):
+        from ..problem import PoolProblem
+        return PoolProblem.from_torch_args(x_shape, self.k, alg="max", dtype=str(dtype), direction=direction)
+
     def forward(self, x, train=True):
-        """Training keeps the argmax for the backward pass (:func:`convbench.max_pool2d` with
-        ``return_indices``); inference runs the backend's cached plan alone."""
-        from ..api import max_pool2d
-        self.x = x
-        if train:
-            y, self.idx = max_pool2d(x, self.k, return_indices=True, backend=self.engine.pool)
-            return y
+        """Training keeps the argmax for the backward pass (the backend's ``argmax``);
+        inference runs the backend's cached plan alone."""
+        self.x = x = np.ascontiguousarray(x)
         cache = getattr(self, "_plan", None)
         if cache is None or cache[0] != (x.shape, x.dtype, self.engine.pool):
-            from ..problem import PoolProblem
             b = self.engine.instance(self.engine.pool)
-            p = PoolProblem.from_torch_args(x.shape, self.k, alg="max", dtype=str(x.dtype))
-            cache = self._plan = ((x.shape, x.dtype, self.engine.pool), b, b.prepare(p, None))
-        return cache[1].run(cache[2], x)
+            p = self.problem(x.shape, x.dtype)
+            reason = b.supports(p)
+            if reason is not None or (train and not hasattr(b, "argmax")):
+                from ..backends.base import Unsupported
+                raise Unsupported(f"{self.engine.pool}: {self.name}: "
+                                  f"{reason or 'does not compute the argmax the backward pass needs'}")
+            cache = self._plan = ((x.shape, x.dtype, self.engine.pool), b, p, b.prepare(p, None))
+        _, b, p, plan = cache
+        if train:
+            self.idx = b.argmax(p, x)
+        return b.run(plan, x)
 
     def backward(self, dy):
-        from ..api import max_pool2d_backward
         if self.first:
             return None
-        return max_pool2d_backward(np.ascontiguousarray(dy, dtype=self.x.dtype), self.x, self.k,
-                                   indices=self.idx, backend=self.engine.pool)
+        p = self.problem(self.x.shape, self.x.dtype, "bwd_d")
+        return self.engine.apply(self.engine.pool, p, self.x, np.ascontiguousarray(dy, dtype=self.x.dtype),
+                                 indices=self.idx)
 
 
 class ReLU(Layer):

@@ -306,7 +306,8 @@ def write_study_report(sdir: Path, filters: dict | None = None, plots: bool = Tr
     if not inf.empty:
         backends = list(dict.fromkeys(inf.backend))
         piv = inf.pivot_table(index="backend", columns="model", values="s_per_image", aggfunc="first")
-        rows = [[be + (" (peer)" if be == "torch_onednn" else "")] +
+        peers = set(inf[inf.peer.astype(str) == "True"].backend)
+        rows = [[be + (" (peer)" if be in peers else "")] +
                 [(_us(piv.loc[be, mm]) if mm in piv.columns and not np.isnan(piv.loc[be, mm]) else "")
                  for mm in piv.columns] for be in backends]
         secs.append(Section("Inference time per image, per backend",

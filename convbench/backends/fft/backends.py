@@ -47,7 +47,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from ... import threads as _threads
 from ...problem import ConvProblem
-from ..base import Backend, Capabilities, Estimate, Plan, best_times, stable_choice
+from ...timing import best_times
+from ..base import Backend, Capabilities, Estimate, Plan, stable_choice
 from .geometry import (FFTGeometry, batch_size, fast_len, fft_flops, geometry, pruned_rows, ranked_geometries,
                        smallest_workspace)
 from .plans import WISDOM, Transforms, normalise_effort, pyfftw, pyfftw_plans, spectra, view

@@ -123,7 +123,22 @@ def apply_coretype(choice: str) -> dict:
             os.environ["OPENBLAS_CORETYPE"] = target
         rec["applied"] = True
     rec["target"] = target
+    _APPLIED.clear()
+    _APPLIED.update(rec)
     return rec
+
+
+#: what :func:`apply_coretype` did in this process (empty when it was not called)
+_APPLIED: dict = {}
+
+
+def applied_coretype(requested: str = "auto") -> dict:
+    """The kernel-set record of this process for the run metadata: what the command line's
+    :func:`apply_coretype` did, or, called from Python, that numpy's choice stands."""
+    if _APPLIED:
+        return dict(_APPLIED)
+    return {"requested": requested, "applied": False,
+            "note": "called from Python: the kernel set is whatever numpy loaded"}
 
 
 def blas_status() -> dict:

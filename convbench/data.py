@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .problem import ConvProblem, PoolProblem
+from .problem import ConvProblem
 from .reference import (conv2d_reference, conv2d_weight_reference, conv_transpose2d_reference,
                         pool_backward_reference, pool_reference)
 
@@ -52,7 +52,7 @@ def _ints(rng, shape, dtype) -> np.ndarray:
 
 def uses_weights(p) -> bool:
     """Whether a problem has weights a density can prune (a forward or backward-data conv)."""
-    return getattr(p, "kind", "conv") == "conv" and p.direction != "bwd_w"
+    return p.uses_weights
 
 
 def make_data(p: ConvProblem, weight_density: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +84,7 @@ def _distinct(rng, shape, dtype) -> np.ndarray:
 
 def make_case(p, weight_density: float = 1.0) -> Case:
     """The arrays of a cell of ``p`` (see the module docstring)."""
-    if getattr(p, "kind", "conv") == "pool":
+    if p.kind == "pool":
         rng = np.random.default_rng(_seed(p.label))
         maker = _distinct if p.alg == "max" else _ints
         x = maker(rng, p.input_shape, p.dtype)
@@ -122,7 +122,7 @@ def reference_output(p: ConvProblem, x: np.ndarray, w: np.ndarray) -> np.ndarray
 
 def reference_case(p, case: Case) -> np.ndarray:
     """The float64 result every backend's output for ``case`` is checked against."""
-    if getattr(p, "kind", "conv") == "pool":
+    if p.kind == "pool":
         if p.direction == "bwd_d":
             return pool_backward_reference(case.inputs[0], case.constant, p)
         return pool_reference(case.inputs[0], p)[0]
@@ -144,7 +144,7 @@ def output_bound(p, case: Case) -> float:
     max_o sum|dy_o|`` for the weight gradient, ``max|x|`` or ``max|dy|`` for pooling."""
     def amax(a):
         return float(np.max(np.abs(a))) if a is not None and a.size else 0.0
-    if getattr(p, "kind", "conv") == "pool":
+    if p.kind == "pool":
         return amax(case.inputs[0])
     if p.direction == "bwd_w":
         x, dy = case.inputs
@@ -160,7 +160,7 @@ def harness_bytes(p) -> int:
     comparison blocks. From the shape alone."""
     it = p.itemsize
     n_in = sum(int(np.prod(s, dtype=np.int64)) for s in p.operand_shapes)
-    if getattr(p, "kind", "conv") == "pool":
+    if p.kind == "pool":
         n_in += int(np.prod(p.input_shape, dtype=np.int64)) if p.direction == "bwd_d" else 0
         dst = int(np.prod(p.dst_shape, dtype=np.int64))
         # the reference's padded float64 copy, its running result and (max) argmax indices

@@ -7,20 +7,25 @@ A result directory holds
 ``meta.json``     schema version, convbench version, machine, BLAS, threads, libraries,
                   git commit, argv and the sweep configuration (so ``--resume`` can
                   finish a run without the user retyping it)
-``tables.md``     rendered by :mod:`convbench.report`
+``tables.md``     rendered by :mod:`convbench.reporting` (with ``report.md``/``.html``)
 
 Rows are appended and flushed as soon as they are measured, so a sweep killed
 half-way keeps every finished row. Units live in column names (``_s``, ``_bytes``)
 and values are stored in SI; scaling happens only when rendering.
 
-Every count derived from the problem (``flops_direct``, ``flops_dense``, ``params`` and
-the parameter-table counts, ``bytes_io``) is computed once by the runner and stored in
-the row, so reports only render. Schema history: v1 lacked ``kind`` (conv or pool),
-``alg`` (the pooling algorithm), ``flops_dense``, ``params_fully_connected``,
-``params_locally_connected``, ``bytes_io`` and ``gbs_effective``; :func:`load_summary`
-derives them from the descriptor when reading a v1 directory (every v1 row is a
-convolution). v2 lacked ``host`` and ``worker`` (where a row was measured; v3 runs on a
-Dask cluster); they read as empty. Other versions are refused with the version named.
+A row is made in one place, :meth:`convbench.cells.CellResult.row`; every count derived
+from the problem (``flops_direct``, ``flops_dense``, ``params`` and the parameter-table
+counts, ``bytes_io``: :func:`convbench.flops.problem_counts`) is stored in it, so reports only
+render. Schema history: v1 lacked ``kind`` (conv or pool), ``alg`` (the pooling algorithm),
+``flops_dense``, ``params_fully_connected``, ``params_locally_connected``, ``bytes_io`` and
+``gbs_effective``; :func:`load_summary` derives them from the descriptor when reading a v1
+directory (every v1 row is a convolution). v2 lacked ``host`` and ``worker`` (where a row was
+measured; v3 runs on a Dask cluster); they read as empty. v4 added ``cache`` and the samples'
+``threads`` and ``cache``. v5 added the structured columns readers used to parse out of text:
+``layer`` (the problem without its direction knob), ``role`` (own, peer, oracle, meta) and
+``chosen`` (the backend ``auto`` ran); they are derived when reading older directories.
+Other versions are refused with the version named, and a directory written by a newer
+convbench is never modified.
 """
 
 from __future__ import annotations
@@ -32,25 +37,25 @@ import math
 import os
 from pathlib import Path
 
-__all__ = ["SCHEMA_VERSION", "READABLE_VERSIONS", "SUMMARY_COLUMNS", "SAMPLE_COLUMNS", "STATUSES", "ResultWriter",
-           "cell_label", "variant_tag", "CACHES", "primary_variant_of", "load_summary", "load_samples", "load_meta",
-           "write_meta", "new_meta", "ResultsError",
-           "ResultsWriteError", "problem_counts", "repair_for_resume", "RunLock"]
+from .cells import PHASES
 
-SCHEMA_VERSION = 4
-#: versions this convbench reads (older ones are upgraded on load; v4 added the cache column and
-#: the samples' threads and cache, for sweeps over thread counts and hot/cold caches)
-READABLE_VERSIONS = (1, 2, 3, 4)
+__all__ = ["SCHEMA_VERSION", "READABLE_VERSIONS", "SUMMARY_COLUMNS", "SAMPLE_COLUMNS", "STATUSES", "ResultWriter",
+           "primary_variant_of", "load_summary", "load_samples", "load_meta", "write_meta", "new_meta",
+           "ResultsError", "ResultsWriteError", "repair_for_resume", "row_key", "RunLock"]
+
+SCHEMA_VERSION = 5
+#: versions this convbench reads (older ones are upgraded on load, see the module docstring)
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 
 #: cell states, as benchdnn names them
 STATUSES = ("passed", "skipped", "mistrusted", "failed")
 
-PROBLEM_COLUMNS = ["problem", "descriptor", "name", "suite", "multiplicity", "kind", "alg", "direction", "dtype",
+PROBLEM_COLUMNS = ["problem", "descriptor", "name", "layer", "suite", "multiplicity", "kind", "alg", "direction",
+                   "dtype",
                    "mb", "ic", "ih", "iw", "oc", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw", "g",
                    "weight_density"]
-PHASES = ("input", "multiply", "output")
 SUMMARY_COLUMNS = PROBLEM_COLUMNS + [
-    "backend", "algorithm", "peer", "threads", "cache", "status", "reason", "note",
+    "backend", "algorithm", "role", "peer", "chosen", "threads", "cache", "status", "reason", "note",
     "prepare_s", "first_run_s",
     "time_min_s", "time_median_s", "time_mean_s", "time_stddev_s", "time_q1_s", "time_q3_s",
     "time_iqr_s", "rounds", "iterations", "cpu_util",
@@ -63,64 +68,7 @@ SUMMARY_COLUMNS = PROBLEM_COLUMNS + [
 _V2_COUNTS = ("flops_dense", "params_fully_connected", "params_locally_connected", "bytes_io")
 
 
-def problem_counts(p) -> dict:
-    """The counts of a results row that depend on the problem alone.
-
-    ``flops_direct``: benchdnn's op count (padding taps excluded); ``flops_dense``: a loop
-    that multiplies the padding too (all ``kh*kw`` taps of every output); ``params``: the
-    convolution's weights; ``params_fully_connected`` / ``params_locally_connected``: the
-    weights of a dense and of a locally connected (unshared) layer doing the same mapping;
-    ``bytes_io``: input, weights and output, each once (the minimum traffic). Pooling has no
-    op count (NaN) and its bytes are input, output and, for max's backward, the argmax.
-    """
-    from .flops import dense_flops, direct_flops
-    from .params import dense_entries, operator_nnz
-    if getattr(p, "kind", "conv") == "pool":
-        # no multiply-adds worth counting: pooling is judged by the bytes it moves (input and
-        # output once each; a max pool's backward also reads the int32 argmax of every output)
-        n_in, n_out = p.mb * p.ic * p.ih * p.iw, p.mb * p.ic * p.oh * p.ow
-        idx = 4 * n_out if p.alg == "max" and p.direction == "bwd_d" else 0
-        nan = float("nan")
-        return dict(flops_direct=nan, flops_dense=nan, params=0, params_fully_connected=nan,
-                    params_locally_connected=nan, bytes_io=(n_in + n_out) * p.itemsize + idx)
-    io = (p.mb * p.ic * p.ih * p.iw + p.params + p.mb * p.oc * p.oh * p.ow) * p.itemsize
-    return dict(flops_direct=direct_flops(p), flops_dense=dense_flops(p), params=p.params,
-                params_fully_connected=dense_entries(p), params_locally_connected=operator_nnz(p),
-                bytes_io=io)
 SAMPLE_COLUMNS = ["problem", "weight_density", "backend", "round", "iterations", "time_s", "threads", "cache"]
-
-#: cache states a cell is timed in: ``hot`` (the same buffers every call) or ``cold`` (buffers
-#: rotated across more than the last-level cache between calls)
-CACHES = ("hot", "cold")
-
-
-def variant_tag(threads=None, cache: str | None = "hot", primary_threads=None, primary_cache: str = "hot") -> str:
-    """What distinguishes a cell timed at another thread count or cache state than the run's
-    first: ``""`` for the run's own (its first thread count and cache state), else e.g.
-    ``"2 threads, cold cache"``."""
-    tags = []
-    try:
-        t = int(float(threads)) if threads is not None and threads == threads and threads != "" else None
-        pt = int(float(primary_threads)) if primary_threads is not None else None
-    except (TypeError, ValueError):
-        t = pt = None
-    if t is not None and pt is not None and t != pt:
-        tags.append(f"{t} thread{'s' if t != 1 else ''}")
-    c = str(cache or "hot") if cache == cache else "hot"
-    if c != str(primary_cache or "hot"):
-        tags.append(f"{c} cache")
-    return ", ".join(tags)
-
-
-def cell_label(problem: str, weight_density: float, threads=None, cache: str | None = "hot",
-               primary_threads=None, primary_cache: str = "hot") -> str:
-    """Row label of a cell's problem: the descriptor, plus the weight density when pruned, plus
-    the thread count and cache state where they are not the run's first (:func:`variant_tag`)."""
-    d = float(weight_density) if weight_density == weight_density else 1.0
-    label = problem if d >= 1.0 else f"{problem} @density {d:g}"
-    tag = variant_tag(threads, cache, primary_threads, primary_cache)
-    return f"{label} @{tag}" if tag else label
-
 
 def primary_variant_of(out_dir: Path) -> tuple[int | None, str | None]:
     """The first thread count and cache state of the run in ``out_dir`` (its ``meta.json``);
@@ -129,13 +77,8 @@ def primary_variant_of(out_dir: Path) -> tuple[int | None, str | None]:
         cfg = json.loads((Path(out_dir) / "meta.json").read_text()).get("config", {})
     except (OSError, ValueError, AttributeError):
         return None, None
-    try:
-        t = cfg.get("threads")
-        t = int(t[0] if isinstance(t, list) else t)
-    except (ValueError, TypeError, IndexError):
-        t = None
-    caches = cfg.get("caches") or ["hot"]
-    return t, str(caches[0]) if isinstance(caches, list) and caches else "hot"
+    from .config import primary_variant
+    return primary_variant(cfg)
 
 
 class ResultsError(ValueError):
@@ -226,10 +169,11 @@ class ResultWriter:
             raise KeyError(f"unknown result columns {sorted(unknown)}")
         self._summary.append([_record([_fmt(row.get(c)) for c in SUMMARY_COLUMNS])])
 
-    def samples(self, problem: str, weight_density: float, backend: str, iterations: int,
-                times: list[float], threads: int = 1, cache: str = "hot") -> None:
-        self._samples.append([_record([problem, repr(float(weight_density)), backend, i, iterations,
-                                       f"{float(t):.6g}", int(threads), cache]) for i, t in enumerate(times)])
+    def samples(self, key: tuple, backend: str, iterations: int, times: list[float]) -> None:
+        """The rounds of ``backend`` on a cell (``key``: :attr:`convbench.cells.Cell.key`)."""
+        problem, density, threads, cache = key
+        self._samples.append([_record([problem, repr(density), backend, i, iterations, f"{float(t):.6g}", threads,
+                                       cache]) for i, t in enumerate(times)])
 
     def close(self) -> None:
         self._summary.close()
@@ -262,10 +206,18 @@ def _split_records(path: Path, columns: list[str]) -> tuple[list[str], list[str]
     return [header], good, msgs
 
 
-def repair_for_resume(out_dir: Path, expected: set | None = None) -> tuple[set, list[str]]:
-    """Make a result directory safe to append to; returns ``(cells done, messages)``.
+def row_key(get) -> tuple:
+    """A row's identity, ``(problem, density, threads, cache, backend)``: a
+    :attr:`~convbench.cells.Cell.key` plus the backend. ``get(column)`` reads the row's text."""
+    t = get("threads")
+    return (get("problem"), float(get("weight_density") or 1.0), int(float(t)) if t else 1, get("cache") or "hot",
+            get("backend"))
 
-    ``expected``: the ``(cell, backend)`` pairs the directory's own sweep makes; a row outside
+
+def repair_for_resume(out_dir: Path, expected: set | None = None) -> tuple[set, list[str]]:
+    """Make a result directory safe to append to; returns ``(rows done, messages)``.
+
+    ``expected``: the row keys (:func:`row_key`) the directory's own sweep makes; a row outside
     it means two sweeps were mixed in one directory, and is an error (nothing is rewritten).
 
     * a partial last line of ``summary.csv`` or ``samples.csv`` (a crash or a full disk) is
@@ -276,7 +228,7 @@ def repair_for_resume(out_dir: Path, expected: set | None = None) -> tuple[set, 
     * rounds of cells that have no summary row (written just before a crash) are dropped.
 
     The files are rewritten atomically (temporary file, then rename) only when something
-    changes. Cells done are ``(cell label, backend)`` pairs.
+    changes, and only after every check has passed.
     """
     out_dir = Path(out_dir)
     spath, mpath = out_dir / "summary.csv", out_dir / "samples.csv"
@@ -285,40 +237,34 @@ def repair_for_resume(out_dir: Path, expected: set | None = None) -> tuple[set, 
     msgs += m_msgs
     if not s_head:
         return set(), msgs
-    if s_head[0] != ",".join(SUMMARY_COLUMNS) and next(csv.reader(s_head), []) != SUMMARY_COLUMNS:
-        raise ResultsError(f"{spath}: columns differ from this convbench's schema v{SCHEMA_VERSION}; "
-                           f"it cannot be resumed, use a new --out directory")
-    counts: dict = {}
+    for path, head, columns in ((spath, s_head, SUMMARY_COLUMNS), (mpath, m_head, SAMPLE_COLUMNS)):
+        if head and next(csv.reader(head), []) != columns:
+            raise ResultsError(f"{path}: columns differ from this convbench's schema v{SCHEMA_VERSION}; "
+                               f"it cannot be resumed, use a new --out directory")
+    s_idx = {c: i for i, c in enumerate(SUMMARY_COLUMNS)}
+    m_idx = {c: i for i, c in enumerate(SAMPLE_COLUMNS)}
     m_parsed = [next(csv.reader([ln])) for ln in m_rows]
-    primary, pcache = primary_variant_of(out_dir)
-    if pcache is None:  # no meta.json: the first row is the run's own variant, as on load
-        first = next(csv.reader([s_rows[0]])) if s_rows else []
-        primary = first[SUMMARY_COLUMNS.index("threads")] or None if first else None
-        pcache = (first[SUMMARY_COLUMNS.index("cache")] if first else "") or "hot"
-
-    def sample_key(r):
-        return (cell_label(r[0], float(r[1] or 1.0), r[6] or None, r[7] or "hot", primary, pcache), r[2])
+    counts: dict = {}
     for r in m_parsed:
-        key = sample_key(r)
+        key = row_key(lambda c: r[m_idx[c]])
         counts[key] = counts.get(key, 0) + 1
-    idx = {c: i for i, c in enumerate(SUMMARY_COLUMNS)}
     keep_s, done, incomplete = [], set(), set()
     for ln in s_rows:
         r = next(csv.reader([ln]))
-        key = (cell_label(r[idx["problem"]], float(r[idx["weight_density"]] or 1.0), r[idx["threads"]] or None,
-                          r[idx["cache"]] or "hot", primary, pcache), r[idx["backend"]])
+        key = row_key(lambda c: r[s_idx[c]])
         if expected is not None and key not in expected:
             raise ResultsError(f"{spath}: holds cells this directory's meta.json does not list (e.g. {key[0]} / "
-                               f"{key[1]}): it mixes two sweeps; start a new --out directory")
-        rounds = r[idx["rounds"]]
-        if r[idx["status"]] == "passed" and rounds and counts.get(key, 0) < int(float(rounds)):
+                               f"{key[4]}): it mixes two sweeps; start a new --out directory")
+        rounds = r[s_idx["rounds"]]
+        if r[s_idx["status"]] == "passed" and rounds and counts.get(key, 0) < int(float(rounds)):
             incomplete.add(key)
-            msgs.append(f"summary.csv: {key[0]} / {key[1]} claims {int(float(rounds))} rounds but samples.csv "
+            msgs.append(f"summary.csv: {key[0]} / {key[4]} claims {int(float(rounds))} rounds but samples.csv "
                         f"holds {counts.get(key, 0)}; it will be measured again")
             continue
         keep_s.append(ln)
         done.add(key)
-    keep_m = [ln for ln, r in zip(m_rows, m_parsed) if sample_key(r) in done or r[2].startswith("_")]
+    keep_m = [ln for ln, r in zip(m_rows, m_parsed)
+              if row_key(lambda c: r[m_idx[c]]) in done or r[m_idx["backend"]].startswith("_")]
     orphans = len(m_rows) - len(keep_m)
     if orphans and not incomplete:
         msgs.append(f"samples.csv: dropped {orphans} rounds of cells with no summary row (written just before "
@@ -369,21 +315,23 @@ def write_meta(out_dir: Path, meta: dict) -> None:
     tmp.replace(path)
 
 
-def new_meta(*, argv: list[str], config: dict, coretype: dict) -> dict:
+def new_meta(*, argv: list[str], config, coretype: dict) -> dict:
     """The ``meta.json`` record of a new run: schema and convbench version, start time,
-    argv, the sweep configuration (what ``--resume`` reads back), machine, commit, BLAS
-    kernel set, thread report, FFTW wisdom and build, and the measured roofline peaks."""
+    argv, the sweep configuration as it is (:meth:`~convbench.config.SweepConfig.to_record`,
+    what ``--resume`` reads back), machine, commit, BLAS kernel set, thread report, FFTW
+    wisdom and build, and the measured roofline peaks."""
     import time
 
     from . import __version__, threads
     from .blas import autodetected_coretype
     from .machine import fftw_build, git_commit, machine_info, roofline_peaks
     meta = {"tool": "convbench", "schema_version": SCHEMA_VERSION, "convbench_version": __version__,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "argv": ["convbench"] + list(argv),
-            "config": config, "machine": machine_info(), "git": git_commit(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "argv": list(argv),
+            "config": config.to_record(), "machine": machine_info(), "git": git_commit(),
             "blas_coretype": coretype, "blas_autodetected": autodetected_coretype(),
             "threads": threads.thread_report(), "peaks": roofline_peaks()}
-    if "fft_pyfftw" in config.get("backends", ()):
+    from .backends import uses_fftw
+    if any(uses_fftw(b) for b in config.backends):
         from .backends.fft import WISDOM
         meta["fftw_wisdom"] = WISDOM.state()  # plans can come from an earlier run's wisdom
         meta["fftw_build"] = fftw_build()     # which SIMD codelets the transforms run
@@ -407,8 +355,8 @@ def load_meta(out_dir: Path) -> dict:
     return meta
 
 
-_TEXT_COLUMNS = ("problem", "descriptor", "name", "suite", "kind", "alg", "direction", "dtype", "backend",
-                 "algorithm", "status", "reason", "note", "host", "worker", "cache")
+_TEXT_COLUMNS = ("problem", "descriptor", "name", "layer", "suite", "kind", "alg", "direction", "dtype", "backend",
+                 "algorithm", "role", "chosen", "status", "reason", "note", "host", "worker", "cache")
 
 
 #: columns without which a file is not a convbench result; the others are filled in
@@ -442,6 +390,7 @@ def _read_csv(path: Path, columns: list[str]):
 
 def _upgrade_v1(df):
     """Derive the v2 count columns of a v1 summary from its descriptors (problem columns only)."""
+    from .flops import problem_counts
     from .problem import parse_problem
     df["kind"] = df["kind"].replace("", "conv").fillna("conv")
     if not df[list(_V2_COUNTS)].isna().all().all():
@@ -459,16 +408,34 @@ def _upgrade_v1(df):
     return df
 
 
+def _upgrade_v4(df):
+    """Derive the v5 columns of an older summary: ``layer`` (the label without its ``--dir=``
+    knob), ``role`` (the ``peer`` flag, else the registry's role of the backend name) and
+    ``chosen`` (from the note ``auto chose NAME`` that ``auto`` rows carried before v5)."""
+    import re
+    if df["layer"].eq("").all() or df["layer"].isna().all():
+        df["layer"] = [re.sub(r"--dir=\w+\s+", "", str(p)) for p in df.problem]
+    if df["role"].eq("").all() or df["role"].isna().all():
+        from .backends import backend_role
+        peer = df["peer"].astype(str).str.strip().str.lower().isin(["true", "1", "1.0"])
+        df["role"] = ["peer" if pr else ("" if b == "*" else backend_role(b)) for pr, b in zip(peer, df.backend)]
+    if df["chosen"].eq("").all() or df["chosen"].isna().all():
+        df["chosen"] = [m.group(1) if (m := re.search(r"auto chose (\w+)", str(n))) else "" for n in df.note]
+    return df
+
+
 def load_summary(out_dir: Path):
     """``summary.csv`` as a DataFrame (raises :class:`ResultsError` when unreadable).
 
-    A v1 directory's rows gain the v2 count columns, derived from their descriptors."""
+    Rows of older schemas gain the columns they lack (see the module docstring); every row
+    gains ``variant`` (:func:`~convbench.cells.variant_tag`: "" for the run's own thread count
+    and cache state) and ``cell`` (its :func:`~convbench.cells.cell_label`)."""
     df = _read_csv(Path(out_dir) / "summary.csv", SUMMARY_COLUMNS)
-    for c in ("reason", "note", "name", "suite", "host", "worker"):
+    for c in ("reason", "note", "name", "suite", "host", "worker", "layer", "role", "chosen"):
         df[c] = df[c].fillna("").astype(str)
     if df["descriptor"].isna().all() or df["descriptor"].eq("").all():
         df["descriptor"] = df["problem"]
-    df = _upgrade_v1(df)
+    df = _upgrade_v4(_upgrade_v1(df))
     df["multiplicity"] = df["multiplicity"].fillna(1).astype(int)
     df["weight_density"] = df["weight_density"].fillna(1.0)
     _variants(df, out_dir)
@@ -476,8 +443,8 @@ def load_summary(out_dir: Path):
 
 
 def _variants(df, out_dir: Path) -> None:
-    """Add ``cache`` (hot where not recorded), ``variant`` (:func:`variant_tag`: "" for the run's
-    own thread count and a hot cache) and ``cell`` (:func:`cell_label`) to a loaded table."""
+    """Add ``cache`` (hot where not recorded), ``variant`` and ``cell`` to a loaded table."""
+    from .cells import cell_label, variant_tag
     primary, pcache = primary_variant_of(out_dir)
     df["cache"] = df["cache"].replace("", "hot").fillna("hot")
     if pcache is None:  # no meta.json: the first row is the run's own variant
@@ -486,8 +453,7 @@ def _variants(df, out_dir: Path) -> None:
             primary = int(df["threads"].dropna().iloc[0])
     th = df["threads"] if "threads" in df.columns else [None] * len(df)
     df["variant"] = [variant_tag(t, c, primary, pcache) for t, c in zip(th, df.cache)]
-    df["cell"] = [cell_label(p, d) + (f" @{v}" if v else "") for p, d, v in zip(df.problem, df.weight_density,
-                                                                                   df.variant)]
+    df["cell"] = [cell_label(p, d, v) for p, d, v in zip(df.problem, df.weight_density, df.variant)]
 
 
 def load_samples(out_dir: Path):

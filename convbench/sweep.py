@@ -1,8 +1,9 @@
-"""Problem sets: ``convbench run``'s problem flags (descriptors, suites, the grid) expanded to problems.
+"""Problem sets: ``convbench run``'s problem flags (descriptors, suites, the grid) expanded to
+the sweep's entries (:class:`~convbench.cells.Entry`: a problem and the suite it belongs to).
 
 A grid point that is not a valid convolution (kernel larger than the padded input,
-channels not divisible by groups, ...) becomes an :class:`InvalidProblem` carrying
-the reason, so the runner reports it as a skipped row instead of crashing.
+channels not divisible by groups, ...) becomes an :class:`~convbench.problem.InvalidProblem`
+carrying the reason, so the runner reports it as a skipped row instead of crashing.
 
 Padding ``same`` follows TensorFlow's rule (output ``ceil(i / s)``, the extra pixel
 of an odd total on the bottom/right); ``valid`` is 0; an integer is symmetric.
@@ -11,23 +12,11 @@ of an odd total on the bottom/right); ``valid`` is 0; an integer is symmetric.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 
-from .problem import ConvProblem, PoolProblem
+from .cells import Entry
+from .problem import ConvProblem, InvalidProblem, PoolProblem
 
-__all__ = ["InvalidProblem", "expand_grid", "same_padding", "expand_problems", "config_problems",
-           "problem_records", "parse_directions"]
-
-
-@dataclass(frozen=True)
-class InvalidProblem:
-    """A grid point that is not a valid problem: its would-be descriptor and why."""
-
-    label: str
-    reason: str
-    dtype: str = "float32"
-    direction: str = "fwd"
-    kind = "conv"
+__all__ = ["expand_grid", "expand_pool_grid", "same_padding", "expand_problems", "parse_directions"]
 
 
 def same_padding(i: int, k: int, s: int, d: int) -> tuple[int, int]:
@@ -104,14 +93,14 @@ def expand_pool_grid(*, algs, sizes, kernels, strides=None, channels=(16,), batc
                  f"{'dh%d' % (dh - 1) if dh > 1 else ''}")
         if pad == "same":
             out.append(InvalidProblem(label, "padding 'same' does not apply to pooling; give an int",
-                                      dtype=dt, direction=tr))
+                                      dtype=dt, direction=tr, kind="pool"))
             continue
         p = 0 if pad == "valid" else int(pad)
         try:
             out.append(PoolProblem(mb=mb, ic=ic, ih=ih, iw=iw, kh=kh, kw=kw, sh=sh, sw=sw, ph=p, pw=p, dh=dh - 1,
                                    dw=dw - 1, alg=alg, dtype=dt, name=name, direction=tr))
         except ValueError as e:
-            out.append(InvalidProblem(label, str(e), dtype=dt, direction=tr))
+            out.append(InvalidProblem(label, str(e), dtype=dt, direction=tr, kind="pool"))
     return out
 
 
@@ -136,21 +125,22 @@ def parse_directions(value) -> tuple[str, ...]:
 
 def expand_problems(*, problem=(), suite=(), suite_file=(), sizes=None, kernels=None, strides=None,
                     channels=None, out_channels=None, batch=None, padding=None, dilation=None, groups=None,
-                    dtype=None, direction=None, pool=None, fuzz=None, seed=0) -> tuple[list, dict]:
-    """The problems of a sweep, from descriptors, suites and grid values, in that order.
+                    dtype=None, direction=None, pool=None, fuzz=None, seed=0) -> tuple:
+    """The entries of a sweep, from descriptors, suites and grid values, in that order.
 
     Parameters mirror ``convbench run``'s problem flags, already parsed (``sizes`` and
     ``kernels`` as ``(h, w)`` pairs, the others as lists); ``fuzz`` problems drawn by
     :func:`convbench.fuzz.fuzz_problems` from ``seed``, tagged suite ``fuzz-<seed>``. ``batch``, ``dtype`` and
     ``direction`` apply to descriptors and suites too; with no problem source at all the
-    ``default`` suite runs. Exact duplicates (same label) are dropped, order kept.
+    ``default`` suite runs. Exact duplicates (same label) are dropped, order kept; a shape on
+    several lines of one suite counts every line in its multiplicity, and a problem takes the
+    suite of the first suite that lists it.
 
     Returns
     -------
-    (problems, tags)
-        ``problems``: :class:`~convbench.problem.ConvProblem` or :class:`InvalidProblem`
-        (grid points that are not valid convolutions); ``tags``: label -> (suite,
-        multiplicity) for network roll-ups.
+    tuple of :class:`~convbench.cells.Entry`
+        Problems (or :class:`~convbench.problem.InvalidProblem` grid points) with the suite
+        and multiplicity their network roll-up counts them with.
 
     Raises
     ------
@@ -166,10 +156,10 @@ def expand_problems(*, problem=(), suite=(), suite_file=(), sizes=None, kernels=
         for mb in (batch or [None]):
             for dt in (dtype or [None]):
                 for tr in (directions if direction else [None]):
-                    if tr == "bwd_w" and getattr(p, "kind", "conv") == "pool":
+                    if tr == "bwd_w" and p.kind == "pool":
                         continue  # pooling has no weights: its passes are fwd and bwd_d
                     ch = {k: v for k, v in (("mb", mb), ("dtype", dt), ("direction", tr)) if v is not None}
-                    q = p.replace(**ch) if ch and hasattr(p, "replace") else p
+                    q = p.replace(**ch) if ch and p.valid else p
                     problems.append(q)
                     if suite_name:  # the same shape on several lines of a suite: every line counts
                         s0, m0 = tags.get(q.label, (suite_name, 0))
@@ -220,25 +210,9 @@ def expand_problems(*, problem=(), suite=(), suite_file=(), sizes=None, kernels=
         for e in load_suite("default"):
             add_variants(e.problem, "", e.multiplicity)
     seen: set = set()
-    uniq = []
+    out = []
     for p in problems:
         if p.label not in seen:
             seen.add(p.label)
-            uniq.append(p)
-    return uniq, tags
-
-
-def config_problems(config: dict) -> list:
-    """The problems a stored run configuration (``meta.json``'s ``config``) lists."""
-    from .problem import parse_problem
-    return [parse_problem(x) if isinstance(x, str) else
-            InvalidProblem(x["invalid"], x["reason"], x.get("dtype", "float32"),
-                           x.get("direction", "bwd_d" if x.get("transposed") else "fwd"))
-            for x in config["problems"]]
-
-
-def problem_records(problems: list) -> list:
-    """The inverse of :func:`config_problems`: what a run configuration stores."""
-    return [p.label if not isinstance(p, InvalidProblem) else
-            {"invalid": p.label, "reason": p.reason, "dtype": p.dtype, "direction": p.direction}
-            for p in problems]
+            out.append(Entry(p, *tags.get(p.label, ("", 1))))
+    return tuple(out)

@@ -82,7 +82,7 @@ def test_run_grid_writes_tables(tmp_path, tiny_run_args, capsys):
     assert (df.status == "passed").all()
     assert (df.gflops_effective > 0).all()
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["schema_version"] == SCHEMA_VERSION and meta["config"]["threads"] == 1
+    assert meta["schema_version"] == SCHEMA_VERSION and meta["config"]["threads"] == [1]
     assert meta["machine"]["blas"]["libraries"] and "cpu_model" in meta["machine"]
     assert meta["argv"][:2] == ["convbench", "run"]
     tables = (out / "tables.md").read_text()

@@ -16,7 +16,7 @@ pytest.importorskip("distributed")
 psutil = pytest.importorskip("psutil")
 
 from convbench.cli import main  # noqa: E402
-from convbench.executor import FAULT_ENV, plan_units  # noqa: E402
+from convbench.executors import FAULT_ENV  # noqa: E402
 from convbench.results import load_summary  # noqa: E402
 
 PROBLEMS = ["mb1ic4ih12oc4kh3ph1", "mb2ic8ih10oc8kh3ph1", "mb1ic1ih24oc1kh5ph2", "--alg=max mb1ic4ih12kh2sh2",
@@ -140,13 +140,14 @@ def test_bad_executor_flags(tmp_path, capsys, extra, fragment):
 
 
 def test_units_leave_out_cells_on_disk():
-    from convbench.cli.run import sweep_config
+    from convbench.cells import pending
     from convbench.problem import parse_problem
-    cfg = sweep_config(dict(backends=["a", "b"], threads=1, round_time=1e-3, min_rounds=2, min_time=0.01,
-                            max_time=0.1, cell_budget=1, weight_density=[1.0], memory_limit=None),
-                       [parse_problem(p) for p in PROBLEMS[:2]])
-    units, complete = plan_units(cfg, {(PROBLEMS[0], "a"), (PROBLEMS[0], "b"), (PROBLEMS[1], "a")})
-    assert complete == 1 and [(u.label, u.todo) for u in units] == [(PROBLEMS[1], ("b",))]
+    from tests.sweeps import config
+    cfg = config([parse_problem(p) for p in PROBLEMS[:2]], ["a", "b"])
+    key = [c.key for c in cfg.cells()]
+    units, complete = pending(cfg.cells(), ["a", "b"], {key[0] + ("a",), key[0] + ("b",), key[1] + ("a",)},
+                              kind_of=lambda name: "conv")
+    assert complete == 1 and [(u.cell.label, u.todo) for u in units] == [(PROBLEMS[1], ("b",))]
 
 
 @pytest.mark.parametrize("bench", [True, False])

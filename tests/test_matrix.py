@@ -10,10 +10,11 @@ import pytest
 
 from convbench.backends import get_backend
 from convbench.backends.matrix import operator_csr
-from convbench.params import operator_nnz
+from convbench.flops import operator_nnz
 from convbench.problem import ConvProblem
 from convbench.reference import conv2d_reference
-from convbench.runner import RunConfig, make_data, run_problem
+from convbench.data import make_data
+from tests.sweeps import cell_rows
 
 CASES = ["mb1ic3ih7iw6oc2kh3kw3ph1pw1", "mb2ic2ih9oc4kh3sh2ph1", "mb1ic2ih8oc3kh3ph2dh1", "g2mb1ic4ih6oc6kh3ph1",
          "mb1ic2ih5oc2oh8kh3ph3", "mb1ic1ih10iw10oc1kh2kw3sh3sw2"]
@@ -80,9 +81,9 @@ def test_vgg_layer_refusal_is_fast_and_allocates_nothing():
     p = ConvProblem.parse("mb1ic64ih224oc64kh3ph1")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    rows, benches = run_problem(p, RunConfig(problems=[p], backends=["dense_matrix"]), ["dense_matrix"])
+    rows, out = cell_rows(p, ["dense_matrix"])
     elapsed = time.perf_counter() - t0
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    assert rows[0]["status"] == "skipped" and "bytes" in rows[0]["reason"] and not benches
+    assert rows[0]["status"] == "skipped" and "bytes" in rows[0]["reason"] and not out.results[0].times
     assert rows[0]["workspace_bytes"] == (64 * 224 * 224) ** 2 * 4
     assert elapsed < 1.0 and grown_mb < 100  # data, not timing: the work is O(1) in the shape

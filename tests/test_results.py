@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from convbench.problem import ConvProblem
+from convbench.cells import cell_label
+from convbench.config import SweepConfig
+from convbench.flops import problem_counts
 from convbench.results import (READABLE_VERSIONS, SAMPLE_COLUMNS, SCHEMA_VERSION, SUMMARY_COLUMNS, ResultsError,
-                               ResultWriter, cell_label, load_meta, load_samples, load_summary, new_meta,
-                               problem_counts, write_meta)
+                               ResultWriter, load_meta, load_samples, load_summary, new_meta, write_meta)
 
 DATA = Path(__file__).parent / "data"
 
@@ -29,7 +31,7 @@ def test_rows_are_on_disk_as_soon_as_written(tmp_path):
     rows = list(csv.reader((tmp_path / "summary.csv").open()))
     assert rows[0] == SUMMARY_COLUMNS and len(rows) == 2
     assert rows[1][SUMMARY_COLUMNS.index("time_median_s")] == "0.0015"
-    w.samples("p", 1.0, "b", 7, [1e-3, 2e-3])
+    w.samples(("p", 1.0, 1, "hot"), "b", 7, [1e-3, 2e-3])
     smp = list(csv.reader((tmp_path / "samples.csv").open()))
     assert smp[0] == SAMPLE_COLUMNS and smp[1:] == [["p", "1.0", "b", "0", "7", "0.001", "1", "hot"],
                                                    ["p", "1.0", "b", "1", "7", "0.002", "1", "hot"]]
@@ -49,7 +51,7 @@ def test_appending_to_a_file_of_another_schema_is_refused(tmp_path):
         ResultWriter(tmp_path)
 
 
-@pytest.mark.parametrize("version", [0, 5, 99, None, "2"])
+@pytest.mark.parametrize("version", [0, SCHEMA_VERSION + 1, 99, None, "2"])
 def test_schema_versions_it_cannot_read_are_refused_by_number(tmp_path, version):
     write_meta(tmp_path, _meta(version))
     with pytest.raises(ResultsError, match=f"schema version {version!r} is not one this convbench reads"):
@@ -103,26 +105,27 @@ def test_cell_label():
 
 def test_samples_load_with_cells(tmp_path):
     w = ResultWriter(tmp_path)
-    w.samples("p", 0.5, "b", 1, [1.0, 2.0])
+    w.samples(("p", 0.5, 1, "hot"), "b", 1, [1.0, 2.0])
     w.close()
     smp = load_samples(tmp_path)
     assert list(smp.cell.unique()) == ["p @density 0.5"] and list(smp.time_s) == [1.0, 2.0]
 
 
 def test_new_meta_records_provenance():
-    meta = new_meta(argv=["run", "--sizes", "8"], config={"backends": ["im2col_blas"], "threads": 1},
+    meta = new_meta(argv=["convbench", "run", "--sizes", "8"], config=SweepConfig(backends=("im2col_blas",)),
                     coretype={"requested": "auto"})
     assert meta["schema_version"] == SCHEMA_VERSION and meta["argv"] == ["convbench", "run", "--sizes", "8"]
     assert meta["machine"]["cores"] >= 1 and meta["machine"]["blas"]["libraries"]
     assert meta["peaks"]["sgemm_gflops"] > 0 and meta["threads"]["requested"] >= 1
     assert "fftw_wisdom" not in meta  # no FFT backend in this run
+    assert SweepConfig.from_record(meta["config"]) == SweepConfig(backends=("im2col_blas",))  # read back as is
 
 
 # ---------------------------------------------------------------------------- crash safety
 def _two_cells(tmp_path):
     w = ResultWriter(tmp_path)
     for b in ("a", "b"):
-        w.samples("p", 1.0, b, 1, [1e-3, 2e-3, 3e-3])
+        w.samples(("p", 1.0, 1, "hot"), b, 1, [1e-3, 2e-3, 3e-3])
         w.summary({"problem": "p", "backend": b, "status": "passed", "rounds": 3, "weight_density": 1.0,
                    "time_median_s": 2e-3})
     w.close()
@@ -134,7 +137,7 @@ def test_resume_drops_a_partial_last_line(tmp_path):
     with open(tmp_path / "summary.csv", "a") as f:
         f.write("p,,,fwd,float32,1,1,8")  # a row cut mid-way (crash, disk full)
     done, msgs = repair_for_resume(tmp_path)
-    assert done == {("p", "a"), ("p", "b")}
+    assert done == {("p", 1.0, 1, "hot", "a"), ("p", 1.0, 1, "hot", "b")}
     assert len(msgs) == 1 and "dropped a partial last line" in msgs[0]
     assert (tmp_path / "summary.csv").read_text().endswith("\n")
     assert len(load_summary(tmp_path)) == 2
@@ -150,7 +153,7 @@ def test_resume_remeasures_cells_whose_rounds_are_incomplete(tmp_path):
     lines = (tmp_path / "samples.csv").read_text().splitlines()
     (tmp_path / "samples.csv").write_text("\n".join(lines[:-1]) + "\n")  # b lost its last round
     done, msgs = repair_for_resume(tmp_path)
-    assert done == {("p", "a")}
+    assert done == {("p", 1.0, 1, "hot", "a")}
     assert any("p / b claims 3 rounds but samples.csv holds 2; it will be measured again" in m for m in msgs)
     assert list(load_summary(tmp_path).backend) == ["a"]
     assert set(load_samples(tmp_path).backend) == {"a"}  # b's rounds go too: no duplicates later

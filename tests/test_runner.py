@@ -7,15 +7,15 @@ import pytest
 
 from convbench import backends as reg
 from convbench.problem import ConvProblem
-from convbench.results import ResultWriter, load_samples, load_summary
-from convbench.runner import RunConfig, check_output, make_data, run_problem, run_sweep
+from convbench.data import check_output, make_data
+from convbench.problem import InvalidProblem
+from convbench.results import load_samples, load_summary
 from convbench.sentinel import SENTINEL
-from convbench.sweep import InvalidProblem, expand_grid
-from convbench.timing import TimingConfig
+from convbench.sweep import expand_grid
+from tests.sweeps import cell_rows, sweep
 
 FAKES = {"fake_wrong": "tests.fakes:WrongBackend", "fake_crash": "tests.fakes:CrashBackend",
          "fake_nan": "tests.fakes:NanBackend", "fake_f64only": "tests.fakes:NarrowBackend"}
-FAST = TimingConfig(round_time=0, min_rounds=2, min_time=0.0, max_time=0.01, warmup_time=0)
 
 
 @pytest.fixture
@@ -61,10 +61,7 @@ def test_check_output_states():
 def test_every_cell_state_is_recorded_and_the_sweep_goes_on(tmp_path, fakes):
     probs = [ConvProblem.parse("mb1ic4ih8oc4kh3ph1"), InvalidProblem("mb1ic1ih2oc1kh5", "kernel too big"),
              ConvProblem.parse("mb1ic2ih6oc2kh3")]
-    cfg = RunConfig(problems=probs, backends=["im2col_blas"] + fakes, timing=FAST)
-    w = ResultWriter(tmp_path)
-    res = run_sweep(cfg, w)
-    w.close()
+    res = sweep(tmp_path, probs, ["im2col_blas"] + fakes)
     assert not res["interrupted"] and res["problems"] == 3
     df = load_summary(tmp_path)
     cell = {(r.problem, r.backend): r for r in df.itertuples()}
@@ -87,11 +84,7 @@ def test_every_cell_state_is_recorded_and_the_sweep_goes_on(tmp_path, fakes):
 
 
 def test_over_budget_is_skipped_with_reason(tmp_path):
-    cfg = RunConfig(problems=[ConvProblem.parse("mb1ic4ih8oc4kh3")], backends=["im2col_blas"],
-                    timing=FAST, cell_budget_s=1e-9)
-    w = ResultWriter(tmp_path)
-    run_sweep(cfg, w)
-    w.close()
+    sweep(tmp_path, [ConvProblem.parse("mb1ic4ih8oc4kh3")], ["im2col_blas"], cell_budget=1e-9)
     r = load_summary(tmp_path).iloc[0]
     assert r.status == "skipped" and "over budget" in r.reason
 
@@ -100,9 +93,9 @@ def test_grid_reports_invalid_points():
     grid = expand_grid(sizes=[(4, 4), (16, 16)], kernels=[(3, 3), (7, 7)], strides=[1, 2],
                        channels=[2], padding=["valid", "same"])
     assert len(grid) == 16
-    bad = [g for g in grid if isinstance(g, InvalidProblem)]
+    bad = [g for g in grid if not g.valid]
     assert bad and all("larger than the padded input" in b.reason for b in bad)
-    same = [g for g in grid if not isinstance(g, InvalidProblem) and g.ih == 16 and g.kh == 7 and g.sh == 2
+    same = [g for g in grid if g.valid and g.ih == 16 and g.kh == 7 and g.sh == 2
             and g.ph == 2]
     assert same and same[0].oh == 8  # TF SAME: ceil(16 / 2)
 
@@ -124,12 +117,9 @@ def test_windows_reading_only_padding_run_and_report(tmp_path):
     """benchdnn's 'brgemm_perform_outwork': flops_direct is 0, the reference is all zeros."""
     from convbench.reporting import write_report
     p = ConvProblem.parse("mb2ic48ih23iw12oc134oh12ow4kh2kw1sh2sw13ph1pw14")
-    from convbench.results import problem_counts
+    from convbench.flops import problem_counts
     assert problem_counts(p)["flops_direct"] == 0
-    cfg = RunConfig(problems=[p], backends=["im2col_blas", "direct_numba", "fft_scipy", "fft_pyfftw"], timing=FAST)
-    w = ResultWriter(tmp_path)
-    run_sweep(cfg, w)
-    w.close()
+    sweep(tmp_path, [p], ["im2col_blas", "direct_numba", "fft_scipy", "fft_pyfftw"])
     from convbench.results import write_meta
     write_meta(tmp_path, {"tool": "convbench", "schema_version": 2, "config": {}})
     df = load_summary(tmp_path)
@@ -168,10 +158,9 @@ def test_huge_problems_are_refused_from_the_shape(tmp_path, argv_problem, fragme
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # backends without a workspace limit of their own: only the harness estimate stands in the way
     names = ["direct_numba", "winograd_f4x3"]
-    rows, benches = run_problem(p, RunConfig(problems=[p], backends=names, timing=FAST), names,
-                                cell_limit=(8 << 30, "test"))
+    rows, out = cell_rows(p, names, limit=8 << 30)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-    assert not benches and all(r["status"] == "skipped" for r in rows)
+    assert not any(r.times for r in out.results) and all(r["status"] == "skipped" for r in rows)
     assert all(fragment in r["reason"] and "bytes" in r["reason"] and "over the cell memory limit of 8589934592"
                in r["reason"] for r in rows)
     assert grown_mb < 200  # nothing of the problem's size was allocated
@@ -180,7 +169,8 @@ def test_huge_problems_are_refused_from_the_shape(tmp_path, argv_problem, fragme
 def test_a_cell_over_the_limit_is_skipped_and_the_others_run():
     """mb64ic64ih224oc64kh3ph1 in miniature: harness plus im2col's columns over the limit, the
     direct loop under it."""
-    from convbench.runner import cell_bytes, harness_bytes
+    from convbench.data import harness_bytes
+    from convbench.runner import cell_bytes
     from convbench.backends import get_backend
     p = ConvProblem.parse("mb2ic16ih40oc16kh3ph1")
     hb = harness_bytes(p)
@@ -188,8 +178,7 @@ def test_a_cell_over_the_limit_is_skipped_and_the_others_run():
     direct = cell_bytes(p, get_backend("direct_numba").estimate(p))
     assert direct < im2col
     limit = hb + (direct + im2col) // 2
-    rows, _ = run_problem(p, RunConfig(problems=[p], backends=["im2col_blas", "direct_numba"], timing=FAST),
-                          ["im2col_blas", "direct_numba"], cell_limit=(limit, "test"))
+    rows, _ = cell_rows(p, ["im2col_blas", "direct_numba"], limit=limit)
     by = {r["backend"]: r for r in rows}
     assert by["im2col_blas"]["status"] == "skipped" and f"needs {hb + im2col} bytes" in by["im2col_blas"]["reason"]
     assert by["direct_numba"]["status"] == "passed"
@@ -223,8 +212,7 @@ def test_cell_memory_limit_sources(monkeypatch):
 
 def test_explicit_output_size_is_noted_in_every_row(tmp_path):
     p = ConvProblem.parse("mb1ic4ih5oc4oh8kh3ph3")
-    rows, _ = run_problem(p, RunConfig(problems=[p], backends=["im2col_blas", "winograd_f4x3"], timing=FAST),
-                          ["im2col_blas", "winograd_f4x3"])
+    rows, _ = cell_rows(p, ["im2col_blas", "winograd_f4x3"])
     assert all("oh implies asymmetric padding: bottom 2 vs top 3" in r["note"] for r in rows)
 
 
@@ -233,15 +221,146 @@ def test_plans_timed_together_must_fit_together():
     not fit next to the first one's is skipped (a --batch 100000 sweep was OOM-killed when each
     cell fitted alone)."""
     from convbench.backends import get_backend
-    from convbench.runner import cell_bytes, harness_bytes
+    from convbench.data import harness_bytes
+    from convbench.runner import cell_bytes
     p = ConvProblem.parse("mb2ic16ih40oc16kh3ph1")
     hb = harness_bytes(p)
     a = cell_bytes(p, get_backend("direct_numba").estimate(p))
     b = cell_bytes(p, get_backend("im2col_blas").estimate(p))
     limit = hb + max(a, b) + min(a, b) // 2  # each fits alone, both do not
-    rows, _ = run_problem(p, RunConfig(problems=[p], backends=["direct_numba", "im2col_blas"], timing=FAST),
-                          ["direct_numba", "im2col_blas"], cell_limit=(limit, "test"))
+    rows, _ = cell_rows(p, ["direct_numba", "im2col_blas"], limit=limit)
     by = {r["backend"]: r for r in rows}
     assert by["direct_numba"]["status"] == "passed"
     assert by["im2col_blas"]["status"] == "skipped"
     assert "next to the test data and the plans of the backends timed with it" in by["im2col_blas"]["reason"]
+
+
+# ---------------------------------------------------------------------------- the runner's steps, one by one
+def _ctx(backends, **kw):
+    from convbench.runner import Context
+    from tests.sweeps import config
+    return Context.build(config([], backends, **kw))
+
+
+def test_admit_decides_from_the_shape_alone(fakes):
+    """admit: capabilities, budget evidence and memory, with nothing allocated; every refusal
+    has its reason and the admitted keep their order."""
+    import resource
+
+    from convbench.cells import Cell
+    from convbench.runner import admit, make_backends
+    from tests.sweeps import config
+    huge = ConvProblem.parse("mb1ic16ih100000oc16kh3")
+    instances = make_backends(config([], ["im2col_blas", "direct_numba", "fake_f64only"]))
+    instances["broken"] = RuntimeError("no library")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    adm, refused = admit(Cell(huge), ["im2col_blas", "direct_numba", "fake_f64only", "broken"], instances,
+                         (1 << 30, "test"), budget_skips={"direct_numba": "over budget: evidence"})
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024 < 100
+    assert not adm
+    why = {r.backend: (r.status, r.reason) for r in refused}
+    assert why["broken"] == ("failed", "cannot build the backend: RuntimeError: no library")
+    assert why["direct_numba"] == ("skipped", "over budget: evidence")
+    assert why["fake_f64only"][0] == "skipped" and "dtype float32 not supported" in why["fake_f64only"][1]
+    assert why["im2col_blas"][0] == "skipped" and "bytes" in why["im2col_blas"][1]  # its own limit, or the cell's
+    small = ConvProblem.parse("mb1ic4ih8oc4kh3")
+    adm, refused = admit(Cell(small), ["direct_numba", "im2col_blas"], instances, (1 << 30, "test"))
+    assert [a.result.backend for a in adm] == ["direct_numba", "im2col_blas"] and not refused
+    assert all(a.result.role == "own" and a.copies == 1 for a in adm)
+
+
+def test_prepare_and_verify_states(fakes):
+    from convbench.cells import Cell
+    from convbench.data import make_case, output_bound, reference_case
+    from convbench.runner import admit, prepare_and_verify
+    p = ConvProblem.parse("mb1ic4ih8oc4kh3ph1")
+    ctx = _ctx(["im2col_blas", "fake_wrong", "fake_crash"], cell_budget=30.0)
+    case = make_case(p)
+    ref, bound = reference_case(p, case), output_bound(p, case)
+    adm, _ = admit(Cell(p), ["im2col_blas", "fake_wrong", "fake_crash"], ctx.instances, (1 << 30, "test"))
+    plans = {a.result.backend: prepare_and_verify(Cell(p), a, case, ref, bound, ctx) for a in adm}
+    res = {a.result.backend: a.result for a in adm}
+    assert plans["im2col_blas"] is not None and res["im2col_blas"].status == "passed"
+    assert res["im2col_blas"].check["max_abs_err"] == 0 and res["im2col_blas"].prepare_s >= 0
+    assert plans["fake_wrong"] is None and res["fake_wrong"].status == "mistrusted"
+    assert plans["fake_crash"] is None and res["fake_crash"].status == "failed"
+    assert "kaboom in run" in res["fake_crash"].reason
+    ctx.config = ctx.config.replace(cell_budget=1e-12)  # one run over the budget: verified, then skipped
+    (a,), _ = admit(Cell(p), ["im2col_blas"], ctx.instances, (1 << 30, "test"))
+    assert prepare_and_verify(Cell(p), a, case, ref, bound, ctx) is None
+    assert a.result.status == "skipped" and a.result.reason.startswith("over budget: one run took")
+
+
+def test_time_backends_interleaves_and_keeps_going_past_a_failure():
+    from convbench.timing import TimingConfig
+    from convbench.runner import time_backends
+    order = []
+
+    def ok():
+        order.append("ok")
+
+    def flaky():
+        order.append("flaky")
+        if order.count("flaky") > 3:
+            raise RuntimeError("gave up")
+    timing = TimingConfig(round_time=1e-6, min_rounds=4, min_time=0.0, max_time=1.0, warmup_time=0.0)
+    benches, errors = time_backends({"ok": ok, "flaky": flaky}, {"ok": 1.0, "flaky": 1.0}, timing)
+    assert list(benches) == ["ok"] and benches["ok"].rounds >= 4
+    assert errors == {"flaky": "during timing: RuntimeError: gave up"}
+    assert "ok" in order[order.index("flaky"):]  # rounds alternate: the loop went on after flaky's
+
+
+def test_finish_summarises_the_rounds_and_flags_extra_cores():
+    from convbench.cells import CellResult
+    from convbench.runner import finish
+    from convbench.timing import Bench
+    b = Bench(lambda: None)
+    b.times, b.iterations, b.timed_s, b.cpu_s = [3.0, 1.0, 2.0], 4, 1.0, 2.2
+    r = finish(CellResult("x"), b, threads=1)
+    assert r.stats["median"] == 2.0 and r.times == [3.0, 1.0, 2.0] and r.iterations == 4
+    assert r.notes == ["used 2.2 cores with --threads 1"]
+    assert finish(CellResult("y"), b, threads=2).notes == []
+
+
+def test_one_loop_for_every_executor_writes_rounds_then_rows(tmp_path):
+    """The sweep loop is the executor's only caller: an executor that only maps units to
+    outcomes gets the same files as a local run, in the same order, and a unit that never
+    came back has rows made by the same code as a measured one."""
+    from convbench.cells import CellOutcome, CellResult
+    from convbench.executors import run_sweep
+    from convbench.executors.dask import failed_outcome
+    from convbench.results import ResultWriter
+    from tests.sweeps import config
+    probs = [ConvProblem.parse("mb1ic4ih8oc4kh3"), ConvProblem.parse("mb1ic4ih10oc4kh3")]
+    events = []
+
+    class Fake:
+        def map(self, cfg, jobs):
+            for n, (unit, skips) in enumerate(jobs):
+                if n == 0:
+                    r = CellResult("im2col_blas", algorithm="im2col+gemm", role="own", times=[1e-3, 2e-3],
+                                   stats={"median": 1.5e-3, "min": 1e-3, "mean": 1.5e-3, "stddev": 0.0,
+                                          "q1": 1e-3, "q3": 2e-3, "iqr": 1e-3, "rounds": 2}, iterations=1)
+                    yield unit, CellOutcome([r], drift=[1e-4], host="h", worker="w1")
+                else:
+                    yield unit, failed_outcome(unit, "the worker died")
+
+        def status(self, outcome):
+            events.append(outcome.worker)
+            return ""
+
+        def report(self):
+            return {"hosts": {"h": {}}}
+
+        def close(self):
+            events.append("closed")
+    w = ResultWriter(tmp_path)
+    out = run_sweep(config(probs, ["im2col_blas"]), w, Fake(), progress=None)
+    w.close()
+    assert out["problems"] == 2 and out["rows"] == 2 and out["hosts"] == {"h": {}} and events == ["closed"]
+    df = load_summary(tmp_path)
+    assert list(df.status) == ["passed", "failed"] and df.reason.iloc[1] == "the worker died"
+    assert list(df.host) == ["h", ""] and df.role.tolist() == ["own", "own"]
+    assert df.flops_direct.notna().all()  # the failed row has the problem's columns too
+    smp = load_samples(tmp_path)
+    assert list(smp.backend) == ["im2col_blas", "im2col_blas", SENTINEL]

@@ -6,7 +6,6 @@ import pytest
 
 from convbench.cli import main
 from convbench.suites import list_suites, load_suite, parse_suite_text
-from convbench.sweep import InvalidProblem
 
 EXPECTED = {  # name: (unique conv shapes, conv layers, pooling layers)
     "resnet50": (23, 53, 2), "vgg16": (9, 13, 5), "alexnet": (5, 5, 3), "mobilenet_v2": (30, 52, 0),
@@ -84,7 +83,7 @@ g1ic3oc16_id5od5kd3pd1_n"3d_conv:1st"
 '''
     es = parse_suite_text(text)
     assert len(es) == 4
-    assert isinstance(es[3].problem, InvalidProblem) and "3-D" in es[3].problem.reason
+    assert not es[3].problem.valid and "3-D" in es[3].problem.reason
     assert es[1].problem.oh == 8 and not es[1].problem.torch_compatible
 
 
@@ -123,9 +122,9 @@ def test_the_same_shape_twice_counts_every_line(tmp_path):
     from convbench.sweep import expand_problems
     f = tmp_path / "net.txt"
     f.write_text("mb1ic4ih8oc4kh3  # x3\nmb1ic4ih8oc4kh3  # x2\nmb1ic4ih10oc4kh3\n")
-    problems, tags = expand_problems(suite_file=[str(f)])
-    assert len(problems) == 2
-    assert tags[problems[0].label] == ("net", 5) and tags[problems[1].label] == ("net", 1)
+    entries = expand_problems(suite_file=[str(f)])
+    assert len(entries) == 2
+    assert [(e.suite, e.multiplicity) for e in entries] == [("net", 5), ("net", 1)]
 
 
 def test_bom_directory_and_device(tmp_path):

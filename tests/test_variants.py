@@ -13,12 +13,13 @@ from convbench import backends as reg
 from convbench.backends.base import Backend, Capabilities, Plan
 from convbench.problem import ConvProblem
 from convbench.reference import conv2d_reference
-from convbench.results import ResultWriter, cell_label, load_samples, load_summary, repair_for_resume, variant_tag
-from convbench.runner import (COLD_FOOTPRINT_LLC, COLD_MAX_COPIES, RunConfig, _caller, cell_bytes, cold_copies,
-                              harness_bytes, operand_bytes, run_problem, run_sweep)
-from convbench.timing import TimingConfig
+from convbench.cells import Cell, cell_label, variant_tag
+from convbench.data import harness_bytes
+from convbench.executors import run_sweep
+from convbench.results import ResultWriter, load_samples, load_summary, repair_for_resume
+from convbench.runner import COLD_FOOTPRINT_LLC, COLD_MAX_COPIES, cell_bytes, cold_copies, timed_call
+from tests.sweeps import cell_rows, config
 
-FAST = TimingConfig(round_time=0, min_rounds=2, min_time=0.0, max_time=0.01, warmup_time=0)
 TWO_CORES = (os.cpu_count() or 1) >= 2
 
 
@@ -52,50 +53,54 @@ def counting(monkeypatch):
 
 
 def test_variant_labels_name_only_what_differs_from_the_runs_own():
-    assert variant_tag(1, "hot", 1) == "" and cell_label("p", 1.0, 1, "hot", 1) == "p"
-    assert cell_label("p", 1.0, 2, "hot", 1) == "p @2 threads"
-    assert cell_label("p", 0.5, 2, "cold", 1) == "p @density 0.5 @2 threads, cold cache"
-    assert cell_label("p", 1.0, 1, "hot", 1, "cold") == "p @hot cache"  # a cold-first run
-    assert cell_label("p", 1.0, float("nan"), "", 1) == "p"  # an old file without the columns
+    p = ConvProblem.parse("mb1ic4ih8oc4kh3")
+    assert variant_tag(1, "hot", 1) == "" and Cell(p, 1.0, 1, "hot", primary=(1, "hot")).label == p.label
+    assert Cell(p, 1.0, 2, "hot", primary=(1, "hot")).label == f"{p.label} @2 threads"
+    assert Cell(p, 0.5, 2, "cold", primary=(1, "hot")).label == f"{p.label} @density 0.5 @2 threads, cold cache"
+    assert Cell(p, 1.0, 1, "hot", primary=(1, "cold")).label == f"{p.label} @hot cache"  # a cold-first run
+    # rows as a CSV holds them: an old file without the columns is the run's own variant
+    assert cell_label("p", 1.0, variant_tag(float("nan"), "", 1)) == "p"
+    # identity is the fields; labels and tags are derived
+    assert Cell(p, 1.0, 2, "hot", suite="a") == Cell(p, 1.0, 2, "hot", suite="b")
+    assert Cell(p, 1.0, 2, "hot").key == (p.label, 1.0, 2, "hot")
 
 
 def test_cold_copies_span_twice_the_last_level_cache():
     llc = 32 << 20
     small = ConvProblem.parse("mb1ic16ih28oc16kh3ph1")
-    per = operand_bytes(small) + 100_000
+    per = small.operand_bytes + 100_000
     k = cold_copies(small, 100_000, llc)
     assert k == min(COLD_MAX_COPIES, 1 + -(-COLD_FOOTPRINT_LLC * llc // per))
     mid = ConvProblem.parse("mb1ic64ih112oc64kh3ph1")
     k = cold_copies(mid, 4 << 20, llc)
-    assert 1 < k < COLD_MAX_COPIES and k * (operand_bytes(mid) + (4 << 20)) >= COLD_FOOTPRINT_LLC * llc
+    assert 1 < k < COLD_MAX_COPIES and k * (mid.operand_bytes + (4 << 20)) >= COLD_FOOTPRINT_LLC * llc
     assert cold_copies(mid, 80 << 20, llc) == 1  # one set already spans the caches
 
 
 def test_cold_calls_rotate_through_distinct_weights_and_inputs(counting):
     p = ConvProblem.parse("mb1ic2ih8oc2kh3ph1")
-    cfg = RunConfig(problems=[p], backends=[counting], timing=FAST, cache="cold", caches=("cold",), phases=False)
-    rows, benches = run_problem(p, cfg, [counting])
-    (row,) = rows
-    assert row["status"] == "passed" and row["cache"] == "cold"
     k = cold_copies(p, cell_bytes(p, reg.get_backend(counting).estimate(p)))
+    (row,), _ = cell_rows(p, [counting], cache="cold", phases=False, min_rounds=2 * k)
+    assert row["status"] == "passed" and row["cache"] == "cold"
     assert f"cold cache: {k} buffer set(s) rotated" in row["note"]
     assert CountingBackend.prepared == k  # the verified plan and k - 1 more, each from its own weights
-    CountingBackend.seen = []
-    for _ in range(2 * k):  # the timed call takes the next set each time
-        benches[counting].fn()
-    timed = CountingBackend.seen
+    timed = CountingBackend.seen[1:]  # after the verification run: the timed calls, each on the next set
     assert len(set(w for w, _ in timed)) == k and len(set(x for _, x in timed)) == k
-    assert timed[:k] == timed[k:]
 
 
-def test_the_caller_cycles_and_slows():
+def test_the_timed_call_cycles_and_slows():
+    import time
     calls = []
     sets = [("a", (1,)), ("b", (2,)), ("c", (3,))]
-    fn = _caller(lambda plan, x: calls.append(plan), sets, None)
+    fn = timed_call(lambda plan, x: calls.append(plan), sets)
     for _ in range(7):
         fn()
     assert calls == list("abcabca")
-    assert _caller(lambda plan, x: plan, sets[:1], None)() == "a"
+    assert timed_call(lambda plan, x: plan, sets[:1])() == "a"
+    slow = timed_call(lambda plan, x: time.sleep(0.002), sets[:1], 3.0)
+    t0 = time.perf_counter()
+    slow()
+    assert time.perf_counter() - t0 >= 0.006  # the call, then twice its time spinning
 
 
 def test_cold_copies_count_against_the_memory_limit():
@@ -103,19 +108,16 @@ def test_cold_copies_count_against_the_memory_limit():
     b = reg.get_backend("im2col_blas")
     cb = cell_bytes(p, b.estimate(p))
     limit = harness_bytes(p) + 2 * cb  # room for the hot cell, not for its cold copies
-    hot = RunConfig(problems=[p], backends=["im2col_blas"], timing=FAST, phases=False)
-    rows, _ = run_problem(p, hot, ["im2col_blas"], cell_limit=(limit, "test"))
+    rows, _ = cell_rows(p, ["im2col_blas"], phases=False, limit=limit)
     assert rows[0]["status"] == "passed"
-    cold = RunConfig(problems=[p], backends=["im2col_blas"], timing=FAST, phases=False, cache="cold", caches=("cold",))
-    rows, _ = run_problem(p, cold, ["im2col_blas"], cell_limit=(limit, "test"))
+    rows, _ = cell_rows(p, ["im2col_blas"], phases=False, limit=limit, cache="cold")
     assert rows[0]["status"] == "skipped" and "cold-cache copies" in rows[0]["reason"]
 
 
 @pytest.mark.skipif(not TWO_CORES, reason="needs 2 cores")
 def test_a_sweep_over_threads_and_caches_writes_every_variant_and_resumes(tmp_path):
     p = ConvProblem.parse("mb1ic8ih16oc8kh3ph1")
-    cfg = RunConfig(problems=[p], backends=["im2col_blas", "direct_numba"], timing=FAST, thread_counts=(1, 2),
-                    caches=("hot", "cold"), phases=False)
+    cfg = config([p], ["im2col_blas", "direct_numba"], threads=(1, 2), cache=("hot", "cold"), phases=False)
     w = ResultWriter(tmp_path)
     res = run_sweep(cfg, w)
     w.close()
@@ -131,7 +133,7 @@ def test_a_sweep_over_threads_and_caches_writes_every_variant_and_resumes(tmp_pa
     assert set(zip(smp.threads.astype(int), smp.cache)) == {(1, "hot"), (1, "cold"), (2, "hot"), (2, "cold")}
     # nothing left to do on resume: every variant's cell is on disk with its rounds
     done, msgs = repair_for_resume(tmp_path)
-    assert not msgs and done == {(c, b) for c in df.cell for b in ("im2col_blas", "direct_numba")}
+    assert not msgs and done == {c.key + (b,) for c in cfg.cells() for b in ("im2col_blas", "direct_numba")}
     again = run_sweep(cfg, ResultWriter(tmp_path), done=done)
     assert again["rows"] == 0
 
@@ -153,7 +155,7 @@ def test_cli_threads_and_cache_report_scaling_and_cold_side_by_side(tmp_path):
     assert (out / "plots" / "thread_scaling.png").is_file()
     import json
     cfg = json.loads((out / "meta.json").read_text())["config"]
-    assert cfg["threads"] == 1 and cfg["thread_counts"] == [1, 2] and cfg["caches"] == ["hot", "cold"]
+    assert cfg["threads"] == [1, 2] and cfg["cache"] == ["hot", "cold"]  # as the options name them
 
 
 @pytest.mark.parametrize("args, fragment", [

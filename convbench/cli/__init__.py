@@ -2,7 +2,8 @@
 
 Each command module defines ``NAME``, ``HELP`` (and optionally ``DESCRIPTION``,
 ``PRELOAD``), ``setup(parser)`` adding its flags (shared groups come from
-:mod:`.common`), and ``run(**kwargs) -> int`` taking those flags as keyword arguments.
+:mod:`.common`), and ``run(**kwargs) -> int`` taking the parsed flags as keyword arguments
+(nothing else: the command line is recorded for provenance by :func:`.common.invocation`).
 Modules are discovered here, so adding a command is adding one module. Commands call
 each other's ``run``/``execute`` in Python, never through argv.
 
@@ -15,14 +16,13 @@ the thread environment, for commands that declare ``PRELOAD = True``.
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 import pkgutil
 import sys
 from types import ModuleType
 
 from .. import __version__
-from .common import EXIT_OK, EXIT_USAGE, Parser, UsageError
+from .common import EXIT_OK, EXIT_USAGE, Parser, UsageError, set_invocation
 
 __all__ = ["main", "build_parser", "commands"]
 
@@ -59,27 +59,17 @@ def _prescan(argv: list[str], flag: str) -> str | None:
     return None
 
 
-def _preload(argv: list[str]) -> dict:
-    """Apply the OpenBLAS kernel set and the thread environment for a fresh process."""
+def _preload(argv: list[str]) -> None:
+    """Apply the OpenBLAS kernel set (recorded by :mod:`convbench.blas` for the run metadata)
+    and the thread environment, for a fresh process."""
     from ..blas import apply_coretype
     from ..threads import preset_environment
-    coretype = apply_coretype(_prescan(argv, "--blas-coretype") or "auto")
+    apply_coretype(_prescan(argv, "--blas-coretype") or "auto")
     try:  # the largest count of --threads 1,2: runtimes size their pools when they load
         threads = max(1, *(int(t) for t in str(_prescan(argv, "--threads") or 1).split(",")))
     except ValueError:
         threads = 1  # argparse reports the bad value
     preset_environment(threads)
-    return coretype
-
-
-def _dispatch(mod: ModuleType, args, argv: list[str], coretype: dict) -> int:
-    kwargs = {k: v for k, v in vars(args).items() if k != "command"}
-    params = inspect.signature(mod.run).parameters
-    if "argv" in params:
-        kwargs["argv"] = argv
-    if "coretype" in params:
-        kwargs["coretype"] = coretype
-    return mod.run(**kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,9 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         cmds = commands()
-        coretype = {"requested": None}
         if argv[:1] and argv[0] in cmds and getattr(cmds[argv[0]], "PRELOAD", False):
-            coretype = _preload(argv)
+            _preload(argv)
         parser = build_parser()
         if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
             known = ", ".join(cmds)
@@ -98,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command is None:
             raise UsageError(f"convbench: error: no command given; expected one of: {', '.join(cmds)}")
-        return _dispatch(cmds[args.command], args, argv, coretype)
+        set_invocation(argv)
+        return cmds[args.command].run(**{k: v for k, v in vars(args).items() if k != "command"})
     except (UsageError, ValueError) as e:
         msg = str(e).splitlines()[0] if str(e) else e.__class__.__name__
         print(msg if msg.startswith("convbench") else f"convbench: error: {msg}", file=sys.stderr)

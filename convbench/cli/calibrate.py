@@ -34,7 +34,7 @@ def setup(p) -> None:
     add_options(p, OPTIONS)
 
 
-def run(*, argv: list[str] | None = None, coretype: dict | None = None, **options) -> int:
+def run(**options) -> int:
     """A/A runs -> per-cell noise floors; DIR becomes a baseline with all runs' rounds pooled."""
     from ..gate import aa_run_dirs, write_baseline
     o = normalize(OPTIONS, options, "calibrate")
@@ -50,7 +50,7 @@ def run(*, argv: list[str] | None = None, coretype: dict | None = None, **option
         for i in range(o["runs"]):
             d = out / "aa" / f"run{i + 1}"
             print(f"calibrate: A/A run {i + 1} of {o['runs']} -> {d}", file=sys.stderr)
-            res = run_cmd.execute(argv=argv, coretype=coretype, **gate_run_kwargs(o, suite=[o["suite"]], out=str(d)))
+            res = run_cmd.execute(**gate_run_kwargs(o, suite=[o["suite"]], out=str(d)))
             if res.status != EXIT_OK:
                 return res.status
             dirs.append(d)

@@ -42,7 +42,7 @@ class _RunFailed(Exception):
         self.status = status
 
 
-def run(*, argv: list[str] | None = None, coretype: dict | None = None, **options) -> int:
+def run(**options) -> int:
     """Run the suite, compare with the baseline, re-measure flagged cells; fail on persistent ones."""
     from ..comparison import compare_runs, load_run, render_markdown, render_text
     from ..gate import persistent_regressions
@@ -58,7 +58,7 @@ def run(*, argv: list[str] | None = None, coretype: dict | None = None, **option
     factor = o["fail_above"] or o["factor"]
 
     def measure(d: Path, **which):
-        res = run_cmd.execute(argv=argv, coretype=coretype, **gate_run_kwargs(o, out=str(d), **which))
+        res = run_cmd.execute(**gate_run_kwargs(o, out=str(d), **which))
         if res.status != EXIT_OK:
             raise _RunFailed(res.status)
         return load_run(d)

@@ -16,6 +16,7 @@ OpenBLAS loads.
 from __future__ import annotations
 
 import argparse
+import contextvars
 import dataclasses
 import os
 from dataclasses import dataclass
@@ -264,7 +265,7 @@ def threads_list(value):
 
 def cache_list(value):
     """``--cache hot|cold|hot,cold``: the cache states every cell is timed in."""
-    from ..results import CACHES
+    from ..cells import CACHES
     what = "hot, cold or hot,cold"
 
     def one(t):
@@ -335,8 +336,10 @@ class Option:
         """The same option with another default or help (a command's own policy)."""
         return dataclasses.replace(self, **changes)
 
-    def add_to(self, parser) -> None:
+    def add_to(self, parser, given_only: bool = False) -> None:
         kw: dict = dict(help=self.help, dest=self.name)
+        if given_only:  # absent from the parsed namespace unless given (the command fills defaults)
+            kw["default"] = argparse.SUPPRESS
         if self.action == "flag":
             parser.add_argument(self.flag, action="store_true", **kw)
             return
@@ -346,10 +349,8 @@ class Option:
             kw["choices"] = self.choices
         elif self.parse is not None:
             kw["type"] = self.parse
-        if self.action == "append":
-            parser.add_argument(self.flag, action="append", default=[], **kw)
-        else:
-            parser.add_argument(self.flag, default=self.default, **kw)
+        kw.setdefault("default", [] if self.action == "append" else self.default)
+        parser.add_argument(self.flag, action="append" if self.action == "append" else "store", **kw)
 
     def coerce(self, value):
         """Validate a Python value the way the command line validates text."""
@@ -368,11 +369,28 @@ def option(*args, **kwargs) -> Option:
     return Option(*args, **kwargs)
 
 
-def add_options(parser, options: list[Option], title: str | None = None) -> None:
-    """Add ``options`` to ``parser`` (in an argument group when ``title`` is given)."""
+def add_options(parser, options: list[Option], title: str | None = None, given_only: bool = False) -> None:
+    """Add ``options`` to ``parser`` (in an argument group when ``title`` is given). With
+    ``given_only`` an option the user did not give is absent from the parsed namespace, so the
+    command receives exactly the options given, as a Python caller passes them, and fills the
+    defaults itself with :func:`normalize`."""
     target = parser.add_argument_group(title) if title else parser
     for o in options:
-        o.add_to(target)
+        o.add_to(target, given_only)
+
+
+#: the command line of this invocation (``convbench run ...``), recorded in meta.json; set by
+#: :func:`convbench.cli.main`, ``["(python)"]`` for a call from Python
+_INVOCATION: contextvars.ContextVar = contextvars.ContextVar("convbench_invocation", default=None)
+
+
+def set_invocation(argv: list[str]) -> None:
+    _INVOCATION.set(["convbench"] + list(argv))
+
+
+def invocation() -> list[str]:
+    """The command line of this invocation, for provenance (never parsed again)."""
+    return list(_INVOCATION.get() or ["(python)"])
 
 
 def normalize(options: list[Option], kwargs: dict, where: str) -> dict:

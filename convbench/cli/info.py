@@ -35,10 +35,9 @@ def gather(threads: int = 1, coretype: dict | None = None) -> dict:
     return info
 
 
-def run(*, threads: int = 1, blas_coretype: str = "auto", json: bool = False,  # noqa: A002
-        coretype: dict | None = None) -> int:
-    from ..blas import coretype_rank
-    coretype = coretype or {"requested": blas_coretype}
+def run(*, threads: int = 1, blas_coretype: str = "auto", json: bool = False) -> int:  # noqa: A002
+    from ..blas import applied_coretype, coretype_rank
+    coretype = applied_coretype(blas_coretype)
     info = gather(threads, coretype)
     if json:
         print(_json.dumps(info, indent=2, default=str))

@@ -1,0 +1,216 @@
+"""The one sweep loop, and where its units run: in this process, or on a Dask cluster.
+
+:func:`run_sweep` is the loop every executor shares. It asks :func:`convbench.cells.pending`
+for the units still to run (a cell and its backends: the interleaved timing of a cell's
+backends stays together in one process), feeds them to an executor, and for every outcome
+that comes back, whatever the executor:
+
+* appends the rounds to ``samples.csv`` first, then the rows to ``summary.csv`` (so a summary
+  row on disk implies its rounds are there too), each stamped with the host and worker that
+  measured it;
+* keeps the time budget's evidence (:class:`~convbench.runner.BudgetEvidence`): a unit's
+  skips are computed when the executor takes it, from every outcome recorded before;
+* handles interruption: a first Ctrl-C (SIGINT) finishes what is running and stops; a second
+  one, or SIGTERM, stops at once. Either way every finished row is on disk and the caller
+  prints ``--resume``.
+
+An executor is anything with ``map(config, jobs)`` (an iterator of ``(unit, outcome)`` that
+pulls ``(unit, budget_skips)`` from ``jobs`` when it has room), ``status(outcome)`` (a few
+words for the progress line), ``report()`` (what ``meta.json`` records of where units ran)
+and ``close()``: :class:`LocalExecutor` here, :class:`~convbench.executors.dask.DaskExecutor`
+on a cluster, the way ``concurrent.futures`` executors and Dask's ``Client.map`` share a shape.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+
+__all__ = ["run_sweep", "LocalExecutor", "ExecutorError", "ExecutorLost", "Terminated", "run_unit", "EXECUTORS",
+           "FAULT_ENV"]
+
+#: the executors ``convbench run --executor`` accepts
+EXECUTORS = ("local", "dask")
+
+#: testing hook: a path; the first unit a worker starts while the file does not exist
+#: creates it and kills its own process (as an out-of-memory kill would), once per file
+FAULT_ENV = "CONVBENCH_FAULT_KILL_ONCE"
+
+
+class ExecutorError(RuntimeError):
+    """A cluster that cannot be reached or cannot run timed units (one line, exit 2)."""
+
+
+class ExecutorLost(RuntimeError):
+    """The executor went away mid-sweep (a Dask scheduler that stopped answering)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: stop now (what is running is abandoned; every finished row is on disk)."""
+
+
+class Interrupt:
+    """First SIGINT: finish what is running, then stop. Second SIGINT, or SIGTERM: stop now."""
+
+    def __init__(self):
+        self.requested = False
+        self.signal: str | None = None
+        self._old: dict = {}
+
+    def __enter__(self):
+        for sig, handler in ((signal.SIGINT, self._sigint), (signal.SIGTERM, self._sigterm)):
+            try:
+                self._old[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _sigint(self, signum, frame):
+        self.signal = self.signal or "SIGINT"
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        sys.stderr.write("\ninterrupt: finishing what is running, then stopping "
+                         "(press Ctrl-C again to stop now)\n")
+
+    def _sigterm(self, signum, frame):
+        self.requested = True
+        self.signal = "SIGTERM"
+        raise Terminated
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
+
+
+def _record(writer, unit, outcome) -> list[dict]:
+    """Write a unit's outcome: rounds first, then the drift sentinel's, then the rows."""
+    from ..sentinel import SENTINEL
+    cell = unit.cell
+    for r in outcome.results:
+        if r.times:
+            writer.samples(cell.key, r.backend, r.iterations, r.times)
+    if outcome.drift:
+        writer.samples(cell.key, SENTINEL, 1, outcome.drift)
+    rows = outcome.rows(cell)
+    for row in rows:
+        writer.summary(row)
+    return rows
+
+
+def run_sweep(config, writer, executor=None, *, done=frozenset(), progress=None) -> dict:
+    """Run every cell of ``config`` not in ``done`` on ``executor`` (local by default),
+    appending rows through ``writer`` (see the module docstring).
+
+    Parameters
+    ----------
+    done : set of row keys, optional
+        Rows already on disk (``--resume``, :func:`convbench.results.row_key`): not run again.
+
+    Returns
+    -------
+    dict
+        ``interrupted`` (bool), ``signal`` (SIGINT/SIGTERM when one stopped it), ``lost`` (the
+        executor went away), ``rows`` written, ``problems`` (cells) complete, and what the
+        executor reports (``hosts``, ``units``).
+    """
+    from ..cells import pending
+    from ..runner import BudgetEvidence
+    executor = executor or LocalExecutor()
+    units, complete = pending(config.cells(), list(config.backends), done)
+    if progress is not None and complete:
+        progress.skip(complete)
+    budget = BudgetEvidence(config.cell_budget)
+    out = dict(interrupted=False, rows=0, problems=complete)
+
+    def jobs():
+        for u in units:
+            yield u, budget.skips(u.cell, u.backends)
+    with Interrupt() as intr:
+        try:
+            for unit, outcome in executor.map(config, jobs()):
+                rows = _record(writer, unit, outcome)
+                out["rows"] += len(rows)
+                out["problems"] += 1
+                budget.record(unit.cell, outcome.results)
+                if progress is not None:
+                    progress.finished(unit.cell.label, rows, extra=executor.status(outcome))
+                if intr.requested:
+                    out.update(interrupted=True, signal=intr.signal)
+                    break
+        except KeyboardInterrupt:
+            out.update(interrupted=True, signal=intr.signal or "SIGINT")
+        except ExecutorLost:
+            out.update(interrupted=True, lost=True)
+        finally:
+            executor.close()
+    out.update(executor.report())
+    return out
+
+
+# ---------------------------------------------------------------------------- in this process
+_CONTEXTS: dict = {}
+
+
+def _context(config, progress=None):
+    """The process's :class:`~convbench.runner.Context` for a sweep's backends and settings,
+    built once (backends, their JIT and plans, stay warm for every later unit)."""
+    from ..runner import Context
+    key = (tuple(config.backends), repr(sorted(config.settings.items())), config.memory_limit, config.sentinel)
+    ctx = _CONTEXTS.get(key)
+    if ctx is None:
+        ctx = _CONTEXTS[key] = Context.build(config)
+    ctx.config, ctx.progress = config, progress
+    return ctx
+
+
+def run_unit(config, unit, budget_skips: dict, progress=None):
+    """Run one unit in this process (locally, or as a Dask task): its outcome, stamped with
+    this host and worker and the host's fingerprint."""
+    from .. import threads as _threads
+    from ..machine import host_fingerprint
+    from ..runner import run_cell
+    ctx = _context(config, progress)
+    if _threads.get_threads() != unit.cell.threads:
+        _threads.set_threads(unit.cell.threads)
+    t0 = time.perf_counter()
+    outcome = run_cell(unit.cell, list(unit.todo), ctx, budget_skips)
+    fp = host_fingerprint()
+    outcome.host, outcome.worker, outcome.fingerprint = fp["host"], _worker_name(), fp
+    outcome.seconds = time.perf_counter() - t0
+    return outcome
+
+
+def _worker_name() -> str:
+    if "distributed" not in sys.modules:
+        return "local"
+    try:
+        from distributed import get_worker
+        return str(get_worker().name)
+    except (ImportError, ValueError):
+        return "local"
+
+
+class LocalExecutor:
+    """Units run one after another in this process (``--executor local``, the default)."""
+
+    def __init__(self, progress=None):
+        self.progress = progress
+        self.hosts: dict = {}
+
+    def map(self, config, jobs):
+        for unit, skips in jobs:
+            outcome = run_unit(config, unit, skips, self.progress)
+            self.hosts.setdefault(outcome.host, outcome.fingerprint)
+            yield unit, outcome
+
+    def status(self, outcome) -> str:
+        return ""
+
+    def report(self) -> dict:
+        return {"hosts": dict(self.hosts)}
+
+    def close(self) -> None:
+        pass

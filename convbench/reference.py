@@ -148,15 +148,18 @@ def pool_divisors(p) -> np.ndarray:
 def pool_reference(x: np.ndarray, p) -> tuple[np.ndarray, np.ndarray | None]:
     """Forward pooling of NCHW ``x`` in float64, tap by tap: ``(y, argmax)``.
 
-    Max takes the first maximum in row-major window order (PyTorch's rule, so ties route a
-    gradient the same way) and returns its flat index into ``ih*iw``; the padding is ``-inf``
-    and never wins. Averages divide by :func:`pool_divisors` (argmax is None).
+    Max follows PyTorch's CPU kernel exactly, non-finite inputs included: the window's taps
+    inside the input are visited in row-major order from a running maximum of ``-inf`` at the
+    first of them, and a tap replaces it when it is greater or NaN. So ties (and a window of
+    ``-inf``) keep the first, a NaN propagates and the argmax points at the window's last NaN;
+    padding never wins. The argmax is a flat index into ``ih*iw``. Averages divide by
+    :func:`pool_divisors` (argmax is None); a NaN or ``inf - inf`` in a window propagates.
     """
     assert x.shape == p.input_shape, (x.shape, p)
     is_max = p.alg == "max"
     xp = _pool_padded(x, p, -np.inf if is_max else 0.0)
     y = np.full(p.output_shape, -np.inf if is_max else 0.0)
-    arg = np.zeros(p.output_shape, dtype=np.int64) if is_max else None
+    arg = np.full(p.output_shape, -1, dtype=np.int64) if is_max else None
     rows = np.arange(p.oh)[:, None] * p.sh - p.ph
     cols = np.arange(p.ow)[None, :] * p.sw - p.pw
     for r in range(p.kh):
@@ -164,9 +167,11 @@ def pool_reference(x: np.ndarray, p) -> tuple[np.ndarray, np.ndarray | None]:
             i0, j0 = r * (p.dh + 1), s * (p.dw + 1)
             win = xp[:, :, i0:i0 + (p.oh - 1) * p.sh + 1:p.sh, j0:j0 + (p.ow - 1) * p.sw + 1:p.sw]
             if is_max:
-                better = win > y
+                ri, ci = rows + i0, cols + j0
+                inside = (ri >= 0) & (ri < p.ih) & (ci >= 0) & (ci < p.iw)
+                better = inside & ((arg < 0) | (win > y) | np.isnan(win))
                 y = np.where(better, win, y)
-                arg = np.where(better, (rows + i0) * p.iw + (cols + j0), arg)
+                arg = np.where(better, ri * p.iw + ci, arg)
             else:
                 y += win
     if not is_max:

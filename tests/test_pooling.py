@@ -267,3 +267,66 @@ def test_weight_gradient_api_matches_torch(args):
             assert name.startswith("winograd") and (args.get("stride", 1) != 1 or "dilation" in args)
             continue
         np.testing.assert_allclose(dw, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+# ---------------------------------------------------------------------------- NaN and inf, as PyTorch has them
+NONFINITE = [  # (input shape, kernel, stride, padding, dilation): windows with padding, overlap, dilation
+    ((1, 2, 6, 7), 2, 2, 0, 1), ((1, 2, 7, 6), 3, 1, 1, 1), ((2, 1, 8, 8), 3, 2, 1, 2), ((1, 3, 5, 5), 5, 5, 0, 1)]
+
+
+def _nonfinite(shape, seed):
+    """Integers with NaN, +inf and -inf sprinkled in; the first window of every plane holds two
+    NaNs (the argmax must be the last), and one plane is all -inf (the argmax: the first tap)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, size=shape).astype(np.float32)
+    m = rng.random(shape)
+    x[m < 0.1], x[(m >= 0.1) & (m < 0.2)], x[(m >= 0.2) & (m < 0.3)] = np.nan, np.inf, -np.inf
+    x[:, :, 0, 0] = x[:, :, 1, 1] = np.nan
+    x[0, -1] = -np.inf
+    return x
+
+
+def test_the_reference_follows_pytorch_on_the_issues_plane():
+    """A 4x4 plane with NaN at both ends, 2x2 windows: torch gives [nan, 7, 13, nan] and
+    points each NaN window's index at its NaN."""
+    from convbench.reference import pool_reference
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 0] = x[0, 0, 3, 3] = np.nan
+    y, arg = pool_reference(x, PoolProblem.from_torch_args(x.shape, 2))
+    assert np.array_equal(np.isnan(y.ravel()), [True, False, False, True]) and list(y.ravel()[1:3]) == [7, 13]
+    assert list(arg.ravel()) == [0, 7, 13, 15]
+
+
+@requires_torch
+@pytest.mark.parametrize("name", backend_params("pool"))
+@pytest.mark.parametrize("alg", ["max", "avg_p", "avg_np"])
+@pytest.mark.parametrize("geometry", NONFINITE, ids=[str(g) for g in NONFINITE])
+def test_nonfinite_inputs_give_pytorchs_result(name, alg, geometry):
+    """Every pooling backend against torch on NaN/inf inputs, forward (values and the argmax)
+    and backward; a backend that cannot match says so in its capabilities (``nonfinite``)."""
+    import torch
+    shape, k, s, pad, dil = geometry
+    if alg != "max":
+        dil = 1
+    b = get_backend(name)
+    if not b.capabilities.nonfinite:
+        pytest.skip(f"{name} declares nonfinite=False: NaN/inf inputs do not give PyTorch's result")
+    p = PoolProblem.from_torch_args(shape, k, s, pad, dil, alg=alg)
+    if b.supports(p) is not None:
+        pytest.skip(b.supports(p))
+    x = _nonfinite(shape, k * 10 + s)
+    xt = torch.from_numpy(x).requires_grad_()
+    if alg == "max":
+        yt, it = torch.nn.functional.max_pool2d(xt, k, s, pad, dil, return_indices=True)
+    else:
+        yt = torch.nn.functional.avg_pool2d(xt, k, s, pad, count_include_pad=alg == "avg_p")
+    g = np.arange(1, yt.numel() + 1, dtype=np.float32).reshape(yt.shape)
+    yt.backward(torch.from_numpy(g))
+    y = b.run(b.prepare(p, None), x)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-6, equal_nan=True)
+    if alg == "max" and hasattr(b, "argmax"):
+        np.testing.assert_array_equal(b.argmax(p, x), it.numpy())
+    pb = p.replace(direction="bwd_d")
+    if b.supports(pb) is None:
+        dx = b.run(b.prepare(pb, x if alg == "max" else None), g)
+        np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-6, equal_nan=True)

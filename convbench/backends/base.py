@@ -88,6 +88,10 @@ class Capabilities:
     threads : str
         Which thread control applies (``"numba"``, ``"blas"``, ``"fftw"``,
         ``"scipy.fft"``, ``"torch"`` or ``"single"`` for code that never runs threads).
+    nonfinite : bool
+        Whether NaN and ±inf inputs give PyTorch's outputs (a NaN propagates; a max pool's
+        argmax points at the last NaN of its window). False documents a backend that does not
+        (tested against PyTorch either way: ``tests/test_pooling.py``).
     """
 
     dtypes: tuple[str, ...] = ("float32", "float64")
@@ -105,6 +109,7 @@ class Capabilities:
     memory_fraction: float | None = None
     max_calls: int | None = None
     threads: str = "single"
+    nonfinite: bool = True
 
     def tolerance(self, dtype: str, problem=None) -> float:
         """Norm-wise relative error allowed for ``dtype`` (and for ``problem``'s direction).

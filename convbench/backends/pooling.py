@@ -130,10 +130,21 @@ class PoolNumpy(PoolBackend):
         return v[:, :, :(p.oh - 1) * p.sh + 1:p.sh, :(p.ow - 1) * p.sw + 1:p.sw, ::p.dh + 1, ::p.dw + 1]
 
     def _argmax(self, p: PoolProblem, x: np.ndarray) -> np.ndarray:
+        """PyTorch's argmax (see :func:`convbench.reference.pool_reference`): the first maximum
+        in row-major window order, the last NaN of a window, the first tap inside the input of
+        a window that holds nothing above ``-inf``."""
         xp = np.full(self._padded_shape(p), -np.inf, dtype=p.dtype)
         xp[:, :, p.ph:p.ph + p.ih, p.pw:p.pw + p.iw] = x
-        win = self._windows(p, xp)
-        k = win.reshape(*win.shape[:4], -1).argmax(axis=-1)  # first maximum in row-major window order
+        flat = self._windows(p, xp).reshape(p.mb, p.ic, p.oh, p.ow, -1)
+        k = flat.argmax(axis=-1)  # the first maximum (numpy: the first NaN)
+        nan = np.isnan(flat)
+        if nan.any():
+            k = np.where(nan.any(axis=-1), flat.shape[-1] - 1 - nan[..., ::-1].argmax(axis=-1), k)
+        low = np.take_along_axis(flat, k[..., None], axis=-1)[..., 0] == -np.inf
+        if low.any():  # padding is -inf too: the first tap inside the input, per output position
+            r0 = -(-np.maximum(p.ph - np.arange(p.oh) * p.sh, 0) // (p.dh + 1))
+            s0 = -(-np.maximum(p.pw - np.arange(p.ow) * p.sw, 0) // (p.dw + 1))
+            k = np.where(low, r0[:, None] * p.kw + s0[None, :], k)
         r, s = np.divmod(k, p.kw)
         rows = np.arange(p.oh)[:, None] * p.sh - p.ph + r * (p.dh + 1)
         cols = np.arange(p.ow)[None, :] * p.sw - p.pw + s * (p.dw + 1)
@@ -191,18 +202,18 @@ def kern(x, out, arg, div, init, SH, SW, DH, DW, PH, PW, kh, kw):
             for j in range(ow):
                 b = j * SW - PW
                 m = init
-                k = 0
+                k = -1
                 if inside and j >= j0 and j < j1:
                     for r in range(KH):
                         for s in range(KW):
                             v = plane[r0 + r * DH, b + s * DW]
                             if IS_MAX:
                                 if KEEP:
-                                    if v > m:
+                                    if k < 0 or v > m or v != v:
                                         m = v
                                         k = (r0 + r * DH) * iw + b + s * DW
                                 else:
-                                    m = v if v > m else m
+                                    m = v if v > m or v != v else m
                             else:
                                 m += v
                 else:
@@ -216,7 +227,7 @@ def kern(x, out, arg, div, init, SH, SW, DH, DW, PH, PW, kh, kw):
                                 continue
                             v = plane[rr, cc]
                             if IS_MAX:
-                                if v > m:
+                                if k < 0 or v > m or v != v:
                                     m = v
                                     k = rr * iw + cc
                             else:
@@ -248,8 +259,10 @@ def _fwd_kernel_for(mode: str, KH: int, KW: int, parallel: bool):
     for any window (passed as arguments), generated as source so
     numba's disk cache keeps it (:func:`~convbench.backends.codegen.load_generated`).
 
-    ``mode``: ``max``, ``argmax`` (max that also keeps the first maximum's flat offset:
-    strict ``>`` in row-major tap order, PyTorch's rule) or ``sum`` (divided by ``div``).
+    ``mode``: ``max``, ``argmax`` (max that also keeps its flat offset) or ``sum`` (divided
+    by ``div``). Max is PyTorch's rule, non-finite inputs included: taps inside the input in
+    row-major order, a tap replaces the running maximum when it is greater or NaN (so the
+    first of equal maxima, and the last NaN, is kept; a window of ``-inf`` keeps its first).
     It reads the unpadded input: outputs whose window lies inside it (the interior) run
     without bounds tests, the border outputs test each tap. Measured on the ResNet-50 stem
     pool (mb1ic64ih112kh3sh2ph1, one thread): 7.25 ms for the row-vectorised loop on a padded
@@ -305,15 +318,16 @@ if numba is not None:
             m = n - n % 8
             for i in range(0, m, 8):
                 for t in range(8):
-                    if is_max:
-                        acc[t] = max(acc[t], v[i + t])
+                    if is_max:  # a NaN propagates (PyTorch's max), whatever lane it lands in
+                        w = v[i + t]
+                        acc[t] = w if w > acc[t] or w != w else acc[t]
                     else:
                         acc[t] += v[i + t]
             r = acc[0]
             for t in range(1, 8):
-                r = max(r, acc[t]) if is_max else r + acc[t]
+                r = (acc[t] if acc[t] > r or acc[t] != acc[t] else r) if is_max else r + acc[t]
             for i in range(m, n):
-                r = max(r, v[i]) if is_max else r + v[i]
+                r = (v[i] if v[i] > r or v[i] != v[i] else r) if is_max else r + v[i]
             out[k] = r
 
     _KERNELS = {name: {par: njit(parallel=par, fastmath=False, cache=not par, nogil=True)(fn)

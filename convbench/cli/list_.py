@@ -54,6 +54,8 @@ def run(*, json: bool = False) -> int:  # noqa: A002 - the flag's name
         if d["max_calls"]:
             caps.append(f"<= {d['max_calls']} library calls (images x channel pairs)")
         caps.append(f"threads: {d['threads']}")
+        if not d["nonfinite"]:
+            caps.append("NaN/inf inputs: not PyTorch's result")
         if d["options"]:
             caps.append("options " + ", ".join(f"{k}={v}" for k, v in d["options"].items()))
         kind = d["role"]

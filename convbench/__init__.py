@@ -31,6 +31,7 @@ _LAZY = {
     "avg_pool2d": "convbench.api",
     "max_pool2d_backward": "convbench.api",
     "avg_pool2d_backward": "convbench.api",
+    "FootprintError": "convbench.api",
     "PoolProblem": "convbench.problem",
     "choose_backend": "convbench.select.auto",
     "ConvProblem": "convbench.problem",

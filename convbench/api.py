@@ -17,10 +17,39 @@ import numpy as np
 
 from .backends import DEFAULTS, available_backends, backends_with_role, get_backend
 from .backends.base import Unsupported
-from .problem import ConvProblem, PoolProblem
+from .problem import ConvProblem, PoolProblem, int_tuple
 
 __all__ = ["conv2d", "conv_transpose2d", "conv2d_weight", "max_pool2d", "avg_pool2d", "max_pool2d_backward",
-           "avg_pool2d_backward"]
+           "avg_pool2d_backward", "FootprintError"]
+
+#: footprints below this are not checked against the machine (every machine has that much)
+_UNCHECKED_BYTES = 64 << 20
+
+
+class FootprintError(MemoryError):
+    """A call whose arrays would not fit in memory, refused from the shapes before anything is
+    allocated (the limit is a sweep cell's: ``CONVBENCH_MEMORY_LIMIT``, else the memory
+    available less a margin)."""
+
+
+def _guard(nbytes: int, what: str) -> None:
+    """:class:`FootprintError` naming the bytes and the limit when ``nbytes`` does not fit."""
+    if nbytes <= _UNCHECKED_BYTES:
+        return
+    from .format import fmt_bytes
+    from .runner import cell_memory_limit
+    limit, src = cell_memory_limit()
+    if nbytes > limit:
+        hint = "" if "CONVBENCH_MEMORY_LIMIT" in src else "; CONVBENCH_MEMORY_LIMIT sets it"
+        raise FootprintError(f"{what} needs {nbytes} bytes ({fmt_bytes(nbytes)}), over the memory limit of {limit} "
+                             f"bytes ({fmt_bytes(limit)}; {src}{hint})")
+
+
+def _contiguous(a: np.ndarray, what: str) -> np.ndarray:
+    """``a`` C-contiguous; the copy that takes (a broadcast view, say) is checked first."""
+    if not a.flags.c_contiguous:
+        _guard(a.size * a.itemsize, f"a contiguous copy of {what} {a.shape}")
+    return np.ascontiguousarray(a)
 
 
 def _arrays(x, w):
@@ -30,7 +59,7 @@ def _arrays(x, w):
         raise ValueError(f"input dtype {x.dtype} and weight dtype {w.dtype} differ; both must be float32 or float64")
     if x.dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype {x.dtype} is not supported; accepted are float32 and float64")
-    return np.ascontiguousarray(x), np.ascontiguousarray(w)
+    return _contiguous(x, "input"), _contiguous(w, "weight")
 
 
 def _resolve(p, backend: str | None, candidates=None, inputs=None, const=None) -> str:
@@ -65,6 +94,8 @@ def _checked_backend(p, backend: str, candidates=None, inputs=None, const=None):
     reason = b.supports(p)
     if reason is not None:
         raise Unsupported(f"{backend}: {reason}")
+    from .runner import cell_bytes
+    _guard(cell_bytes(p, b.estimate(p)), f"{backend} on {p.label} (output, workspace, weights)")
     return b
 
 
@@ -80,7 +111,7 @@ def _float_array(a, what: str) -> np.ndarray:
         raise ValueError(f"{what} dtype {a.dtype} is not supported; accepted are float32 and float64")
     if a.ndim != 4:
         raise ValueError(f"{what} shape {a.shape}: expected 4-D NCHW (mb, c, h, w)")
-    return np.ascontiguousarray(a)
+    return _contiguous(a, what)
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, *, stride=1, padding=0, dilation=1, groups=1,
@@ -162,19 +193,10 @@ def conv_transpose2d(x: np.ndarray, w: np.ndarray, *, stride=1, padding=0, outpu
     if x.ndim != 4 or w.ndim != 4:
         raise ValueError(f"input {x.shape} and weight {w.shape} must both be 4-D")
 
-    def pair(v, what):
-        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-            return int(v), int(v)
-        try:
-            a, b = v
-            return int(a), int(b)
-        except (TypeError, ValueError):
-            raise ValueError(f"{what}={v!r}: expected an int or a pair of ints") from None
-
-    sh, sw = pair(stride, "stride")
-    ph, pw = pair(padding, "padding")
-    oph, opw = pair(output_padding, "output_padding")
-    dh, dw = pair(dilation, "dilation")
+    sh, sw = int_tuple(stride, 2, "stride")
+    ph, pw = int_tuple(padding, 2, "padding")
+    oph, opw = int_tuple(output_padding, 2, "output_padding")
+    dh, dw = int_tuple(dilation, 2, "dilation")
     if min(sh, sw, dh, dw) < 1 or min(ph, pw, oph, opw) < 0:
         raise ValueError("stride and dilation must be >= 1, padding and output_padding >= 0")
     if oph >= max(sh, dh) or opw >= max(sw, dw):
@@ -183,8 +205,13 @@ def conv_transpose2d(x: np.ndarray, w: np.ndarray, *, stride=1, padding=0, outpu
     mb, cin, h, wd = x.shape
     if w.shape[0] != cin:
         raise ValueError(f"weight shape {w.shape}: first dimension must equal input channels {cin}")
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or cin % groups:
+    try:
+        g = int_tuple(groups, 1, "groups")[0]
+    except ValueError:
+        g = -1
+    if g < 1 or cin % g:
         raise ValueError(f"groups={groups!r}: must be a positive int dividing the input channels {cin}")
+    groups = g
     cout = w.shape[1] * groups
     kh, kw = w.shape[2], w.shape[3]
     oh = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
@@ -247,7 +274,8 @@ def conv2d_weight(x: np.ndarray, weight_shape, grad_output: np.ndarray, *, strid
         raise ValueError(f"weight_shape={weight_shape!r}: expected (oc, ic/groups, kh, kw)") from None
     if len(weight_shape) != 4 or min(weight_shape) < 1:
         raise ValueError(f"weight_shape={weight_shape!r}: expected four positive ints (oc, ic/groups, kh, kw)")
-    if isinstance(groups, int) and not isinstance(groups, bool) and groups >= 1 and weight_shape[0] % groups:
+    if isinstance(groups, (int, np.integer)) and not isinstance(groups, bool) and groups >= 1 \
+            and weight_shape[0] % groups:
         raise ValueError(f"weight_shape {weight_shape}: oc={weight_shape[0]} is not divisible by groups={groups}")
     p = ConvProblem.from_torch_args(x.shape, weight_shape, stride=stride, padding=padding, dilation=dilation,
                                     groups=groups, dtype=str(x.dtype)).replace(direction="bwd_w")

@@ -22,14 +22,14 @@ import csv
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from .digits import DIGIT, load_split, max_shift_for, place, shift_image
 from .layers import Conv2d, Dense, Engine
-from .models import MODELS, build
+from .models import C1, C2, CLASSES, MODELS, build
 from ..backends import DEFAULTS, QUICK
 from ..timing import median_times
 from .train import TrainConfig, shift_accuracy, train
@@ -92,14 +92,48 @@ def _named_backend(name: str, kind: str, flag: str, extra: str = ""):
     return get_backend(name)
 
 
+#: the most epochs a study trains: the default 12 take about 1.5 minutes here, so this bound is
+#: hours, not the years a mistyped --epochs 1000000000 would ask for
+MAX_EPOCHS = 500
+#: images in scikit-learn's digits (what every array of the study is sized by)
+N_DIGITS = 1797
+
+
+def footprint(cfg: StudyConfig) -> dict:
+    """The largest arrays the study holds at once, in bytes, from its options alone (nothing is
+    built): every digit placed on the canvas (the training set and the test set, float32); per
+    model its parameters with their gradients and momentum (3 copies) and the activations,
+    column buffers and transposed-convolution outputs of one batch (the locally connected
+    model's per-position filter banks are the largest), with the models alive two at a time (a
+    trained model and the next one); and the equivariance table's dense layer, which maps the
+    canvas to the first conv layer's whole output: ``C1 * n^2`` weights, drawn in float64 and
+    kept in float32 (12 bytes each at the peak; 8.2 GB at a 96-pixel canvas, measured 7.6 GB)."""
+    n = cfg.canvas * cfg.canvas
+    b = max(cfg.batch, cfg.infer_batch)
+    f4 = 4
+    data = N_DIGITS * n * f4 * 2  # placed once, and a shifted copy for the accuracy sweep
+    per_model = {
+        # lc1: one (9 x C1) filter bank per pixel; lc2: one (9 C1 x C2) per pixel after a 2x2 pool
+        "locally_connected": 3 * f4 * (n * 9 * C1 + (n // 4) * 9 * C1 * C2) + f4 * b * (n * 9 + (n // 4) * 9 * C1),
+        # activations of conv1/relu/pool/conv2 and the unfolded columns of conv2 (im2col)
+        "cnn": f4 * b * (3 * C1 * n + 2 * C2 * n // 4 + 9 * C1 * n // 4) + 3 * f4 * C2 * n // 16 * CLASSES,
+    }
+    models = max((per_model["locally_connected" if m == "locally_connected" else "cnn"] for m in cfg.models),
+                 default=0)
+    dense = 12 * C1 * n * n + 2 * 3 * 200 * C1 * n * f4  # and its outputs on 200 test digits, shifted and not
+    return {"data": data, "models": 2 * models, "dense": dense, "total": data + 2 * models + dense}
+
+
 def check_config(cfg: StudyConfig) -> None:
     """ValueError (one line, naming what is accepted) for a configuration that cannot run."""
     if cfg.canvas < DIGIT:
         raise ValueError(f"--canvas {cfg.canvas}: smaller than the {DIGIT}x{DIGIT} digit; accepted: {DIGIT} or more")
-    if cfg.epochs < 0:
-        raise ValueError(f"--epochs {cfg.epochs}: must be 0 (no training) or more")
+    if cfg.epochs < 0 or cfg.epochs > MAX_EPOCHS:
+        raise ValueError(f"--epochs {cfg.epochs}: accepted 0 (no training) to {MAX_EPOCHS} (the default 12 take "
+                         f"about 1.5 minutes on a 2-core machine; {MAX_EPOCHS} take hours)")
     if cfg.batch < 1:
         raise ValueError(f"--batch {cfg.batch}: must be a positive number of images")
+    _check_footprint(cfg)
     if cfg.max_shift < 0:
         raise ValueError(f"--max-shift {cfg.max_shift}: must be 0 or more")
     if cfg.jitter < 0 or cfg.jitter > max_shift_for(cfg.canvas):
@@ -118,6 +152,27 @@ def check_config(cfg: StudyConfig) -> None:
                         raise ValueError(f"--backend {cfg.backend}: cannot run {m}'s {layer.name} "
                                          f"({layer.describe()}): {reason}")
                 s = layer.out_shape(s)
+
+
+def _check_footprint(cfg: StudyConfig) -> None:
+    """ValueError when :func:`footprint` is over the memory limit (the runner's, settable with
+    ``CONVBENCH_MEMORY_LIMIT``), naming the bytes and the largest canvas that fits."""
+    from ..format import fmt_bytes
+    from ..runner import cell_memory_limit
+    limit, src = cell_memory_limit()
+    need = footprint(cfg)
+    if need["total"] <= limit:
+        return
+    lo, hi = DIGIT, cfg.canvas
+    while lo < hi:  # the largest canvas that fits, all else equal
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if footprint(replace(cfg, canvas=mid))["total"] <= limit else (lo, mid - 1)
+    fits = footprint(replace(cfg, canvas=lo))["total"] <= limit
+    raise ValueError(f"--canvas {cfg.canvas} --batch {cfg.batch}: the study would hold about "
+                     f"{fmt_bytes(need['total'])} (digits on the canvas {fmt_bytes(need['data'])}, models "
+                     f"{fmt_bytes(need['models'])}, the equivariance table's dense layer {fmt_bytes(need['dense'])}), "
+                     f"over the memory limit of {fmt_bytes(limit)} ({src}); "
+                     + (f"accepted here: --canvas {lo} or less" if fits else "choose a smaller --batch"))
 
 
 # ------------------------------------------------------------------------ helpers

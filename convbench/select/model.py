@@ -67,6 +67,27 @@ class _Linear:
         return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "coef": self.coef.tolist(),
                 "intercept": self.intercept}
 
+    def check(self, n: int) -> None:
+        """SelectorFileError unless the model fits ``n`` features: shapes, finite values."""
+        want = {"mean": n, "scale": n, "coef": 2 * n}
+        for name, size in want.items():
+            a = getattr(self, name)
+            if a.ndim != 1 or a.size != size:
+                raise SelectorFileError(f"{name} has {a.size} values where {size} are expected ({n} features)")
+            if not np.all(np.isfinite(a)):
+                raise SelectorFileError(f"{name} holds non-finite values")
+        if not np.all(self.scale > 0) or not np.isfinite(self.intercept):
+            raise SelectorFileError("scale must be positive and the intercept finite")
+
+
+def _check_estimator(est, n: int) -> None:
+    """SelectorFileError unless a fitted tree model takes ``n`` features and predicts finitely."""
+    if getattr(est, "n_features_in_", None) != n or not hasattr(est, "predict"):
+        raise SelectorFileError(f"tree model takes {getattr(est, 'n_features_in_', '?')} features where {n} are "
+                                f"expected")
+    if not np.all(np.isfinite(est.predict(np.zeros((1, n))))):
+        raise SelectorFileError("tree model predicts non-finite times")
+
 
 def _hgb(X, y, seed, iters=300, rate=0.08):
     from sklearn.ensemble import HistGradientBoostingRegressor
@@ -89,6 +110,9 @@ class _Trees:
     def to_dict(self):
         return {"pickle": base64.b64encode(pickle.dumps(self.est)).decode()}
 
+    def check(self, n: int) -> None:
+        _check_estimator(self.est, n)
+
 
 class _Hybrid:
     def __init__(self, lin: _Linear, est):
@@ -105,6 +129,10 @@ class _Hybrid:
 
     def to_dict(self):
         return {"linear": self.lin.to_dict(), "pickle": base64.b64encode(pickle.dumps(self.est)).decode()}
+
+    def check(self, n: int) -> None:
+        self.lin.check(n)
+        _check_estimator(self.est, n)
 
 
 def _model_from(kind: str, d: dict):
@@ -174,7 +202,15 @@ class Selector:
         kind = d["kind"]
         if kind not in KINDS:
             raise SelectorFileError(f"unknown model kind {kind!r}")
-        return cls(kind=kind, models={b: _model_from(kind, m) for b, m in d["models"].items()},
+        models = {}
+        for b, m in d["models"].items():
+            model = _model_from(kind, m)
+            try:
+                model.check(len(FEATURES))
+            except SelectorFileError as e:
+                raise SelectorFileError(f"the model of {b}: {e}") from None
+            models[b] = model
+        return cls(kind=kind, models=models,
                    fingerprint=d["fingerprint"], dtype=d["dtype"], threads=int(d["threads"]),
                    direction=d["direction"], n_problems=int(d.get("n_problems", 0)), created=d.get("created", ""),
                    evaluation=d.get("evaluation", {}))

@@ -30,6 +30,7 @@ convbench is never modified.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -41,7 +42,8 @@ from .cells import PHASES
 
 __all__ = ["SCHEMA_VERSION", "READABLE_VERSIONS", "SUMMARY_COLUMNS", "SAMPLE_COLUMNS", "STATUSES", "ResultWriter",
            "primary_variant_of", "load_summary", "load_samples", "load_meta", "write_meta", "new_meta",
-           "ResultsError", "ResultsWriteError", "repair_for_resume", "row_key", "RunLock"]
+           "ResultsError", "ResultsWriteError", "repair_for_resume", "row_key", "RunLock", "LOCK_NAME",
+           "check_unlocked", "check_appendable", "run_in_progress", "atomic_path", "write_atomic", "check_writable"]
 
 SCHEMA_VERSION = 5
 #: versions this convbench reads (older ones are upgraded on load, see the module docstring)
@@ -278,41 +280,160 @@ def repair_for_resume(out_dir: Path, expected: set | None = None) -> tuple[set, 
     return done, msgs
 
 
+LOCK_NAME = ".convbench.lock"
+
+
+def _lock_holder(fd: int) -> str:
+    return os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+
+
+def _held_error(out_dir: Path, holder: str) -> ResultsError:
+    return ResultsError(f"{out_dir}: another convbench run (pid {holder}) is writing this directory; wait for it "
+                        f"to finish or choose another --out (if no such process is alive, the lock is stale: "
+                        f"delete {Path(out_dir) / LOCK_NAME})")
+
+
+def check_unlocked(out_dir: Path) -> None:
+    """Raise :class:`ResultsError` when a live run holds ``out_dir``'s lock (nothing is written)."""
+    import fcntl
+    path = Path(out_dir) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _held_error(Path(out_dir), _lock_holder(fd)) from None
+    finally:
+        os.close(fd)
+
+
+def run_in_progress(out_dir: Path) -> str | None:
+    """The pid of the run writing ``out_dir`` right now, or None."""
+    try:
+        check_unlocked(out_dir)
+    except ResultsError as e:
+        return str(e).split("(pid ", 1)[1].split(")", 1)[0]
+    return None
+
+
+def check_appendable(out_dir: Path) -> None:
+    """Raise :class:`ResultsError` unless every result file of ``out_dir`` has this schema's
+    columns, so appending to it can finish it (checked before anything is written)."""
+    for name, columns in (("summary.csv", SUMMARY_COLUMNS), ("samples.csv", SAMPLE_COLUMNS)):
+        path = Path(out_dir) / name
+        if not path.is_file() or path.stat().st_size == 0:
+            continue
+        try:
+            with open(path, newline="") as f:
+                header = next(csv.reader(f), [])
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            raise ResultsError(f"{path}: not readable ({e}); it cannot be resumed, use a new --out directory") from None
+        if header != columns:
+            raise ResultsError(f"{path}: columns differ from this convbench's schema v{SCHEMA_VERSION}; it cannot be "
+                               f"resumed, use a new --out directory")
+
+
 class RunLock:
     """An exclusive lock on a result directory for the life of a run (``.convbench.lock``,
-    ``flock``): a second run on the same directory is refused instead of mixing rows."""
+    ``flock``): a second run on the same directory is refused instead of mixing rows.
+
+    The file holds the pid and is removed when the run ends (under the lock; a run that was
+    waiting on the removed file tries again on the new one). A lock that cannot be written
+    (a full disk, a read-only directory) is refused in one line and leaves nothing behind.
+    """
 
     def __init__(self, out_dir: Path):
-        self.path = Path(out_dir) / ".convbench.lock"
+        self.path = Path(out_dir) / LOCK_NAME
         self.fd: int | None = None
 
     def __enter__(self):
         import fcntl
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        while True:
+            created = not self.path.exists()
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise ResultsError(f"{self.path.parent}: cannot write its lock file ({e.strerror}); a read-only or "
+                                   f"full directory cannot take a run: copy it elsewhere or free space") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _lock_holder(fd)
+                os.close(fd)
+                raise _held_error(self.path.parent, holder) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except OSError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # the run that held it removed the file while we waited: take the new one
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "?"
-            os.close(self.fd)
-            self.fd = None
-            raise ResultsError(f"{self.path.parent}: another convbench run (pid {holder}) is writing this "
-                               f"directory; wait for it to finish or choose another --out") from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+            os.ftruncate(fd, 0)
+            if os.pwrite(fd, str(os.getpid()).encode(), 0) == 0:
+                raise OSError(28, "No space left on device")
+        except OSError as e:
+            if created:
+                self._remove(fd)
+            os.close(fd)
+            raise ResultsError(f"{self.path.parent}: cannot write its lock file ({e.strerror}); free space, then "
+                               f"run again") from None
+        self.fd = fd
         return self
+
+    def _remove(self, fd: int) -> None:
+        try:
+            if os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+                self.path.unlink()
+        except OSError:
+            pass
 
     def __exit__(self, *exc):
         if self.fd is not None:
+            self._remove(self.fd)
             os.close(self.fd)  # closing releases the lock
             self.fd = None
         return False
 
 
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """A temporary name beside ``path`` to write to; renamed over ``path`` when the block ends
+    without an error, removed otherwise. So a failed write (a full disk) never replaces a good
+    file with a partial one. An ``OSError`` comes out as :class:`ResultsWriteError`."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ResultsWriteError(path, e) from None
+    finally:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole or not at all (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def check_writable(out_dir: Path) -> None:
+    """Raise :class:`ResultsWriteError` when ``out_dir`` takes no new file (read-only, full)."""
+    write_atomic(Path(out_dir) / ".convbench-write-test", "")
+    try:
+        (Path(out_dir) / ".convbench-write-test").unlink()
+    except OSError:
+        pass
+
+
 def write_meta(out_dir: Path, meta: dict) -> None:
-    path = Path(out_dir) / "meta.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
-    tmp.replace(path)
+    write_atomic(Path(out_dir) / "meta.json", json.dumps(meta, indent=2, sort_keys=True, default=str))
 
 
 def new_meta(*, argv: list[str], config, coretype: dict) -> dict:

@@ -8,6 +8,7 @@ test checks that no process it started is left behind.
 from __future__ import annotations
 
 import json
+import signal
 import time
 
 import pytest
@@ -218,3 +219,40 @@ def test_a_scheduler_that_goes_away_ends_the_run_with_its_rows_kept(tmp_path, no
     df = load_summary(out)
     keys = list(zip(df.problem, df.backend))
     assert 0 < len(keys) == len(set(keys))
+
+
+@pytest.mark.parametrize("sig, code, fragment", [(signal.SIGINT, 130, "interrupted:"),
+                                                 (signal.SIGTERM, 143, "terminated (SIGTERM):")])
+def test_a_signal_to_the_process_group_ends_a_dask_run_with_its_rows_and_cluster(tmp_path, no_leftovers, sig, code,
+                                                                               fragment):
+    """Ctrl-C reaches the whole process group (the workers too): the run finishes or abandons
+    what is running, keeps every finished row, ends the cluster it started and says how to
+    resume; no worker traceback, no leaked semaphore."""
+    import os
+    import subprocess
+    import sys
+    out = tmp_path / "r"
+    p = subprocess.Popen([sys.executable, "-m", "convbench", "run", "--suite", "resnet50", "--backends",
+                          "im2col_blas,direct_numba", *FAST[:6], "--quiet", "--no-plots", "--executor", "dask",
+                          "--workers", "2", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and p.poll() is None:
+            f = out / "summary.csv"
+            if f.is_file() and len(f.read_text().splitlines()) > 3:
+                break
+            time.sleep(0.1)
+        os.killpg(p.pid, sig)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode == code, err
+    assert fragment in err and "Resume with:" in err, err
+    assert "Traceback" not in err and "leaked semaphore" not in err, err
+    df = load_summary(out)
+    keys = list(zip(df.problem, df.backend))
+    assert 0 < len(keys) == len(set(keys))
+    assert main(["run", "--resume", str(out), "--quiet", "--no-plots"]) == 0  # and it finishes locally

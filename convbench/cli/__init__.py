@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmds[args.command].run(**{k: v for k, v in vars(args).items() if k != "command"})
     except (UsageError, ValueError) as e:
         msg = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        if len(msg) > 1000:  # whatever echoed the user's input, one readable line
+            msg = msg[:960] + f"... ({len(msg)} characters)"
         print(msg if msg.startswith("convbench") else f"convbench: error: {msg}", file=sys.stderr)
         return EXIT_USAGE
     except SystemExit as e:  # argparse --help / --version

@@ -58,7 +58,7 @@ def _items(value, what: str) -> list:
     return [value]
 
 
-def _int(tok, what: str, minimum: int = 1) -> int:
+def _int(tok, what: str, minimum: int = 1, maximum: int | None = None) -> int:
     if isinstance(tok, bool):
         raise argparse.ArgumentTypeError(f"{tok!r} is not an integer; expected {what}")
     try:
@@ -67,7 +67,7 @@ def _int(tok, what: str, minimum: int = 1) -> int:
             raise ValueError
     except (TypeError, ValueError):
         raise argparse.ArgumentTypeError(f"{tok!r} is not an integer; expected {what}") from None
-    if v < minimum:
+    if v < minimum or (maximum is not None and v > maximum):
         raise argparse.ArgumentTypeError(f"{v} is out of range; expected {what}")
     return v
 
@@ -90,13 +90,18 @@ def int_list(minimum: int = 1, example: str = "1,2"):
     return parse
 
 
-def single_int(minimum: int = 1, example: str = "5"):
-    """One integer >= ``minimum``."""
-    what = f"an integer >= {minimum}, e.g. {example}"
+def single_int(minimum: int = 1, example: str = "5", maximum: int | None = None, why: str = ""):
+    """One integer >= ``minimum`` (and <= ``maximum``, for the reason ``why``)."""
+    what = (f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}{why}") + \
+        f", e.g. {example}"
 
     def parse(value):
-        return _int(value, what, minimum)
+        return _int(value, what, minimum, maximum)
     return parse
+
+
+#: the most problems ``--fuzz`` draws: 100000 take about 3 s to draw and days to run
+MAX_FUZZ = 100_000
 
 
 def pair_list(example: str):
@@ -442,7 +447,8 @@ PROBLEM_OPTIONS = [
     option("weight_density", density_list, default=[1.0], metavar="D[,D]",
            help="fractions of non-zero weights (pruned kernels, same zeros for every backend); "
                 "several values run each problem at each density"),
-    option("fuzz", single_int(1, "200"), metavar="N",
+    option("fuzz", single_int(1, "200", MAX_FUZZ, " (each is a problem for every backend: 100000 take days to run; "
+                                                  "split a larger sweep across --seed values)"), metavar="N",
            help="N seeded random problems (log-uniform size, channels, kernel 1..15, stride, dilation, groups "
                 "incl. depthwise, batch; at most 4e8 dense FLOPs and 64 MiB of tensors each); with --seed"),
     option("seed", single_int(0, "0"), default=0, metavar="S", help="the fuzzer's seed (0): same seed, same problems"),
@@ -522,6 +528,9 @@ EXECUTOR_OPTIONS = [
     option("retries", single_int(0, "2"), default=2, metavar="N",
            help="--executor dask: times a unit whose worker died is run again before its cells are "
                 "recorded as failed (2)"),
+    option("oversubscribe", None, action="flag",
+           help="--workers: allow more worker threads in all (workers x --threads) than this machine has cores "
+                "(their timings then include each other's contention)"),
 ]
 
 RUN_OPTIONS = PROBLEM_OPTIONS + BACKEND_OPTIONS + TIMING_OPTIONS + EXECUTOR_OPTIONS + OUTPUT_OPTIONS

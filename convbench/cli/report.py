@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import EXIT_OK, UsageError
+from .common import EXIT_FAIL, EXIT_OK, UsageError
 
 NAME = "report"
 HELP = "(re)write tables.md, plots, report.md and report.html for a result directory"
@@ -17,13 +17,26 @@ def setup(p) -> None:
 
 
 def run(*, dir: str, baseline: str | None = None, no_plots: bool = False) -> int:  # noqa: A002
+    import sys
+
     from ..reporting import write_report
-    from ..results import ResultsError
+    from ..results import ResultsError, ResultsWriteError, load_summary, run_in_progress
     d = Path(dir)
     if not d.is_dir():
         raise UsageError(f"report: {dir!r} is not a directory; expected a convbench result directory")
+    pid = run_in_progress(d)
+    if pid is not None:
+        try:
+            done = load_summary(d).cell.nunique()
+        except ResultsError:
+            done = 0
+        print(f"report: a run (pid {pid}) is still writing {d}; this report shows the {done} cell(s) finished so "
+              f"far and is partial until the run ends", file=sys.stderr)
     try:
         w = write_report(d, baseline, plots=not no_plots)
+    except ResultsWriteError as e:
+        print(f"convbench: report: {e.strerror}; the report files there before are unchanged", file=sys.stderr)
+        return EXIT_FAIL
     except ResultsError as e:
         raise UsageError(f"report: {e}") from None
     print(f"tables: {w['tables']}")

@@ -9,6 +9,8 @@ command line and the API.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shlex
 import sys
 import time
@@ -26,7 +28,7 @@ PRELOAD = True
 
 #: options that may accompany --resume (they change the display or the report, not the sweep)
 RESUME_COMPATIBLE = ("resume", "quiet", "no_plots", "baseline", "out", "blas_coretype", "executor", "workers",
-                     "scheduler", "retries")
+                     "scheduler", "retries", "oversubscribe")
 
 
 def setup(p) -> None:
@@ -49,20 +51,26 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def _check_out_dir(path: Path) -> None:
+def _check_out_dir(path: Path, create: bool = True) -> None:
     """A new run writes into a new or empty directory only; nothing a user has there is
-    overwritten (a result directory is finished with --resume)."""
+    overwritten (a result directory is finished with --resume). A lock left by a run that
+    never started (no data beside it) does not count. ``create``: make the directory and check
+    that it takes a file; else only check what is there."""
+    from ..results import LOCK_NAME, check_unlocked
     if path.exists() and not path.is_dir():
         raise UsageError(f"--out {str(path)!r} is a file; expected a directory (new or empty)")
     if (path / "summary.csv").exists():
         raise UsageError(f"--out {str(path)!r} already holds results; use --resume {path} to finish it "
                          f"or choose another directory")
     if path.is_dir():
-        held = sorted(e.name for e in path.iterdir())
+        check_unlocked(path)
+        held = sorted(e.name for e in path.iterdir() if e.name != LOCK_NAME)
         if held:
             shown = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
             raise UsageError(f"--out {str(path)!r} is not empty (it holds {shown}); expected a new or empty "
                              f"directory, so that nothing there is overwritten")
+    if not create:
+        return
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".convbench-write-test"
@@ -86,6 +94,8 @@ def new_config(o: dict):
         backends = resolve_backends(o["backends"], o["exclude"], kinds=kinds)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if o["baseline"] and o["baseline"] not in backends:
+        raise UsageError(f"--baseline {o['baseline']!r} is not among the backends run; accepted: {', '.join(backends)}")
     inject = dict(o["inject_slowdown"])
     for k in inject:
         if k not in backends:
@@ -106,6 +116,12 @@ def _check_options(o: dict, given: set) -> None:
                          "--scheduler tcp://HOST:PORT (join a running one)")
     if o["executor"] == "local" and (o["workers"] or o["scheduler"]):
         raise UsageError("--workers and --scheduler go with --executor dask")
+    cores = os.cpu_count() or 1
+    if o["workers"] and o["workers"] * max(o["threads"]) > cores and not o["oversubscribe"]:
+        raise UsageError(f"--workers {o['workers']} x --threads {max(o['threads'])}: this machine has {cores} "
+                         f"core(s), and each worker times its unit on cores of its own; accepted are up to "
+                         f"{max(1, cores // max(o['threads']))} workers here (give --oversubscribe to run more "
+                         f"anyway: their times then include each other's contention)")
     if o["max_time"] < o["min_time"]:
         raise UsageError(f"--max-time {o['max_time']:g} is below --min-time {o['min_time']:g}; expected "
                          f"max-time >= min-time" + ("" if "max_time" in given else f" (--max-time defaults to "
@@ -137,39 +153,52 @@ def execute(**options) -> RunResult:
     UsageError
         A bad option value (one line naming it); nothing was run or written.
     """
-    from ..results import ResultsError, RunLock
+    from ..executors import Interrupt
     given = set(options)
     o = normalize(RUN_OPTIONS, options, "convbench run")
     _check_options(o, given)
+    with Interrupt():  # SIGTERM from here on ends in a message, however many arrive
+        return _execute(o)
+
+
+def _execute(o: dict) -> RunResult:
+    from ..results import ResultsError, RunLock
     try:
         if o["resume"]:
             out = Path(o["resume"])
-            if not (out / "meta.json").is_file():
-                if (out / ".convbench.lock").is_file():  # a run that is still starting (no meta yet)?
-                    with RunLock(out):
-                        pass
-                raise UsageError(f"--resume {str(out)!r}: no meta.json there; expected a convbench result "
-                                 f"directory")
-            with RunLock(out):  # first: another run may be writing this directory right now
+            meta, config = _stored(out)  # nothing is touched before the whole directory reads
+            if o["baseline"] and o["baseline"] not in config.backends:
+                raise UsageError(f"--baseline {o['baseline']!r} is not among the backends of {out}; accepted: "
+                                 f"{', '.join(config.backends)}")
+            if o["dry_run"]:
+                return _dry_run(config)
+            with _executor(o, config) as executor, RunLock(out):  # another run may be writing it now
                 meta, config = _stored(out)
-                return _dry_run(config) if o["dry_run"] else _sweep(o, out, config, meta)
+                return _sweep(o, out, config, meta, executor)
         config = new_config(o)
         if o["dry_run"]:
             return _dry_run(config)
         out = Path(o["out"]) if o["out"] else Path("results") / time.strftime("%Y%m%d-%H%M%S")
-        _check_out_dir(out)
-        with RunLock(out):
-            return _sweep(o, out, config, None)
+        _check_out_dir(out, create=False)
+        with _executor(o, config) as executor:  # a cluster that cannot be reached leaves no directory behind
+            _check_out_dir(out)
+            with RunLock(out):
+                return _sweep(o, out, config, None, executor)
     except ResultsError as e:
         raise UsageError(str(e)) from None
 
 
 def _stored(out: Path):
-    """``(meta, config)`` of a directory to resume; refused (one line) unless this convbench
-    reads and writes it whole."""
+    """``(meta, config)`` of a directory to resume, read without touching anything; refused
+    (one line) unless this convbench reads and writes it whole: its schema, its stored
+    configuration and the headers of its files."""
     from ..backends import resolve_backends
     from ..config import SweepConfig
-    from ..results import SCHEMA_VERSION, load_meta
+    from ..results import SCHEMA_VERSION, check_appendable, check_unlocked, load_meta
+    if not (out / "meta.json").is_file():
+        if (out / ".convbench.lock").is_file():  # a run that is still starting (no meta yet)?
+            check_unlocked(out)
+        raise UsageError(f"--resume {str(out)!r}: no meta.json there; expected a convbench result directory")
     meta = load_meta(out)
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise UsageError(f"--resume {str(out)!r}: written by convbench {meta.get('convbench_version', '?')} "
@@ -180,6 +209,7 @@ def _stored(out: Path):
         config = config.replace(backends=resolve_backends(",".join(config.backends), ""))
     except (ValueError, KeyError, TypeError) as e:
         raise UsageError(f"--resume {str(out)!r}: the stored configuration cannot be read ({e})") from None
+    check_appendable(out)
     return meta, config
 
 
@@ -191,35 +221,41 @@ def _dry_run(config) -> RunResult:
     return RunResult(EXIT_OK, None)
 
 
-def _executor(o: dict, config, progress):
-    """The executor of ``--executor``, connected (an unreachable cluster costs seconds and
-    leaves no trace: this runs before anything is written)."""
+@contextlib.contextmanager
+def _executor(o: dict, config):
+    """The executor of ``--executor``, connected before anything is written (an unreachable
+    cluster costs seconds and leaves no trace), and closed however the run ends."""
     from ..executors import ExecutorError, LocalExecutor
     if o["executor"] != "dask":
-        return LocalExecutor(progress)
-    from ..executors.dask import DaskExecutor, connect
+        executor = LocalExecutor()
+    else:
+        from ..executors.dask import DaskExecutor, connect
+        try:
+            executor = DaskExecutor(connect(o["scheduler"], o["workers"], o["retries"], max(config.threads)),
+                                    o["retries"])
+        except ExecutorError as e:
+            raise UsageError(str(e)) from None
     try:
-        return DaskExecutor(connect(o["scheduler"], o["workers"], o["retries"], max(config.threads)), o["retries"])
-    except ExecutorError as e:
-        raise UsageError(str(e)) from None
+        yield executor
+    finally:
+        executor.close()
 
 
-def _sweep(o: dict, out: Path, config, meta: dict | None) -> RunResult:
+def _sweep(o: dict, out: Path, config, meta: dict | None, executor) -> RunResult:
     """The sweep proper, with the result directory locked (``meta``: a resumed run's)."""
     from .. import threads
     from ..blas import applied_coretype
-    from ..executors import run_sweep
+    from ..executors import Terminated, run_sweep
     from ..progress import Progress
     from ..results import ResultsWriteError, ResultWriter, new_meta, repair_for_resume, write_meta
 
     resume_cmd = f"convbench run --resume {shlex.quote(str(out))}"
     cells = config.cells()
     writer = progress = None
-    meta_written = False
+    meta_written, resumed = False, meta is not None
     try:
         threads.set_threads(config.threads[0])
-        progress = Progress(len(cells), enabled=not o["quiet"])
-        executor = _executor(o, config, progress)
+        progress = executor.progress = Progress(len(cells), enabled=not o["quiet"])
         done: set = set()
         if meta is not None:
             expected = {c.key + (b,) for c in cells for b in list(config.backends) + ["*"]}
@@ -240,23 +276,47 @@ def _sweep(o: dict, out: Path, config, meta: dict | None) -> RunResult:
              f"({len(cells) * len(config.backends)} cells), {','.join(map(str, config.threads))} thread(s)"
              f"{f', {variants} cache' if variants != 'hot' else ''}, results in {out}")
         res = run_sweep(config, writer, executor, done=done, progress=progress)
-    except KeyboardInterrupt:  # before the sweep's own handler was in place (start-up)
+    except KeyboardInterrupt as e:  # before the sweep's own handler was in place (start-up)
         if progress is not None:
             progress.close()
-        _log("convbench: interrupted during start-up; nothing was measured"
+        how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        _log(f"convbench: {how} during start-up; nothing was measured"
              + (f". Resume with:\n  {resume_cmd}" if meta_written else ""))
-        return RunResult(130, out, True, 0)
+        return RunResult(143 if isinstance(e, Terminated) else 130, out, True, 0)
     except ResultsWriteError as e:
         if progress is not None:
             progress.close()
-        _log(f"convbench: {e.strerror}; every row written before is intact. Free space, then resume with:\n"
-             f"  {resume_cmd}")
+        if writer is not None:
+            writer.close()
+            writer = None
+        if not resumed and _remove_unstarted(out):
+            _log(f"convbench: {e.strerror}; nothing was measured and {out} is empty again. Free space, then run the "
+                 f"same command again")
+        else:
+            _log(f"convbench: {e.strerror}; every row written before is intact. Free space, then resume with:\n"
+                 f"  {resume_cmd}")
         return RunResult(1, out, True, 0)
     finally:
         if writer is not None:
             writer.close()
     progress.close()
     return _finish(o, out, config, meta, res, resume_cmd)
+
+
+def _remove_unstarted(out: Path) -> bool:
+    """Remove what a new run wrote into ``out`` when it wrote no row (a full disk during
+    start-up), so the directory is as the user gave it; False when a row is there to resume."""
+    from ..results import SAMPLE_COLUMNS, SUMMARY_COLUMNS
+    for name, columns in (("summary.csv", SUMMARY_COLUMNS), ("samples.csv", SAMPLE_COLUMNS)):
+        f = out / name
+        if f.is_file() and f.stat().st_size > len(",".join(columns)) + 1:
+            return False
+    for name in ("meta.json", "summary.csv", "samples.csv"):
+        try:
+            (out / name).unlink()
+        except FileNotFoundError:
+            pass
+    return True
 
 
 def _finish(o: dict, out: Path, config, meta: dict, res: dict, resume_cmd: str) -> RunResult:
@@ -283,7 +343,8 @@ def _finish(o: dict, out: Path, config, meta: dict, res: dict, resume_cmd: str) 
         return RunResult(1, out, True, res["problems"])
     written = _report(o, out, config, res)
     if written is None:
-        return RunResult(130, out, True, res["problems"])
+        from ..executors import Interrupt
+        return RunResult(143 if Interrupt.stopping() == "SIGTERM" else 130, out, True, res["problems"])
     if res["interrupted"]:
         how = "terminated (SIGTERM)" if res.get("signal") == "SIGTERM" else "interrupted"
         _log(f"{how}: {res['problems']} of {n} problems finished, every finished row is in {out}/summary.csv. "
@@ -300,8 +361,10 @@ def _report(o: dict, out: Path, config, res: dict) -> dict | None:
     baseline = o["baseline"] or config.baseline
     try:
         return write_report(out, baseline, plots=not (o["no_plots"] or res.get("signal") == "SIGTERM"), warn=_log)
-    except KeyboardInterrupt:
-        _log(f"interrupted while writing the report; every row is in {out}/summary.csv. Write the report "
+    except KeyboardInterrupt as e:
+        from ..executors import Terminated
+        how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        _log(f"{how} while writing the report; every row is in {out}/summary.csv. Write the report "
              f"with:\n  convbench report {shlex.quote(str(out))}")
         return None
     except Exception as e:  # noqa: BLE001 - the rows are on disk; a reporting failure must not hide them

@@ -50,10 +50,24 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM: stop now (what is running is abandoned; every finished row is on disk)."""
 
 
-class Interrupt:
-    """First SIGINT: finish what is running, then stop. Second SIGINT, or SIGTERM: stop now."""
+#: shared by nested :class:`Interrupt` contexts: once a run is stopping, further signals are
+#: only noted, so that the run can release its lock and say where its rows are (``timeout``, a
+#: supervisor or a terminal signals the whole process group, often more than once)
+_STOPPING = {"signal": None}
 
-    def __init__(self):
+
+class Interrupt:
+    """SIGINT and SIGTERM while a run is in progress.
+
+    ``finish_first`` (the sweep loop): a first SIGINT asks to finish what is running, then stop
+    (:attr:`requested`); a second one raises ``KeyboardInterrupt``. Otherwise (start-up, the
+    report) SIGINT raises at once. SIGTERM always raises :class:`Terminated`. After either has
+    raised, every further signal is only noted until the outermost context ends, which
+    restores the handlers it found.
+    """
+
+    def __init__(self, finish_first: bool = False):
+        self.finish_first = finish_first
         self.requested = False
         self.signal: str | None = None
         self._old: dict = {}
@@ -66,22 +80,40 @@ class Interrupt:
                 pass
         return self
 
+    @staticmethod
+    def stopping() -> str | None:
+        """The signal that is stopping this process's run, if one is."""
+        return _STOPPING["signal"]
+
+    def _stop(self, name: str, exc):
+        self.signal = self.signal or name
+        _STOPPING["signal"] = name
+        raise exc
+
     def _sigint(self, signum, frame):
-        self.signal = self.signal or "SIGINT"
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        sys.stderr.write("\ninterrupt: finishing what is running, then stopping "
-                         "(press Ctrl-C again to stop now)\n")
+        if _STOPPING["signal"]:
+            return
+        if self.finish_first and not self.requested:
+            self.requested, self.signal = True, "SIGINT"
+            sys.stderr.write("\ninterrupt: finishing what is running, then stopping "
+                             "(press Ctrl-C again to stop now)\n")
+            return
+        self._stop("SIGINT", KeyboardInterrupt)
 
     def _sigterm(self, signum, frame):
+        if _STOPPING["signal"]:
+            return
         self.requested = True
-        self.signal = "SIGTERM"
-        raise Terminated
+        self._stop("SIGTERM", Terminated)
 
     def __exit__(self, *exc):
+        outermost = not any(isinstance(getattr(old, "__self__", None), Interrupt) for old in self._old.values())
+        if _STOPPING["signal"] and not outermost:
+            return False  # keep noting signals until the outermost context has cleaned up
         for sig, old in self._old.items():
             signal.signal(sig, old)
+        if outermost:
+            _STOPPING["signal"] = None
         return False
 
 
@@ -128,7 +160,7 @@ def run_sweep(config, writer, executor=None, *, done=frozenset(), progress=None)
     def jobs():
         for u in units:
             yield u, budget.skips(u.cell, u.backends)
-    with Interrupt() as intr:
+    with Interrupt(finish_first=True) as intr:
         try:
             for unit, outcome in executor.map(config, jobs()):
                 rows = _record(writer, unit, outcome)

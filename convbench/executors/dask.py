@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
 import time
 
 from . import FAULT_ENV, ExecutorError, ExecutorLost, run_unit
@@ -28,6 +30,10 @@ __all__ = ["DaskExecutor", "connect", "probe_scheduler", "CONNECT_TIMEOUT_S"]
 
 #: seconds a ``--scheduler`` address gets to answer before the run gives up
 CONNECT_TIMEOUT_S = 5
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def _maybe_fault() -> None:
@@ -50,17 +56,54 @@ def _task(config, unit, budget_skips: dict):
 
 
 def probe_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
-    """Raise :class:`ExecutorError` unless something accepts TCP connections at ``address``
-    (``tcp://HOST:PORT``) within ``timeout`` seconds: a fast answer for a wrong address,
-    before Dask itself (or any backend) is imported."""
+    """Raise :class:`ExecutorError` unless a Dask scheduler answers at ``address``
+    (``tcp://HOST:PORT``) within ``timeout`` seconds: before Dask itself (or any backend) is
+    imported, and before anything is written.
+
+    A Dask comm greets every connection first: one message (its length and frame count as
+    8-byte little-endian integers, then a msgpack map naming ``python`` and
+    ``pickle-protocol``). Something that accepts and says nothing (an HTTP server waiting for
+    its request, a bare listener) or says something else is refused in one line; without this
+    check the client waited for the greeting forever.
+    """
     host, _, port = address[len("tcp://"):].rpartition(":") if address.startswith("tcp://") else \
         address.rpartition(":")
+    expected = "expected the address of a running `dask scheduler`, e.g. tcp://10.0.0.5:8786"
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as s:
+            greeting = _read_greeting(s, time.monotonic() + timeout)
     except OSError as e:
         raise ExecutorError(f"--scheduler {address}: no Dask scheduler answered within {timeout:g} s "
-                            f"({e.strerror or e.__class__.__name__}); expected the address of a running "
-                            f"`dask scheduler`, e.g. tcp://10.0.0.5:8786") from None
+                            f"({e.strerror or e.__class__.__name__}); {expected}") from None
+    if greeting is None:
+        raise ExecutorError(f"--scheduler {address}: something accepted the connection but sent no Dask greeting "
+                            f"within {timeout:g} s; {expected}")
+    if not greeting:
+        raise ExecutorError(f"--scheduler {address}: what answered there does not speak Dask's protocol; {expected}")
+
+
+def _read_greeting(s, deadline: float):
+    """The first message on a fresh connection: its bytes when they look like a Dask comm's
+    greeting, ``b""`` when something else arrived, None when nothing did before ``deadline``."""
+    import struct
+    buf = b""
+    while len(buf) < 16 or len(buf) < 8 + struct.unpack("<Q", buf[:8])[0]:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None if not buf else b""
+        s.settimeout(left)
+        try:
+            chunk = s.recv(4096)
+        except socket.timeout:
+            return None if not buf else b""
+        if not chunk:
+            return b""
+        buf += chunk
+        if len(buf) >= 16:
+            total, frames = struct.unpack("<QQ", buf[:16])
+            if not (16 <= total <= 1 << 16 and 1 <= frames <= 16):
+                return b""
+    return buf if b"python" in buf and b"pickle-protocol" in buf else b""
 
 
 def connect(scheduler: str | None, workers: int | None, retries: int, threads: int):
@@ -91,8 +134,16 @@ def connect(scheduler: str | None, workers: int | None, retries: int, threads: i
                      "distributed.nanny.pre-spawn-environ": {
                          k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}})
     if workers:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                               dashboard_address=None, resources={"bench": 1}, silence_logs=logging.ERROR)
+        # the workers ignore SIGINT (inherited across the spawn): a terminal's Ctrl-C reaches the
+        # whole process group, and the run, not each worker, decides what to finish; a worker
+        # that died of it left its unit pending forever
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+        try:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                   dashboard_address=None, resources={"bench": 1}, silence_logs=logging.ERROR)
+        finally:
+            if old is not None:
+                signal.signal(signal.SIGINT, old)
         return Client(cluster), cluster
     try:
         client = Client(scheduler, timeout=f"{CONNECT_TIMEOUT_S}s")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..results import check_writable, write_atomic
 from .data import ReportData, choose_baseline, load_data, rollups
 from .document import Figure, Section, Table, md_table, to_html, to_markdown
 from .sections import SECTIONS, build_sections
@@ -31,7 +32,7 @@ def render_tables(out_dir: Path, baseline: str | None = None, warn=_stderr) -> s
 
 def write_tables(out_dir: Path, baseline: str | None = None, warn=_stderr) -> Path:
     path = Path(out_dir) / "tables.md"
-    path.write_text(render_tables(out_dir, baseline, warn))
+    write_atomic(path, render_tables(out_dir, baseline, warn))
     return path
 
 
@@ -44,12 +45,22 @@ def write_report(out_dir: Path, baseline: str | None = None, plots: bool = True,
     """``tables.md``, ``plots/*.png|svg``, ``report.md`` and ``report.html`` for a result directory.
 
     A section or figure that cannot be computed is left out with a one-line warning
-    (through ``warn``); the rest is written. Returns the paths written, by kind.
+    (through ``warn``); the rest is written. Every file is written to a temporary name and
+    renamed, so a report that fails (a full disk) leaves the previous one whole. Returns the
+    paths written, by kind.
+
+    Raises
+    ------
+    ResultsError
+        The directory cannot be read as a result directory.
+    ResultsWriteError
+        A file cannot be written (a read-only directory, a full disk): nothing was replaced.
     """
     out_dir = Path(out_dir)
     data = load_data(out_dir, baseline)
+    check_writable(out_dir)
     sections = build_sections(data, warn=warn)
-    (out_dir / "tables.md").write_text(to_markdown(sections))
+    write_atomic(out_dir / "tables.md", to_markdown(sections))
     written = {}
     if plots:
         from .plots import PLOTS, write_plots
@@ -62,7 +73,7 @@ def write_report(out_dir: Path, baseline: str | None = None, plots: bool = True,
         figs = [Figure(PLOTS[stem][0], PLOTS[stem][1], f"plots/{stem}.png", f"plots/{stem}.svg") for stem in written]
         at = 1 if doc and doc[0].key == "header" else 0
         doc.insert(at, Section("Figures", blocks=figs, key="figures"))
-    (out_dir / "report.md").write_text(to_markdown(doc))
-    (out_dir / "report.html").write_text(to_html(doc, out_dir))
+    write_atomic(out_dir / "report.md", to_markdown(doc))
+    write_atomic(out_dir / "report.html", to_html(doc, out_dir))
     return {"tables": out_dir / "tables.md", "report_md": out_dir / "report.md",
             "report_html": out_dir / "report.html", "plots": written}

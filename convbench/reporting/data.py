@@ -13,7 +13,7 @@ from ..backends import default_baseline, pool_companion
 from ..cells import cell_label
 from ..results import load_meta, load_summary
 
-__all__ = ["ReportData", "load_data", "rollups", "training_layers", "activations", "passes_present",
+__all__ = ["ReportData", "load_data", "check_baseline", "rollups", "training_layers", "activations", "passes_present",
            "choose_baseline", "SHORT_STATUS", "PASSES"]
 
 #: how a cell that did not pass reads in a pivot table
@@ -152,9 +152,18 @@ class ReportData:
 
 
 def load_data(out_dir: Path, baseline: str | None = None) -> ReportData:
-    """:class:`ReportData` of a result directory (``ResultsError`` when unreadable)."""
+    """:class:`ReportData` of a result directory (``ResultsError`` when unreadable; ``ValueError``
+    naming the run's backends when ``baseline`` is not one of them)."""
     meta = load_meta(Path(out_dir))  # first: a foreign directory is named as such
-    return ReportData(load_summary(Path(out_dir)), meta, baseline)
+    df = load_summary(Path(out_dir))
+    check_baseline(baseline, [b for b in dict.fromkeys(df.backend) if b != "*"])
+    return ReportData(df, meta, baseline)
+
+
+def check_baseline(baseline: str | None, backends: list) -> None:
+    """ValueError unless ``baseline`` (when given) is one of ``backends`` (listing them)."""
+    if baseline and baseline not in backends:
+        raise ValueError(f"--baseline {baseline!r} is not a backend of this run; accepted: {', '.join(backends)}")
 
 
 #: a network pass and the layer directions it is made of (pooling has no weight gradient)

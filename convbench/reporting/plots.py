@@ -25,6 +25,7 @@ import numpy as np
 
 from ..backends import REGISTRY, backend_class
 from ..format import short_label
+from ..results import ResultsWriteError, atomic_path
 
 __all__ = ["write_plots", "PLOTS", "figure", "family_key"]
 
@@ -490,7 +491,10 @@ def write_plots(df, meta: dict, out_dir: Path, rollups: list, baseline: str | No
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     plots_dir = Path(out_dir) / "plots"
-    plots_dir.mkdir(exist_ok=True)
+    try:
+        plots_dir.mkdir(exist_ok=True)
+    except OSError as e:
+        raise ResultsWriteError(plots_dir, e) from None
     real = df[df.backend != "*"]
     names = list(dict.fromkeys(real.backend)) + ([] if variants is None else list(dict.fromkeys(variants.backend)))
     ctx = FigureContext(real, _style([b for b in dict.fromkeys(names) if b != "*"]), meta, rollups, baseline,
@@ -507,9 +511,12 @@ def write_plots(df, meta: dict, out_dir: Path, rollups: list, baseline: str | No
             box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)
             for ext in ("png", "svg"):
                 path = plots_dir / f"{stem}.{ext}"
-                fig.savefig(path, dpi=110 if ext == "png" else None, bbox_inches=box)
+                with atomic_path(path) as tmp:
+                    fig.savefig(tmp, format=ext, dpi=110 if ext == "png" else None, bbox_inches=box)
                 paths.append(path)
             written[stem] = paths
+        except ResultsWriteError:
+            raise  # a full disk fails every later figure too: the caller says so once
         except Exception as e:  # noqa: BLE001 - one figure's failure must not lose the report
             if warn is not None:
                 warn(f"warning: figure {stem!r} skipped ({e.__class__.__name__}: {e})")

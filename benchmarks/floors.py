@@ -147,16 +147,19 @@ def refusal_floor() -> dict:
     import json
     import subprocess
     code = ("import resource, time, json\n"
+            "from convbench.cells import Cell\n"
+            "from convbench.config import SweepConfig\n"
             "from convbench.problem import ConvProblem\n"
-            "from convbench.runner import RunConfig, run_problem\n"
+            "from convbench.runner import Context, run_cell\n"
             "import convbench.backends.matrix\n"
             "p = ConvProblem.parse('mb1ic64ih224oc64kh3ph1')\n"
+            "ctx = Context.build(SweepConfig(backends=('dense_matrix',), sentinel=False))\n"
             "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
             "t0 = time.perf_counter()\n"
-            "rows, _ = run_problem(p, RunConfig(problems=[p], backends=['dense_matrix']), ['dense_matrix'])\n"
+            "(r,) = run_cell(Cell(p), ['dense_matrix'], ctx).results\n"
             "dt = time.perf_counter() - t0\n"
             "r1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-            "print(json.dumps(dict(s=dt, mb=(r1 - r0) / 1024, reason=rows[0]['reason'])))\n")
+            "print(json.dumps(dict(s=dt, mb=(r1 - r0) / 1024, reason=r.reason)))\n")
     res = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                     check=True).stdout.strip().splitlines()[-1])
     ok = res["s"] < 1 and res["mb"] < 100

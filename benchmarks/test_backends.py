@@ -16,7 +16,7 @@ import pytest
 
 from convbench.backends import available_backends, get_backend
 from convbench.flops import direct_flops
-from convbench.runner import check_output, make_data, reference_output
+from convbench.data import check_output, make_data, reference_output
 from convbench.suites import load_suite
 
 PROBLEMS = [e.problem for e in load_suite("ci")]

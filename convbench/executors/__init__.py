@@ -183,28 +183,13 @@ def run_sweep(config, writer, executor=None, *, done=frozenset(), progress=None)
 
 
 # ---------------------------------------------------------------------------- in this process
-_CONTEXTS: dict = {}
-
-
-def _context(config, progress=None):
-    """The process's :class:`~convbench.runner.Context` for a sweep's backends and settings,
-    built once (backends, their JIT and plans, stay warm for every later unit)."""
-    from ..runner import Context
-    key = (tuple(config.backends), repr(sorted(config.settings.items())), config.memory_limit, config.sentinel)
-    ctx = _CONTEXTS.get(key)
-    if ctx is None:
-        ctx = _CONTEXTS[key] = Context.build(config)
-    ctx.config, ctx.progress = config, progress
-    return ctx
-
-
-def run_unit(config, unit, budget_skips: dict, progress=None):
-    """Run one unit in this process (locally, or as a Dask task): its outcome, stamped with
-    this host and worker and the host's fingerprint."""
+def run_unit(ctx, unit, budget_skips: dict):
+    """Run one unit in this process (locally, or as a Dask task) with the sweep's
+    :class:`~convbench.runner.Context`: its outcome, stamped with this host and worker and the
+    host's fingerprint."""
     from .. import threads as _threads
     from ..machine import host_fingerprint
     from ..runner import run_cell
-    ctx = _context(config, progress)
     if _threads.get_threads() != unit.cell.threads:
         _threads.set_threads(unit.cell.threads)
     t0 = time.perf_counter()
@@ -233,8 +218,10 @@ class LocalExecutor:
         self.hosts: dict = {}
 
     def map(self, config, jobs):
+        from ..runner import Context
+        ctx = Context.build(config, self.progress)  # the sweep's backends, built once for its units
         for unit, skips in jobs:
-            outcome = run_unit(config, unit, skips, self.progress)
+            outcome = run_unit(ctx, unit, skips)
             self.hosts.setdefault(outcome.host, outcome.fingerprint)
             yield unit, outcome
 

@@ -49,10 +49,21 @@ def _maybe_fault() -> None:
     os._exit(137)  # as the kernel's OOM killer would end it: no cleanup, no reply
 
 
+#: per worker process: the sweep's context, built by its first unit and kept for the others
+#: (backends, their JIT, FFTW wisdom and plan caches stay warm)
+_CONTEXTS: dict = {}
+
+
 def _task(config, unit, budget_skips: dict):
     """What a Dask worker runs: one unit (and the fault hook of the tests)."""
+    from ..runner import Context
     _maybe_fault()
-    return run_unit(config, unit, budget_skips)
+    key = (tuple(config.backends), repr(sorted(config.settings.items())), config.memory_limit, config.sentinel)
+    ctx = _CONTEXTS.get(key)
+    if ctx is None:
+        ctx = _CONTEXTS[key] = Context.build(config)
+    ctx.config = config
+    return run_unit(ctx, unit, budget_skips)
 
 
 def probe_scheduler(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:

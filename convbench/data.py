@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .problem import ConvProblem
-from .reference import (conv2d_reference, conv2d_weight_reference, conv_transpose2d_reference,
+from .reference import (conv_reference, conv_transpose_reference, conv_weight_reference,
                         pool_backward_reference, pool_reference)
 
 __all__ = ["Case", "make_data", "make_case", "reference_output", "reference_case", "check_output", "output_bound",
@@ -38,6 +38,13 @@ class Case:
 
     inputs: tuple
     constant: np.ndarray | None = None
+
+
+def _prod(xs) -> int:
+    n = 1
+    for x in xs:
+        n *= int(x)
+    return n
 
 
 def _seed(label: str, salt: int = 0) -> int:
@@ -101,7 +108,7 @@ def make_case(p, weight_density: float = 1.0) -> Case:
 def _ref_batch_chunk(p) -> int:
     """Images per reference call, so the float64 padded input and accumulator stay under
     :data:`REF_CHUNK_BYTES` (at least one image)."""
-    per = 8 * (p.ic * p.hp * p.wp + 2 * max(p.oc, p.ic) * max(p.oh * p.ow, p.ih * p.iw))
+    per = 8 * (p.ic * _prod(p.padded) + 2 * max(p.oc, p.ic) * max(_prod(p.out_spatial), _prod(p.spatial)))
     return max(1, min(p.mb, REF_CHUNK_BYTES // max(per, 1)))
 
 
@@ -109,7 +116,7 @@ def reference_output(p: ConvProblem, x: np.ndarray, w: np.ndarray) -> np.ndarray
     """The float64 reference of a forward or backward-data convolution, computed a few images
     at a time (see :func:`_ref_batch_chunk`), so large layers are still checked without float64
     copies of the whole input."""
-    fn = conv_transpose2d_reference if p.transposed else conv2d_reference
+    fn = conv_transpose_reference if p.transposed else conv_reference
     nb = _ref_batch_chunk(p)
     if nb >= p.mb:
         return fn(x, w, p)
@@ -132,7 +139,7 @@ def reference_case(p, case: Case) -> np.ndarray:
         dw = np.zeros(p.weight_shape)
         for n0 in range(0, p.mb, nb):
             k = min(nb, p.mb - n0)
-            dw += conv2d_weight_reference(x[n0:n0 + k], dy[n0:n0 + k], p.replace(mb=k))
+            dw += conv_weight_reference(x[n0:n0 + k], dy[n0:n0 + k], p.replace(mb=k))
         return dw
     return reference_output(p, case.inputs[0], case.constant)
 
@@ -148,9 +155,10 @@ def output_bound(p, case: Case) -> float:
         return amax(case.inputs[0])
     if p.direction == "bwd_w":
         x, dy = case.inputs
-        return amax(x) * (float(np.max(np.sum(np.abs(dy), axis=(0, 2, 3)))) if dy.size else 0.0)
+        return amax(x) * (float(np.max(np.sum(np.abs(dy), axis=(0,) + tuple(range(2, dy.ndim))))) if dy.size else 0.0)
     x, w = case.inputs[0], case.constant
-    ax = (1, 2, 3) if not p.transposed else (0, 2, 3)
+    rest = tuple(range(2, w.ndim))
+    ax = (1,) + rest if not p.transposed else (0,) + rest
     return amax(x) * float(np.max(np.sum(np.abs(w), axis=ax))) if x.size and w.size else 0.0
 
 
@@ -164,11 +172,12 @@ def harness_bytes(p) -> int:
         n_in += int(np.prod(p.input_shape, dtype=np.int64)) if p.direction == "bwd_d" else 0
         dst = int(np.prod(p.dst_shape, dtype=np.int64))
         # the reference's padded float64 copy, its running result and (max) argmax indices
-        ref_tmp = 8 * p.mb * p.ic * (max(p.hp, p.ph + p.ih) * max(p.wp, p.pw + p.iw) + 3 * p.oh * p.ow)
+        grid = _prod(max(w, ax.p + ax.i) for w, ax in zip(p.padded, p.axes))
+        ref_tmp = 8 * p.mb * p.ic * (grid + 3 * _prod(p.out_spatial))
         return n_in * (it + 1) + 8 * dst + ref_tmp + 3 * 8 * min(dst, CHECK_BLOCK)
     dst = int(np.prod(p.dst_shape, dtype=np.int64))
     nb = _ref_batch_chunk(p)
-    ref_tmp = 8 * nb * (p.ic * p.hp * p.wp + 2 * max(p.oc, p.ic) * max(p.oh * p.ow, p.ih * p.iw))
+    ref_tmp = 8 * nb * (p.ic * _prod(p.padded) + 2 * max(p.oc, p.ic) * max(_prod(p.out_spatial), _prod(p.spatial)))
     return n_in * (it + 1) + p.params * (it + 1) + 8 * dst + ref_tmp + 3 * 8 * min(dst, CHECK_BLOCK)
 
 

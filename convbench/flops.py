@@ -61,9 +61,19 @@ def _axis_taps(o: int, i: int, k: int, s: int, p: int, d: int) -> int:
 
 
 def valid_taps(p: ConvProblem) -> int:
-    """Number of (output pixel, kernel tap) pairs that read a real input pixel, per channel pair."""
-    return (_axis_taps(p.oh, p.ih, p.kh, p.sh, p.ph, p.dh)
-            * _axis_taps(p.ow, p.iw, p.kw, p.sw, p.pw, p.dw))
+    """Number of (output point, kernel tap) pairs that read a real input point, per channel
+    pair: the product over the spatial axes (the count is separable)."""
+    n = 1
+    for ax in p.axes:
+        n *= _axis_taps(ax.o, ax.i, ax.k, ax.s, ax.p, ax.d)
+    return n
+
+
+def _prod(xs) -> int:
+    n = 1
+    for x in xs:
+        n *= int(x)
+    return n
 
 
 def direct_flops(p: ConvProblem) -> int:
@@ -72,11 +82,12 @@ def direct_flops(p: ConvProblem) -> int:
 
 
 def dense_flops(p: ConvProblem) -> int:
-    """Ops of a loop that also multiplies the padding: ``2 * mb * oc * ic/g * oh*ow * kh*kw``.
+    """Ops of a loop that also multiplies the padding: ``2 * mb * oc * ic/g * prod(o) * prod(k)``
+    over the spatial axes (``oh*ow * kh*kw`` in 2-D).
 
     This is what im2col + GEMM and a direct loop over a zero-padded copy execute.
     """
-    return 2 * p.mb * p.oc * p.icg * p.oh * p.ow * p.kh * p.kw
+    return 2 * p.mb * p.oc * p.icg * _prod(p.out_spatial) * _prod(p.kernel)
 
 
 def gemm_flops(m: int, n: int, k: int) -> int:
@@ -87,7 +98,7 @@ def gemm_flops(m: int, n: int, k: int) -> int:
 def dense_entries(p: ConvProblem) -> int:
     """Entries of the dense operator, counting only the block-diagonal blocks of the groups
     (a fully-connected layer per group)."""
-    return p.g * (p.ocg * p.oh * p.ow) * (p.icg * p.ih * p.iw)
+    return p.g * (p.ocg * _prod(p.out_spatial)) * (p.icg * _prod(p.spatial))
 
 
 def operator_nnz(p: ConvProblem) -> int:
@@ -118,12 +129,12 @@ def problem_counts(p) -> dict:
     if p.kind == "pool":
         # no multiply-adds worth counting: pooling is judged by the bytes it moves (input and
         # output once each; a max pool's backward also reads the int32 argmax of every output)
-        n_in, n_out = p.mb * p.ic * p.ih * p.iw, p.mb * p.ic * p.oh * p.ow
+        n_in, n_out = _prod(p.input_shape), _prod(p.output_shape)
         idx = 4 * n_out if p.alg == "max" and p.direction == "bwd_d" else 0
         nan = float("nan")
         return dict(flops_direct=nan, flops_dense=nan, params=0, params_fully_connected=nan,
                     params_locally_connected=nan, bytes_io=(n_in + n_out) * p.itemsize + idx)
-    io = (p.mb * p.ic * p.ih * p.iw + p.params + p.mb * p.oc * p.oh * p.ow) * p.itemsize
+    io = (_prod(p.input_shape) + p.params + _prod(p.output_shape)) * p.itemsize
     return dict(flops_direct=direct_flops(p), flops_dense=dense_flops(p), params=p.params,
                 params_fully_connected=dense_entries(p), params_locally_connected=operator_nnz(p),
                 bytes_io=io)

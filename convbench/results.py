@@ -23,7 +23,9 @@ directory (every v1 row is a convolution). v2 lacked ``host`` and ``worker`` (wh
 measured; v3 runs on a Dask cluster); they read as empty. v4 added ``cache`` and the samples'
 ``threads`` and ``cache``. v5 added the structured columns readers used to parse out of text:
 ``layer`` (the problem without its direction knob), ``role`` (own, peer, oracle, meta) and
-``chosen`` (the backend ``auto`` ran); they are derived when reading older directories.
+``chosen`` (the backend ``auto`` ran), and the problem's ``rank`` with the depth fields
+``id od kd sd pd dd``; they are derived when reading older directories (where every problem
+ran as 2-D, 1-D ones with ``ih = kh = 1``).
 Other versions are refused with the version named, and a directory written by a newer
 convbench is never modified.
 """
@@ -53,9 +55,8 @@ READABLE_VERSIONS = (1, 2, 3, 4, 5)
 STATUSES = ("passed", "skipped", "mistrusted", "failed")
 
 PROBLEM_COLUMNS = ["problem", "descriptor", "name", "layer", "suite", "multiplicity", "kind", "alg", "direction",
-                   "dtype",
-                   "mb", "ic", "ih", "iw", "oc", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw", "g",
-                   "weight_density"]
+                   "dtype", "rank", "mb", "ic", "id", "ih", "iw", "oc", "od", "oh", "ow", "kd", "kh", "kw", "sd", "sh",
+                   "sw", "pd", "ph", "pw", "dd", "dh", "dw", "g", "weight_density"]
 SUMMARY_COLUMNS = PROBLEM_COLUMNS + [
     "backend", "algorithm", "role", "peer", "chosen", "threads", "cache", "status", "reason", "note",
     "prepare_s", "first_run_s",
@@ -542,6 +543,9 @@ def _upgrade_v4(df):
         df["role"] = ["peer" if pr else ("" if b == "*" else backend_role(b)) for pr, b in zip(peer, df.backend)]
     if df["chosen"].eq("").all() or df["chosen"].isna().all():
         df["chosen"] = [m.group(1) if (m := re.search(r"auto chose (\w+)", str(n))) else "" for n in df.note]
+    if df["rank"].isna().all():  # before ranks every problem ran as 2-D (1-D ones with ih = kh = 1)
+        for f, v in (("rank", 2), ("id", 1), ("od", 1), ("kd", 1), ("sd", 1), ("pd", 0), ("dd", 0)):
+            df[f] = v
     return df
 
 

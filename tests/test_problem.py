@@ -93,7 +93,9 @@ def test_validation_names_field_value_and_accepted(kwargs, match):
 @pytest.mark.parametrize("text, match", [
     ("xyz", "cannot read 'xyz'"),
     ("mb1ic3ih5oc4", "ih and kh are required"),
-    ("mb1ic3id5ih5oc1kd3kh3", "3-D convolutions"),
+    ("mb1ic3id5ih5oc1kd3kh3", "a 3-D problem needs both h and w or neither .* the w axis .* is missing"),
+    ("mb1ic3id5iw5oc1kd3kw3", "the h axis .* is missing"),
+    ("mb1ic3id5ih5iw5oc1kd7kh3kw3", "kernel kd=7 .* larger than the padded input id=5"),
     ("mb1ih5oc1kh3", "ic and oc are required"),
     ("--dir=BWD_X mb1ic3ih5oc1kh3", "--dir=BWD_X is not supported; accepted are FWD_D, FWD_B, FWD_I"),
 ])
@@ -170,3 +172,74 @@ def test_padding_note_says_what_an_explicit_output_means():
     assert "asymmetric padding: bottom 2 vs top 3" in ConvProblem.parse("mb1ic16ih5oc16oh8kh3ph3").padding_note
     crop = ConvProblem.parse("mb1ic4ih10oc4oh3kh3ph0").padding_note
     assert "oh crops the input: its last 5 rows are never read" in crop
+
+
+# ---------------------------------------------------------------------------- ranks 1, 2, 3
+@pytest.mark.parametrize("text, rank, shape", [
+    ("mb1ic4iw80oc4kw3pw1", 1, (1, 4, 1, 80)),               # no d, no h: 1-D (laid out NC1W)
+    ("mb1ic4ih8oc4kh3", 2, (1, 4, 8, 8)),
+    ("mb1ic4id6oc4kd3", 3, (1, 4, 6, 6, 6)),                 # d alone: h and w copy it
+    ("mb1ic4id6ih8iw10oc4kd3kh3kw5", 3, (1, 4, 6, 8, 10)),
+    # benchdnn's own lines (shapes_3d_i3d, shapes_3d_unet, shapes_3d_resnext101, shapes_x3d_dw)
+    ("ic3oc64_id64od32kd7sd2dd0pd2_ih224oh112kh7sh2dh0ph2_iw224ow112kw7sw2dw0pw2", 3, (2, 3, 64, 224, 224)),
+    ('mb1ic3ih132iw132id116oc32kh3kw3kd3ph0pw0pd0sh1sw1sd1n"3d_unet:conv_1"', 3, (1, 3, 116, 132, 132)),
+    ('mb6g16_ic64oc64_id8ih56iw56_od8oh56ow56_kd3kh3kw3_sd1sh1sw1_pd1ph1pw1_n"Resnext:conv_3d:1"', 3,
+     (6, 64, 8, 56, 56)),
+    ('g24mb1_ic24oc24_id8od8kd5sd1dd0pd2_ih112oh112kh1sh1dh0ph0_iw112ow112kw1sw1dw0pw0n"x3d_dw:conv_1"', 3,
+     (1, 24, 8, 112, 112)),
+])
+def test_every_rank_reads_benchdnns_rules_and_round_trips(text, rank, shape):
+    p = ConvProblem.parse(text)
+    assert p.rank == rank and p.input_shape == shape
+    assert ConvProblem.parse(p.label) == p and ConvProblem.parse(p.descriptor) == p
+    if rank < 3:  # the fields of an axis the problem does not have: benchdnn's defaults
+        assert (p.id, p.od, p.kd, p.sd, p.pd, p.dd) == (1, 1, 1, 1, 0, 0)
+    if rank == 1:
+        assert (p.ih, p.oh, p.kh, p.sh, p.ph, p.dh) == (1, 1, 1, 1, 0, 0) and "ih" not in p.descriptor
+
+
+def test_round_trip_random_3d():
+    rng = np.random.default_rng(11)
+    n = 0
+    while n < 200:
+        kw = dict(mb=int(rng.integers(1, 3)), g=int(rng.integers(1, 3)), rank=3, dtype="float32",
+                  direction=str(rng.choice(["fwd", "bwd_d", "bwd_w"])))
+        for a in "dhw":
+            kw.update({"i" + a: int(rng.integers(1, 12)), "k" + a: int(rng.integers(1, 4)),
+                       "s" + a: int(rng.integers(1, 3)), "p" + a: int(rng.integers(0, 2)),
+                       "d" + a: int(rng.integers(0, 2))})
+        kw["ic"], kw["oc"] = kw["g"] * int(rng.integers(1, 4)), kw["g"] * int(rng.integers(1, 4))
+        try:
+            p = ConvProblem(**kw)
+        except ValueError:
+            continue
+        assert ConvProblem.parse(p.label) == p, p.label
+        n += 1
+
+
+def test_a_problem_has_no_fields_beyond_its_rank():
+    with pytest.raises(ValueError, match="a 2-D problem has no d axis, but id/kd"):
+        ConvProblem(mb=1, ic=1, ih=8, iw=8, oc=1, kh=3, kw=3, kd=3)
+    with pytest.raises(ValueError, match="a 1-D problem has no h axis"):
+        ConvProblem(mb=1, ic=1, ih=8, iw=8, oc=1, kw=3, rank=1)
+    with pytest.raises(ValueError, match="rank=4: accepted are 1, 2 and 3"):
+        ConvProblem(mb=1, ic=1, iw=8, oc=1, kw=3, rank=4)
+
+
+@pytest.mark.parametrize("x, w, kw, label", [
+    ((2, 3, 17), (4, 3, 5), dict(padding="same"), "mb2ic3iw17oc4kw5pw2"),
+    ((2, 3, 17), (4, 3, 4), dict(padding="same"), "mb2ic3iw17oc4ow17kw4pw1"),  # the extra element at the end
+    ((1, 6, 8, 9, 10), (6, 2, 3, 3, 3), dict(groups=3, stride=(1, 2, 2), padding=(1, 0, 1)),
+     "g3mb1ic6id8ih9iw10oc6kd3kh3kw3sh2sw2pd1pw1"),
+    ((1, 2, 5, 5, 5), (2, 2, 3, 3, 3), dict(dilation=np.int64(2)), "mb1ic2id5oc2kd3dd1"),
+])
+def test_torch_arguments_at_every_rank(x, w, kw, label):
+    p = ConvProblem.from_torch_args(x, w, **kw)
+    assert p.rank == len(x) - 2 and p.label == label
+
+
+def test_torch_arguments_are_checked_against_the_rank():
+    with pytest.raises(ValueError, match=r"weight shape \(4, 3, 3, 3\): expected 3-D \(oc, ic/groups, kw\)"):
+        ConvProblem.from_torch_args((2, 3, 17), (4, 3, 3, 3))
+    with pytest.raises(ValueError, match="expected an int or 3 ints"):
+        ConvProblem.from_torch_args((1, 2, 5, 5, 5), (2, 2, 3, 3, 3), stride=(1, 2))

@@ -88,6 +88,8 @@ class Capabilities:
     threads : str
         Which thread control applies (``"numba"``, ``"blas"``, ``"fftw"``,
         ``"scipy.fft"``, ``"torch"`` or ``"single"`` for code that never runs threads).
+    ranks : tuple of int
+        Spatial ranks it runs: 1 (laid out NC1W, so every 2-D code path runs it), 2, 3.
     nonfinite : bool
         Whether NaN and ±inf inputs give PyTorch's outputs (a NaN propagates; a max pool's
         argmax points at the last NaN of its window). False documents a backend that does not
@@ -109,6 +111,7 @@ class Capabilities:
     memory_fraction: float | None = None
     max_calls: int | None = None
     threads: str = "single"
+    ranks: tuple[int, ...] = (1, 2)
     nonfinite: bool = True
 
     def tolerance(self, dtype: str, problem=None) -> float:
@@ -274,6 +277,8 @@ class Backend:
             return f"{self.name} does not implement the forward pass"
         if direction == "bwd_w" and not c.backward_weights:
             return f"{self.name} does not implement the weight gradient (bwd_w)"
+        if p.rank not in c.ranks:
+            return (f"{p.rank}-D problems not supported (runs {', '.join(f'{r}-D' for r in c.ranks)})")
         if p.dtype not in c.dtypes:
             return f"dtype {p.dtype} not supported (supports {', '.join(c.dtypes)})"
         if c.kernel_sizes is not None and (p.kh, p.kw) not in c.kernel_sizes:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 
-from .base import AXES, DIRECTIONS, DTYPES, Axis, InvalidProblem, Problem, as_int, int_tuple
+from .base import AXES, DIRECTIONS, DTYPES, RANKS, Axis, InvalidProblem, Problem, as_int, int_tuple, own_axes
 from .conv import ConvProblem
 from .pool import POOL_ALGS, PoolProblem
 
-__all__ = ["Problem", "ConvProblem", "PoolProblem", "InvalidProblem", "parse_problem", "Axis", "AXES", "DTYPES",
-           "DIRECTIONS", "POOL_ALGS", "as_int", "int_tuple"]
+__all__ = ["Problem", "ConvProblem", "PoolProblem", "InvalidProblem", "parse_problem", "Axis", "AXES", "RANKS",
+           "DTYPES", "DIRECTIONS", "POOL_ALGS", "as_int", "int_tuple", "own_axes"]
 
 
 def parse_problem(text: str, *, dtype: str | None = None, mb: int | None = None) -> Problem:
@@ -28,6 +28,6 @@ def parse_problem(text: str, *, dtype: str | None = None, mb: int | None = None)
     body = re.sub(r'n".*', "", text)
     if "--alg=" in text:
         return PoolProblem.parse(text, dtype=dtype, mb=mb)
-    if re.search(r"oc\d", body) or not re.search(r"ic\d+.*k[hw]\d", body):
+    if re.search(r"oc\d", body) or not re.search(r"ic\d+.*k[dhw]\d", body):
         return ConvProblem.parse(text, dtype=dtype, mb=mb)  # a convolution, or not a descriptor at all
     return PoolProblem.parse(text, dtype=dtype, mb=mb)

@@ -1,24 +1,29 @@
 """What every problem shares: one validated spatial geometry and one descriptor syntax.
 
 A problem is a layer's shape: minibatch and input channels, then per spatial axis the input
-size ``i``, output size ``o``, kernel (window) ``k``, stride ``s``, top/left padding ``p`` and
-dilation ``d`` (benchdnn counts gaps: 0 is a dense kernel), plus dtype, direction and a free
-name. :class:`Problem` holds these and everything derived from them alone (extents, implied
-bottom/right padding, array shapes, the canonical text); :class:`~convbench.problem.ConvProblem`
-adds output channels and groups, :class:`~convbench.problem.PoolProblem` the pooling algorithm.
-Each says only what is its own: which output sizes it accepts on an axis, its channels out,
-its knobs.
+size ``i``, output size ``o``, kernel (window) ``k``, stride ``s``, front/top/left padding ``p``
+and dilation ``d`` (benchdnn counts gaps: 0 is a dense kernel), plus its ``rank`` (1, 2 or 3
+spatial axes), dtype, direction and a free name. :class:`Problem` holds these and everything
+derived from them alone (extents, implied back/bottom/right padding, array shapes, the
+canonical text); :class:`~convbench.problem.ConvProblem` adds output channels and groups,
+:class:`~convbench.problem.PoolProblem` the pooling algorithm. Each says only what is its
+own: which output sizes it accepts on an axis, its channels out, its knobs.
 
-The spatial axes are data, :data:`AXES`, outermost first: validation, the printer and the
-parser loop over them, so a new axis is an entry there and its fields, not a new code path.
+The spatial axes are data, :data:`AXES` (``d``, ``h``, ``w``, outermost first): validation,
+the printer and the parser loop over them. Every problem has the fields of all three, as
+benchdnn's descriptors do: a 2-D problem reports ``id = od = kd = 1``, ``sd = 1``, ``pd =
+dd = 0``, a 1-D problem the same on ``h`` too. A 3-D problem's arrays are NCDHW; a 2-D one's
+NCHW; a 1-D one's NC1W (the same bytes as NCW: every 2-D code path runs it, and a backend
+may take a 1-D path of its own), which the functional API hands back as NCW.
 
 The canonical text form is oneDNN benchdnn's descriptor (``mb1ic64ih56oc64kh3ph1``), read
 with benchdnn's own rules (``conv_aux.cpp`` str2desc, ``common.cpp`` sanitize_desc): ``mb``
 defaults to 2; per axis a missing output is computed (floor, as PyTorch) and a missing
-padding is computed from a given output (``((o-1)*s - i + ext) / 2``, truncated) or is 0; a
-whole missing w axis is a copy of the h axis, but a partly given one is completed from
-defaults, not from h; no h at all is a 1-D problem (run as 2-D with ``ih = kh = 1``).
-Printed descriptors always parse back under these rules.
+padding is computed from a given output (``((o-1)*s - i + ext) / 2``, truncated) or is 0. A
+``d`` axis makes a 3-D problem, whose ``h`` and ``w`` are either both given or both copies of
+``d``; without ``d``, an ``h`` axis makes a 2-D problem whose missing ``w`` is a copy of ``h``
+(a partly given ``w`` is completed from defaults, not from ``h``); no ``d`` and no ``h`` is a
+1-D problem along ``w``. Printed descriptors always parse back under these rules.
 """
 
 from __future__ import annotations
@@ -29,14 +34,19 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar, NamedTuple
 
-__all__ = ["Problem", "InvalidProblem", "Axis", "AXES", "DTYPES", "DIRECTIONS", "as_int", "int_tuple"]
+__all__ = ["Problem", "InvalidProblem", "Axis", "AXES", "RANKS", "DTYPES", "DIRECTIONS", "as_int", "int_tuple",
+           "own_axes"]
 
 #: dtypes a problem may carry, by name. Kept as strings so the module needs no numpy.
 DTYPES = ("float32", "float64")
 #: passes of a layer: forward, backward data (the transposed convolution), backward weights
 DIRECTIONS = ("fwd", "bwd_d", "bwd_w")
 #: spatial axes, outermost first; each has the fields i<a> o<a> k<a> s<a> p<a> d<a>
-AXES = ("h", "w")
+AXES = ("d", "h", "w")
+#: the fields of an axis a problem of lower rank does not have (what benchdnn fills in)
+TRIVIAL = dict(i=1, o=1, k=1, s=1, p=0, d=0)
+#: ranks a problem may have (spatial axes: w; h, w; d, h, w)
+RANKS = (1, 2, 3)
 #: a descriptor's echo in an error message is cut to this many characters
 ECHO_CHARS = 80
 
@@ -91,6 +101,11 @@ def int_tuple(v, n: int, what: str) -> tuple:
         return tuple(operator.index(t) for t in items)
     except TypeError:
         raise bad from None
+
+
+def own_axes(rank: int) -> tuple:
+    """The spatial axes of a problem of ``rank``: the last ``rank`` of :data:`AXES`."""
+    return AXES[len(AXES) - rank:]
 
 
 def _ext(k: int, d: int) -> int:
@@ -156,21 +171,29 @@ class Problem:
 
     mb: int
     ic: int
-    ih: int
     iw: int
-    kh: int
     kw: int
+    id: int = 1
+    ih: int = 1
+    kd: int = 1
+    kh: int = 1
+    sd: int = 1
     sh: int = 1
     sw: int = 1
+    pd: int = 0
     ph: int = 0
     pw: int = 0
+    dd: int = 0
     dh: int = 0
     dw: int = 0
+    od: int | None = None
     oh: int | None = None
     ow: int | None = None
     dtype: str = "float32"
     name: str = ""
     direction: str = "fwd"
+    #: spatial axes: 1 (w), 2 (h, w) or 3 (d, h, w)
+    rank: int = 2
 
     #: "conv" or "pool": which backends run it
     kind: ClassVar[str] = ""
@@ -206,6 +229,14 @@ class Problem:
             if getattr(self, "d" + a) < 0:
                 raise ValueError(f"dilation d{a}={getattr(self, 'd' + a)}: must be >= 0 (benchdnn counts gaps: "
                                  f"0 = dense kernel)")
+        if self.rank not in RANKS:
+            raise ValueError(f"rank={self.rank!r}: accepted are 1, 2 and 3 spatial axes")
+        for a in AXES[:len(AXES) - self.rank]:  # the axes below the rank hold benchdnn's defaults
+            given = {f: getattr(self, f + a) for f in "iksdp"}
+            if any(v != TRIVIAL[f] for f, v in given.items()) or getattr(self, "o" + a) not in (None, 1):
+                raise ValueError(f"a {self.rank}-D problem has no {a} axis, but i{a}/k{a}/s{a}/p{a}/d{a}/o{a} are "
+                                 f"{given['i']}/{given['k']}/{given['s']}/{given['p']}/{given['d']}/"
+                                 f"{getattr(self, 'o' + a)}; accepted: leave them out (or give rank={len(AXES)})")
         self._check_own()
         dt = _DT_ALIASES.get(str(self.dtype))
         if dt is None:
@@ -241,9 +272,75 @@ class Problem:
         return Axis(*(getattr(self, f + a) for f in "iokspd"))
 
     @property
+    def own_axes(self) -> tuple[str, ...]:
+        """The problem's spatial axes: ``w``; ``h, w``; ``d, h, w``."""
+        return own_axes(self.rank)
+
+    @property
+    def layout_axes(self) -> tuple[str, ...]:
+        """The spatial axes of its arrays: ``d, h, w`` in 3-D, else ``h, w`` (a 1-D problem is
+        laid out NC1W)."""
+        return AXES if self.rank == 3 else AXES[1:]
+
+    @property
     def axes(self) -> tuple[Axis, ...]:
-        """The spatial axes, in :data:`AXES` order."""
-        return tuple(self.axis(a) for a in AXES)
+        """The arrays' spatial axes (:attr:`layout_axes`), outermost first."""
+        return tuple(self.axis(a) for a in self.layout_axes)
+
+    @property
+    def spatial(self) -> tuple:
+        """Input sizes of the arrays' spatial axes."""
+        return tuple(ax.i for ax in self.axes)
+
+    @property
+    def out_spatial(self) -> tuple:
+        """Output sizes of the arrays' spatial axes."""
+        return tuple(ax.o for ax in self.axes)
+
+    @property
+    def kernel(self) -> tuple:
+        """Kernel (window) sizes of the arrays' spatial axes."""
+        return tuple(ax.k for ax in self.axes)
+
+    @property
+    def padded(self) -> tuple:
+        """Per array axis, the span of the padded input the windows read: ``(o-1)*s + ext``."""
+        return tuple((ax.o - 1) * ax.s + ax.ext for ax in self.axes)
+
+    @property
+    def read(self) -> tuple:
+        """Per array axis, the input elements the windows read (all unless ``o`` crops the end)."""
+        return tuple(min(ax.i, (ax.o - 1) * ax.s + ax.ext - ax.p) for ax in self.axes)
+
+    @property
+    def pads_r(self) -> tuple:
+        """Per array axis, the back/bottom/right padding ``o`` implies (negative: cropped)."""
+        return tuple((ax.o - 1) * ax.s + ax.ext - ax.i - ax.p for ax in self.axes)
+
+    @property
+    def ext_d(self) -> int:
+        """Depth extent of the (dilated) kernel."""
+        return _ext(self.kd, self.dd)
+
+    @property
+    def pd_r(self) -> int:
+        """Back padding implied by ``od`` (negative: back input planes are never read)."""
+        return (self.od - 1) * self.sd + self.ext_d - self.id - self.pd
+
+    @property
+    def dp(self) -> int:
+        """Planes of the padded input that the windows read: ``(od-1)*sd + ext_d``."""
+        return (self.od - 1) * self.sd + self.ext_d
+
+    @property
+    def read_d(self) -> int:
+        """Input planes the windows read."""
+        return min(self.id, self.dp - self.pd)
+
+    @property
+    def dil_d(self) -> int:
+        """Depth dilation in PyTorch's convention (1 = dense)."""
+        return self.dd + 1
 
     @property
     def ext_h(self) -> int:
@@ -308,11 +405,11 @@ class Problem:
 
     @property
     def input_shape(self) -> tuple:
-        return (self.mb, self.ic, self.ih, self.iw)
+        return (self.mb, self.ic) + self.spatial
 
     @property
     def output_shape(self) -> tuple:
-        return (self.mb, self.out_channels, self.oh, self.ow)
+        return (self.mb, self.out_channels) + self.out_spatial
 
     @property
     def src_shape(self) -> tuple:
@@ -369,17 +466,27 @@ class Problem:
         """benchdnn knobs the label prints before the descriptor."""
         raise NotImplementedError
 
+    def _shown_axes(self) -> tuple:
+        """The axes the descriptor prints (benchdnn copies the rest, see the module docstring):
+        3-D: d, and h and w unless both equal d in every field; 2-D: h, and w unless it equals
+        h; 1-D: w."""
+        if self.rank == 3:
+            d = self.axis("d")
+            return ("d",) if self.axis("h") == d and self.axis("w") == d else AXES
+        if self.rank == 2:
+            return ("h",) if self.axis("w") == self.axis("h") else ("h", "w")
+        return ("w",)
+
     @property
     def descriptor(self) -> str:
         """Canonical benchdnn descriptor (dtype and direction are in :attr:`label`).
 
         It parses back to this problem under benchdnn's own rules: an axis is left out only
-        when it equals the one before it in every field (benchdnn then copies it), and is
-        otherwise printed whole (benchdnn completes a partly given axis from defaults); an
-        output size is printed, with its padding, when it is not the derived one.
+        where benchdnn copies it whole, and is otherwise printed whole (benchdnn completes a
+        partly given axis from defaults); an output size is printed, with its padding, when it
+        is not the derived one.
         """
-        axes = [a for n, a in enumerate(AXES) if n == 0 or self.axis(a) != self.axis(AXES[n - 1])]
-        shown = {a: self.axis(a) for a in axes}
+        shown = {a: self.axis(a) for a in self._shown_axes()}
         out_needed = {a: not ax.derivable for a, ax in shown.items()}
         s = [self._head(), f"mb{self.mb}ic{self.ic}"]
         s += [f"i{a}{ax.i}" for a, ax in shown.items()]
@@ -414,7 +521,7 @@ class Problem:
     def row_fields(self) -> dict:
         """The problem's columns of a results row (counts come from :mod:`convbench.flops`)."""
         d = dict(problem=self.label, descriptor=self.descriptor, name=self.name, kind=self.kind,
-                 direction=self.direction, dtype=self.dtype, mb=self.mb, ic=self.ic)
+                 direction=self.direction, dtype=self.dtype, mb=self.mb, ic=self.ic, rank=self.rank)
         for a in AXES:
             for f in "iokspd":
                 d[f + a] = getattr(self, f + a)
@@ -452,10 +559,6 @@ class Problem:
                                        f"ph pw dh dw)")
             vals[m.group(1)] = int(m.group(2))
             pos = m.end()
-        if any(vals.get(k) for k in ("id", "kd", "od", "dd")) or vals.get("sd", 1) != 1 or vals.get("pd", 0) > 0:
-            noun = "convolutions" if cls.kind == "conv" else "pooling layers"
-            raise cls._error(text, f"3-D {noun} (id/kd/od/sd/pd/dd) are not supported; convbench runs 1-D and "
-                                   f"2-D problems")
         for k, v in vals.items():
             if v < 0:
                 raise cls._error(text, f"{k}={v} must be non-negative")
@@ -466,8 +569,9 @@ class Problem:
         return ValueError(f"{cls._what} {echo(text)}: {msg}")
 
     @classmethod
-    def _spatial(cls, text, vals: dict) -> dict:
-        """Per axis ``{i, o, k, s, p, d}`` under benchdnn's rules (see the module docstring)."""
+    def _spatial(cls, text, vals: dict) -> tuple[dict, int]:
+        """``(axes, rank)``: per axis ``{i, o, k, s, p, d}`` under benchdnn's rules (see the
+        module docstring), and the problem's rank."""
         def given(a):
             return dict(i=vals.get("i" + a, 0), o=vals.get("o" + a, 0), k=vals.get("k" + a, 0),
                         s=vals.get("s" + a, 1), p=vals.get("p" + a, -1), d=vals.get("d" + a, 0))
@@ -490,18 +594,21 @@ class Problem:
             return ax
 
         raw = {a: given(a) for a in AXES}
-        missing = {a for a, ax in raw.items() if absent(ax)}
-        if missing == set(AXES):
-            raise cls._error(text, "needs an input size and a kernel size (ih..kh.. or iw..kw..)")
-        out: dict = {}
-        for n, a in enumerate(AXES):
-            if a not in missing:
-                out[a] = complete(a, raw[a])
-            elif n == 0:  # no h: a 1-D problem along the later axes (h takes the defaults)
-                out[a] = dict(i=1, o=1, k=1, s=1, p=0, d=0)
-            else:  # a whole missing axis is a copy of the one before
-                out[a] = dict(out[AXES[n - 1]])
-        return out
+        there = [a for a in AXES if not absent(raw[a])]
+        if not there:
+            raise cls._error(text, "needs an input size and a kernel size (id..kd.., ih..kh.. or iw..kw..)")
+        rank = len(AXES) - AXES.index(there[0])  # the outermost axis given sets the rank
+        if rank == 3 and len(there) == 2:
+            (gone,) = set(AXES[1:]) - set(there)
+            raise cls._error(text, f"a 3-D problem needs both h and w or neither (they are copies of d then); "
+                                   f"the {gone} axis (i{gone}, k{gone}, ...) is missing")
+        out = {a: complete(a, raw[a]) for a in there}
+        first = AXES[len(AXES) - rank]
+        for a in own_axes(rank):  # a whole missing axis copies the outermost one (3-D: d; 2-D: h)
+            out.setdefault(a, dict(out[first]))
+        for a in AXES[:len(AXES) - rank]:
+            out[a] = dict(TRIVIAL)
+        return out, rank
 
     @classmethod
     def _direction_of(cls, text, knobs: dict) -> str:

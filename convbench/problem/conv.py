@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .base import AXES, DIRECTIONS, Axis, Problem, int_tuple
+from .base import DIRECTIONS, Axis, Problem, int_tuple, own_axes
 
 __all__ = ["ConvProblem"]
 
@@ -130,14 +130,14 @@ class ConvProblem(Problem):
         regression shapes): what that output size implies, in words; "" otherwise."""
         if self.torch_compatible:
             return ""
+        words = {"d": ("planes", "back", "front"), "h": ("rows", "bottom", "top"), "w": ("columns", "right", "left")}
         parts = []
-        for d, top, bottom in (("h", self.ph, self.ph_r), ("w", self.pw, self.pw_r)):
-            if bottom < 0:
-                parts.append(f"o{d} crops the input: its last {-bottom} {'rows' if d == 'h' else 'columns'} "
-                             f"are never read")
-            elif bottom != top:
-                parts.append(f"o{d} implies asymmetric padding: {'bottom' if d == 'h' else 'right'} {bottom} "
-                             f"vs {'top' if d == 'h' else 'left'} {top}")
+        for a, ax, end in zip(self.layout_axes, self.axes, self.pads_r):
+            what, far, near = words[a]
+            if end < 0:
+                parts.append(f"o{a} crops the input: its last {-end} {what} are never read")
+            elif end != ax.p:
+                parts.append(f"o{a} implies asymmetric padding: {far} {end} vs {near} {ax.p}")
         return "; ".join(parts) or "output size given explicitly (not PyTorch's floor rule)"
 
     @property
@@ -146,8 +146,8 @@ class ConvProblem(Problem):
         return self.direction == "bwd_d"
 
     @property
-    def weight_shape(self) -> tuple[int, int, int, int]:
-        return (self.oc, self.icg, self.kh, self.kw)
+    def weight_shape(self) -> tuple:
+        return (self.oc, self.icg) + self.kernel
 
     @property
     def dst_shape(self) -> tuple:
@@ -157,8 +157,8 @@ class ConvProblem(Problem):
 
     @property
     def params(self) -> int:
-        """Number of weights: ``oc * ic/g * kh * kw`` (no bias)."""
-        return self.oc * self.icg * self.kh * self.kw
+        """Number of weights: ``oc * ic/g * kd * kh * kw`` (no bias)."""
+        return self.oc * self.icg * self.kd * self.kh * self.kw
 
     @property
     def channel_pairs(self) -> int:
@@ -167,7 +167,7 @@ class ConvProblem(Problem):
 
     @property
     def is_pointwise(self) -> bool:
-        return self.kh == 1 and self.kw == 1
+        return self.kd == 1 and self.kh == 1 and self.kw == 1
 
     @property
     def is_depthwise(self) -> bool:
@@ -219,30 +219,35 @@ class ConvProblem(Problem):
         direction = cls._direction_of(text, knobs)
         if not vals.get("ic") or not vals.get("oc"):
             raise cls._error(text, "ic and oc are required and must be >= 1")
-        spatial = cls._spatial(text, vals)
+        spatial, rank = cls._spatial(text, vals)
         g = vals.get("g", 1)
         if g < 1:
             raise cls._error(text, f"g={g} must be >= 1")
         dt = dtype or knobs.get("dt") or knobs.get("cfg") or "float32"
         return cls._build(text, dict(mb=mb if mb is not None else vals.get("mb", 2), ic=vals["ic"], oc=vals["oc"],
-                                     g=g, dtype=dt, name=name, direction=direction, **cls._geometry(spatial)))
+                                     g=g, dtype=dt, name=name, direction=direction, rank=rank,
+                                     **cls._geometry(spatial)))
 
     @classmethod
     def from_torch_args(cls, input_shape, weight_shape, *, stride=1, padding=0, dilation=1, groups=1,
                         dtype="float32") -> "ConvProblem":
-        """Build a problem from ``torch.nn.functional.conv2d`` arguments (NCHW, OIHW).
+        """Build a problem from ``torch.nn.functional.conv1d/2d/3d`` arguments (NC[D][H]W input,
+        OI[D][H]W weight: the rank is the input's spatial dimensions).
 
-        ``stride``, ``padding`` and ``dilation`` take an int or a pair (numpy integers too),
-        as in PyTorch; ``padding`` also takes ``'valid'`` (no padding) and ``'same'`` (stride
-        1 only; for an even kernel the extra pixel goes to the bottom/right, as PyTorch pads).
+        ``stride``, ``padding`` and ``dilation`` take an int or one per spatial axis (numpy
+        integers too), as in PyTorch; ``padding`` also takes ``'valid'`` (no padding) and
+        ``'same'`` (stride 1 only; an odd total padding puts the extra element at the end, as
+        PyTorch pads).
         """
-        n = len(AXES)
-        if len(input_shape) != 2 + n:
-            raise ValueError(f"input shape {tuple(input_shape)}: expected 4-D NCHW (mb, ic, ih, iw)")
+        n = len(input_shape) - 2
+        if n not in (1, 2, 3):
+            raise ValueError(f"input shape {tuple(input_shape)}: expected 3-D (N, C, L), 4-D (N, C, H, W) or 5-D "
+                             f"(N, C, D, H, W)")
         if len(weight_shape) != 2 + n:
-            raise ValueError(f"weight shape {tuple(weight_shape)}: expected 4-D (oc, ic/groups, kh, kw)")
-        mb, ic, ih, iw = (int(v) for v in input_shape)
-        oc, icg, kh, kw = (int(v) for v in weight_shape)
+            raise ValueError(f"weight shape {tuple(weight_shape)}: expected {2 + n}-D (oc, ic/groups"
+                             f"{', kd, kh, kw' if n == 3 else ', kh, kw' if n == 2 else ', kw'}) for a {n}-D input")
+        mb, ic, *size = (int(v) for v in input_shape)
+        oc, icg, *k = (int(v) for v in weight_shape)
         try:
             groups = int_tuple(groups, 1, "groups")[0]
         except ValueError:
@@ -253,27 +258,30 @@ class ConvProblem(Problem):
             raise ValueError(f"weight shape {tuple(weight_shape)} has ic/groups={icg} but input has ic={ic} "
                              f"with groups={groups}: expected weight.shape[1] == "
                              f"{ic // groups if ic % groups == 0 else 'ic/groups'}")
-        sh, sw = int_tuple(stride, n, "stride")
-        dh, dw = int_tuple(dilation, n, "dilation")
-        if dh < 1 or dw < 1:
+        s = int_tuple(stride, n, "stride")
+        dil = int_tuple(dilation, n, "dilation")
+        if min(dil) < 1:
             raise ValueError(f"dilation={dilation!r}: must be >= 1 (PyTorch convention)")
-        oh = ow = None
+        out = [None] * n
         if isinstance(padding, str):
             mode = padding.lower()
             if mode == "valid":
-                ph = pw = 0
+                pad = (0,) * n
             elif mode == "same":
                 # PyTorch: stride 1 only; the total padding dilation*(k-1) is split with the
-                # extra pixel of an odd total on the bottom/right; the output keeps the input size
-                if (sh, sw) != (1, 1):
+                # extra element of an odd total at the end; the output keeps the input size
+                if max(s) != 1:
                     raise ValueError(f"padding='same' is not supported for strided convolutions (stride={stride!r}), "
                                      f"as in PyTorch; give an explicit padding")
-                ph, pw = dh * (kh - 1) // 2, dw * (kw - 1) // 2
-                oh, ow = ih, iw
+                pad = tuple(d * (kk - 1) // 2 for d, kk in zip(dil, k))
+                out = list(size)
             else:
-                raise ValueError(f"padding={padding!r}: expected an int, a pair of ints, 'valid' or 'same'")
+                raise ValueError(f"padding={padding!r}: expected an int, " + ("a pair of ints" if n == 2 else f"{n} ints")
+                                 + ", 'valid' or 'same'")
         else:
-            ph, pw = int_tuple(padding, n, "padding")
-        return cls(mb=mb, ic=ic, ih=ih, iw=iw, oc=oc, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw,
-                   dh=dh - 1, dw=dw - 1, g=groups, oh=oh, ow=ow, dtype=dtype)
-
+            pad = int_tuple(padding, n, "padding")
+        axes = own_axes(n)
+        fields = {}
+        for a, i_, k_, s_, p_, d_, o_ in zip(axes, size, k, s, pad, dil, out):
+            fields.update({"i" + a: i_, "k" + a: k_, "s" + a: s_, "p" + a: p_, "d" + a: d_ - 1, "o" + a: o_})
+        return cls(mb=mb, ic=ic, oc=oc, g=groups, dtype=dtype, rank=n, **fields)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .base import AXES, Axis, Problem, as_int, int_tuple
+from .base import Axis, Problem, as_int, int_tuple, own_axes
 
 __all__ = ["PoolProblem", "POOL_ALGS"]
 
@@ -122,7 +122,7 @@ class PoolProblem(Problem):
 
     @property
     def padding_note(self) -> str:
-        return "ceil_mode: the last window runs off the bottom/right edge" if self.ceil_mode else ""
+        return "ceil_mode: the last window runs off the far edge" if self.ceil_mode else ""
 
     @property
     def transposed(self) -> bool:
@@ -156,43 +156,47 @@ class PoolProblem(Problem):
             raise cls._error(text, "groups do not apply to pooling")
         if not vals.get("ic"):
             raise cls._error(text, "ic is required and must be >= 1")
-        spatial = cls._spatial(text, vals)
+        spatial, rank = cls._spatial(text, vals)
         alg = _ALG_ALIASES.get(knobs.get("alg", "max").lower(), knobs.get("alg", "max"))
         dt = dtype or knobs.get("dt") or knobs.get("cfg") or "float32"
         return cls._build(text, dict(mb=mb if mb is not None else vals.get("mb", 2), ic=vals["ic"], alg=alg,
-                                     dtype=dt, name=name, direction=direction, **cls._geometry(spatial)))
+                                     dtype=dt, name=name, direction=direction, rank=rank,
+                                     **cls._geometry(spatial)))
 
     @classmethod
     def from_torch_args(cls, input_shape, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, *,
                         alg: str = "max", dtype: str = "float32", direction: str = "fwd") -> "PoolProblem":
-        """Build a problem from ``torch.nn.functional.max_pool2d`` / ``avg_pool2d`` arguments.
+        """Build a problem from ``torch.nn.functional.max_pool1d/2d/3d`` / ``avg_pool1d/2d/3d``
+        arguments (the rank is the input's spatial dimensions).
 
         ``kernel_size``, ``stride`` (``None``: the kernel size), ``padding`` and ``dilation``
-        take an int or a pair (numpy integers too); ``ceil_mode`` gives PyTorch's output size
-        ``ceil((i + 2p - d(k-1) - 1) / s) + 1``, less one when the last window would start
-        beyond the input and its top/left padding.
+        take an int or one per axis (numpy integers too); ``ceil_mode`` gives PyTorch's output
+        size ``ceil((i + 2p - d(k-1) - 1) / s) + 1``, less one when the last window would
+        start beyond the input and its front padding.
         """
-        n = len(AXES)
-        if len(input_shape) != 2 + n:
-            raise ValueError(f"input shape {tuple(input_shape)}: expected 4-D NCHW (mb, ic, ih, iw)")
-        mb, ic, ih, iw = (as_int(v, "input shape") for v in input_shape)
-        kh, kw = int_tuple(kernel_size, n, "kernel_size")
-        sh, sw = (kh, kw) if stride is None else int_tuple(stride, n, "stride")
-        ph, pw = int_tuple(padding, n, "padding")
-        dlh, dlw = int_tuple(dilation, n, "dilation")
-        for what, v in (("kernel_size", kernel_size if min(kh, kw) < 1 else None),
-                        ("stride", stride if min(sh, sw) < 1 else None),
-                        ("dilation", dilation if min(dlh, dlw) < 1 else None)):
+        n = len(input_shape) - 2
+        if n not in (1, 2, 3):
+            raise ValueError(f"input shape {tuple(input_shape)}: expected 3-D (N, C, L), 4-D (N, C, H, W) or 5-D "
+                             f"(N, C, D, H, W)")
+        mb, ic, *size = (as_int(v, "input shape") for v in input_shape)
+        k = int_tuple(kernel_size, n, "kernel_size")
+        s = k if stride is None else int_tuple(stride, n, "stride")
+        pad = int_tuple(padding, n, "padding")
+        dil = int_tuple(dilation, n, "dilation")
+        for what, v in (("kernel_size", kernel_size if min(k) < 1 else None),
+                        ("stride", stride if min(s) < 1 else None),
+                        ("dilation", dilation if min(dil) < 1 else None)):
             if v is not None:
                 raise ValueError(f"{what}={v!r}: must be >= 1")
         if not isinstance(ceil_mode, bool):
             raise ValueError(f"ceil_mode={ceil_mode!r}: expected True or False")
-        oh = ow = None
-        if ceil_mode:
-            def ceil_out(i, k, s, p, d):
-                o = -(-(i + 2 * p - d * (k - 1) - 1) // s) + 1
-                return o - 1 if (o - 1) * s >= i + p else o
-            if min(ih + 2 * ph - dlh * (kh - 1), iw + 2 * pw - dlw * (kw - 1)) >= 1:
-                oh, ow = ceil_out(ih, kh, sh, ph, dlh), ceil_out(iw, kw, sw, pw, dlw)
-        return cls(mb=mb, ic=ic, ih=ih, iw=iw, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, dh=dlh - 1, dw=dlw - 1,
-                   alg=alg, oh=oh, ow=ow, dtype=dtype, direction=direction)
+        out = [None] * n
+        if ceil_mode and all(i + 2 * p - d * (kk - 1) >= 1 for i, kk, p, d in zip(size, k, pad, dil)):
+            def ceil_out(i, kk, st, p, d):
+                o = -(-(i + 2 * p - d * (kk - 1) - 1) // st) + 1
+                return o - 1 if (o - 1) * st >= i + p else o
+            out = [ceil_out(*t) for t in zip(size, k, s, pad, dil)]
+        fields = {}
+        for a, i_, k_, s_, p_, d_, o_ in zip(own_axes(n), size, k, s, pad, dil, out):
+            fields.update({"i" + a: i_, "k" + a: k_, "s" + a: s_, "p" + a: p_, "d" + a: d_ - 1, "o" + a: o_})
+        return cls(mb=mb, ic=ic, alg=alg, dtype=dtype, direction=direction, rank=n, **fields)

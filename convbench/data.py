@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .flops import prod
 from .problem import ConvProblem
 from .reference import (conv_reference, conv_transpose_reference, conv_weight_reference,
                         pool_backward_reference, pool_reference)
@@ -38,13 +39,6 @@ class Case:
 
     inputs: tuple
     constant: np.ndarray | None = None
-
-
-def _prod(xs) -> int:
-    n = 1
-    for x in xs:
-        n *= int(x)
-    return n
 
 
 def _seed(label: str, salt: int = 0) -> int:
@@ -108,7 +102,7 @@ def make_case(p, weight_density: float = 1.0) -> Case:
 def _ref_batch_chunk(p) -> int:
     """Images per reference call, so the float64 padded input and accumulator stay under
     :data:`REF_CHUNK_BYTES` (at least one image)."""
-    per = 8 * (p.ic * _prod(p.padded) + 2 * max(p.oc, p.ic) * max(_prod(p.out_spatial), _prod(p.spatial)))
+    per = 8 * (p.ic * prod(p.padded) + 2 * max(p.oc, p.ic) * max(prod(p.out_spatial), prod(p.spatial)))
     return max(1, min(p.mb, REF_CHUNK_BYTES // max(per, 1)))
 
 
@@ -172,12 +166,12 @@ def harness_bytes(p) -> int:
         n_in += int(np.prod(p.input_shape, dtype=np.int64)) if p.direction == "bwd_d" else 0
         dst = int(np.prod(p.dst_shape, dtype=np.int64))
         # the reference's padded float64 copy, its running result and (max) argmax indices
-        grid = _prod(max(w, ax.p + ax.i) for w, ax in zip(p.padded, p.axes))
-        ref_tmp = 8 * p.mb * p.ic * (grid + 3 * _prod(p.out_spatial))
+        grid = prod(max(w, ax.p + ax.i) for w, ax in zip(p.padded, p.axes))
+        ref_tmp = 8 * p.mb * p.ic * (grid + 3 * prod(p.out_spatial))
         return n_in * (it + 1) + 8 * dst + ref_tmp + 3 * 8 * min(dst, CHECK_BLOCK)
     dst = int(np.prod(p.dst_shape, dtype=np.int64))
     nb = _ref_batch_chunk(p)
-    ref_tmp = 8 * nb * (p.ic * _prod(p.padded) + 2 * max(p.oc, p.ic) * max(_prod(p.out_spatial), _prod(p.spatial)))
+    ref_tmp = 8 * nb * (p.ic * prod(p.padded) + 2 * max(p.oc, p.ic) * max(prod(p.out_spatial), prod(p.spatial)))
     return n_in * (it + 1) + p.params * (it + 1) + 8 * dst + ref_tmp + 3 * 8 * min(dst, CHECK_BLOCK)
 
 

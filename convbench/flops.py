@@ -69,7 +69,7 @@ def valid_taps(p: ConvProblem) -> int:
     return n
 
 
-def _prod(xs) -> int:
+def prod(xs) -> int:
     n = 1
     for x in xs:
         n *= int(x)
@@ -87,7 +87,7 @@ def dense_flops(p: ConvProblem) -> int:
 
     This is what im2col + GEMM and a direct loop over a zero-padded copy execute.
     """
-    return 2 * p.mb * p.oc * p.icg * _prod(p.out_spatial) * _prod(p.kernel)
+    return 2 * p.mb * p.oc * p.icg * prod(p.out_spatial) * prod(p.kernel)
 
 
 def gemm_flops(m: int, n: int, k: int) -> int:
@@ -98,7 +98,7 @@ def gemm_flops(m: int, n: int, k: int) -> int:
 def dense_entries(p: ConvProblem) -> int:
     """Entries of the dense operator, counting only the block-diagonal blocks of the groups
     (a fully-connected layer per group)."""
-    return p.g * (p.ocg * _prod(p.out_spatial)) * (p.icg * _prod(p.spatial))
+    return p.g * (p.ocg * prod(p.out_spatial)) * (p.icg * prod(p.spatial))
 
 
 def operator_nnz(p: ConvProblem) -> int:
@@ -129,12 +129,12 @@ def problem_counts(p) -> dict:
     if p.kind == "pool":
         # no multiply-adds worth counting: pooling is judged by the bytes it moves (input and
         # output once each; a max pool's backward also reads the int32 argmax of every output)
-        n_in, n_out = _prod(p.input_shape), _prod(p.output_shape)
+        n_in, n_out = prod(p.input_shape), prod(p.output_shape)
         idx = 4 * n_out if p.alg == "max" and p.direction == "bwd_d" else 0
         nan = float("nan")
         return dict(flops_direct=nan, flops_dense=nan, params=0, params_fully_connected=nan,
                     params_locally_connected=nan, bytes_io=(n_in + n_out) * p.itemsize + idx)
-    io = (_prod(p.input_shape) + p.params + _prod(p.output_shape)) * p.itemsize
+    io = (prod(p.input_shape) + p.params + prod(p.output_shape)) * p.itemsize
     return dict(flops_direct=direct_flops(p), flops_dense=dense_flops(p), params=p.params,
                 params_fully_connected=dense_entries(p), params_locally_connected=operator_nnz(p),
                 bytes_io=io)

@@ -61,7 +61,45 @@ def random_problems(n: int = 24, seed: int = 1234) -> list[ConvProblem]:
     return out
 
 
+def random_problems_of_rank(rank: int, n: int, seed: int) -> list[ConvProblem]:
+    """Small random 1-D or 3-D problems: strides, padding (some asymmetric), dilation, groups,
+    depthwise, both dtypes, odd sizes. Fixed seed."""
+    rng = np.random.default_rng(seed)
+    axes = "dhw"[3 - rank:]
+    hi = 40 if rank == 1 else 8
+    out = []
+    while len(out) < n:
+        g = int(rng.choice([1, 1, 2, 3]))
+        icg, ocg = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+        if len(out) % 5 == 4:  # depthwise
+            g, icg, ocg = int(rng.integers(2, 5)), 1, 1
+        kw = dict(mb=int(rng.integers(1, 3)), ic=g * icg, oc=g * ocg, g=g, rank=rank,
+                  dtype="float64" if rng.random() < 0.25 else "float32")
+        for a in axes:
+            kw.update({"i" + a: int(rng.integers(3, hi)), "k" + a: int(rng.integers(1, 4 if rank == 3 else 8)),
+                       "s" + a: int(rng.integers(1, 3)), "p" + a: int(rng.integers(0, 2)),
+                       "d" + a: int(rng.integers(0, 2)) if rng.random() < 0.25 else 0})
+        try:
+            p = ConvProblem(**kw)
+        except ValueError:
+            continue
+        if len(out) % 4 == 2:  # benchdnn-style explicit output one larger: asymmetric padding
+            try:
+                p = ConvProblem(**dict(kw, **{"o" + axes[0]: getattr(p, "o" + axes[0]) + 1}))
+            except ValueError:
+                pass
+        out.append(p)
+    return out
+
+
 PROBLEMS = random_problems()
+#: the contract's 1-D and 3-D problems (plus fixed shapes for the optimised paths)
+PROBLEMS_1D = random_problems_of_rank(1, 8, 11) + [ConvProblem.parse(d) for d in (
+    "mb1ic32iw50oc32kw3pw1", "mb2ic16iw33oc24kw5sw2pw2", "mb1ic8iw40oc8kw3dw3pw3", "mb1ic8iw37oc12kw5pw2")]
+PROBLEMS_3D = random_problems_of_rank(3, 10, 33) + [ConvProblem.parse(d) for d in (
+    "mb1ic16id6ih7iw8oc16kd3kh3kw3pd1ph1pw1", "mb1ic24id5ih6iw6oc12kd1kh3kw3ph1pw1",
+    "g8mb1ic8id7oc8kd3pd1", "mb2ic4id9oc8kd3sd2pd1", "--dt=f64 mb1ic6id5ih6iw7oc5kd2kh3kw2",
+    "mb1ic4id7ih6iw9oc6kd5kh5kw5pd2ph2pw2")]
 
 
 def has_torch() -> bool:

@@ -21,7 +21,7 @@ from convbench.flops import direct_flops
 from convbench.problem import ConvProblem
 from convbench.data import check_output, make_case, make_data, reference_case, reference_output
 
-from .conftest import PROBLEMS, backend_params
+from .conftest import PROBLEMS, PROBLEMS_1D, PROBLEMS_3D, backend_params
 
 
 def declared_violations(c: Capabilities, p: ConvProblem) -> list[str]:
@@ -33,13 +33,16 @@ def declared_violations(c: Capabilities, p: ConvProblem) -> list[str]:
         out.append("direction")
     if p.dtype not in c.dtypes:
         out.append("dtype")
-    if c.kernel_sizes is not None and (p.kh, p.kw) not in c.kernel_sizes:
+    if p.rank not in c.ranks:
+        out.append("rank")
+    kernel = [getattr(p, "k" + a) for a in "dhw"[3 - p.rank:]]
+    if c.kernel_sizes is not None and any(k not in c.kernel_sizes or k != kernel[0] for k in kernel):
         out.append("kernel")
-    if c.max_kernel is not None and max(p.kh, p.kw) > c.max_kernel:
+    if c.max_kernel is not None and max(kernel) > c.max_kernel:
         out.append("kernel")
-    if c.strides is not None and not {p.sh, p.sw} <= set(c.strides):
+    if c.strides is not None and not {getattr(p, "s" + a) for a in "dhw"[3 - p.rank:]} <= set(c.strides):
         out.append("stride")
-    if not c.dilation and (p.dh or p.dw):
+    if not c.dilation and any(getattr(p, "d" + a) for a in "dhw"[3 - p.rank:]):
         out.append("dilation")
     if not c.groups and p.g > 1:
         out.append("groups")
@@ -71,15 +74,21 @@ def _check_refusal(b, p, x, w):
         f"{b.name} refuses {p.label} ({reason!r}) without a declared capability or limit that excludes it"
     with pytest.raises(convbench.Unsupported, match=re.escape(f"{b.name}: {reason}")):
         b.check(p)
-    if p.torch_compatible and p.direction == "fwd":  # the public API refuses it the same way
+    if p.torch_compatible and p.direction == "fwd" and p.rank == 2:  # the public API refuses it the same way
         with pytest.raises(convbench.Unsupported, match=re.escape(reason)):
             convbench.conv2d(x, w, stride=(p.sh, p.sw), padding=(p.ph, p.pw),
                              dilation=(p.dh + 1, p.dw + 1), groups=p.g, backend=b.name)
     return True
 
 
+#: every rank: the 2-D problems, then 1-D and 3-D ones
+ALL_RANKS = PROBLEMS + PROBLEMS_1D + PROBLEMS_3D
+#: what the transposed test runs: a part of each rank's problems
+TRANSPOSED = PROBLEMS[:14] + PROBLEMS_1D[::2] + PROBLEMS_3D[::2]
+
+
 @pytest.mark.parametrize("name", backend_params())
-@pytest.mark.parametrize("p", PROBLEMS, ids=[p.label for p in PROBLEMS])
+@pytest.mark.parametrize("p", ALL_RANKS, ids=[p.label for p in ALL_RANKS])
 def test_forward_matches_reference(name, p):
     b = get_backend(name)
     x, w = make_data(p)
@@ -88,12 +97,12 @@ def test_forward_matches_reference(name, p):
     y = b.run(b.prepare(p, w), x)
     assert y.shape == p.output_shape
     assert y.dtype == np.dtype(p.dtype)
-    chk = check_output(y, reference_output(p, x, w), p, b.capabilities.tolerance(p.dtype))
+    chk = check_output(y, reference_output(p, x, w), p, b.capabilities.tolerance(p.dtype, p))
     assert chk["status"] == "passed", chk
 
 
 @pytest.mark.parametrize("name", backend_params())
-@pytest.mark.parametrize("p", PROBLEMS[:14], ids=[p.label for p in PROBLEMS[:14]])
+@pytest.mark.parametrize("p", TRANSPOSED, ids=[p.label for p in TRANSPOSED])
 def test_transposed_matches_reference(name, p):
     t = p.replace(direction="bwd_d")
     b = get_backend(name)
@@ -102,12 +111,12 @@ def test_transposed_matches_reference(name, p):
         return
     y = b.run(b.prepare(t, w), x)
     assert y.shape == t.dst_shape and y.dtype == np.dtype(t.dtype)
-    chk = check_output(y, reference_output(t, x, w), t, b.capabilities.tolerance(t.dtype))
+    chk = check_output(y, reference_output(t, x, w), t, b.capabilities.tolerance(t.dtype, t))
     assert chk["status"] == "passed", chk
 
 
 @pytest.mark.parametrize("name", backend_params())
-@pytest.mark.parametrize("p", PROBLEMS, ids=[p.label for p in PROBLEMS])
+@pytest.mark.parametrize("p", ALL_RANKS, ids=[p.label for p in ALL_RANKS])
 def test_weight_gradient_matches_reference(name, p):
     """bwd_w: dW = correlate(x, dY), checked against the float64 reference with the tolerance
     scaled by the length of its sums (mb*oh*ow)."""
@@ -149,7 +158,7 @@ def test_estimates_count_what_an_own_backend_does(name):
     p = ConvProblem.parse("--dt=f64 mb1ic2ih8oc2kh3") if "float64" in b.capabilities.dtypes else \
         ConvProblem.parse("mb1ic2ih8oc2kh3")
     if b.capabilities.kernel_sizes:
-        k = b.capabilities.kernel_sizes[0][0]
+        k = b.capabilities.kernel_sizes[0]
         p = p.replace(kh=k, kw=k, ih=8 + k, iw=8 + k)
     est = b.estimate(p)
     assert b.estimate(p) is est  # computed once per problem

@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
+from ..flops import prod
 from ..format import fmt_bytes
 from ..problem import ConvProblem
 
@@ -57,12 +58,13 @@ class Capabilities:
     ----------
     dtypes : tuple of str
         Data types it runs in (``"float32"``, ``"float64"``).
-    kernel_sizes : tuple of (int, int), optional
-        The only ``(kh, kw)`` it accepts; ``None`` means any.
+    kernel_sizes : tuple of int, optional
+        The only kernel sizes it accepts, the same on every spatial axis of the problem (``3``:
+        a 3-tap, 3x3 or 3x3x3 kernel); ``None`` means any.
     max_kernel : int, optional
-        Largest ``kh``/``kw``; ``None`` means no limit.
+        Largest kernel size on any axis; ``None`` means no limit.
     strides : tuple of int, optional
-        Accepted stride values (both axes); ``None`` means any.
+        Accepted stride values (every axis); ``None`` means any.
     dilation : bool
         Whether dilated kernels are supported.
     groups : bool
@@ -78,6 +80,8 @@ class Capabilities:
         :data:`EXACT_RTOL`. Transform algorithms set False and give ``rtol``.
     rtol : dict, optional
         Norm-wise relative error tolerance per dtype for inexact algorithms.
+    rank_rtol : dict, optional
+        Factor on ``rtol`` per spatial rank (nested N-D transforms grow the error per axis).
     memory_fraction : float, optional
         Largest workspace it may use, as a fraction of the memory available when the
         backend is made (``--memory-limit`` or the constructor's ``memory_limit`` override
@@ -97,7 +101,7 @@ class Capabilities:
     """
 
     dtypes: tuple[str, ...] = ("float32", "float64")
-    kernel_sizes: tuple[tuple[int, int], ...] | None = None
+    kernel_sizes: tuple[int, ...] | None = None
     max_kernel: int | None = None
     strides: tuple[int, ...] | None = None
     dilation: bool = True
@@ -108,6 +112,7 @@ class Capabilities:
     backward_weights: bool = False
     exact: bool = True
     rtol: dict | None = None
+    rank_rtol: dict | None = None
     memory_fraction: float | None = None
     max_calls: int | None = None
     threads: str = "single"
@@ -124,9 +129,11 @@ class Capabilities:
         data below float32's exact range the exact algorithms still match bit for bit.
         """
         base = EXACT_RTOL[dtype] if self.exact or not self.rtol else float(self.rtol[dtype])
+        if problem is not None and self.rank_rtol:
+            base *= self.rank_rtol.get(problem.rank, 1.0)
         if problem is not None and problem.direction == "bwd_w":
-            n = problem.mb * problem.oh * problem.ow
-            k = problem.icg * problem.kh * problem.kw
+            n = problem.mb * prod(problem.out_spatial)
+            k = problem.icg * prod(problem.kernel)
             base *= max(1.0, (n / k) ** 0.5)
         return base
 
@@ -174,21 +181,38 @@ class Plan(Generic[S]):
     chosen: str = ""
 
 
+def _x(sizes) -> str:
+    return "x".join(map(str, sizes))
+
+
+def inner(p: ConvProblem) -> tuple[tuple, tuple]:
+    """Index tuples (after the batch and channel axes) of the part of the input the windows
+    read: inside the padded buffer, and in the input itself (every layout axis)."""
+    read = p.read
+    return (tuple(slice(ax.p, ax.p + r) for ax, r in zip(p.axes, read)),
+            tuple(slice(0, r) for r in read))
+
+
 def fill_padded(buf: np.ndarray, x: np.ndarray, p: ConvProblem) -> np.ndarray:
-    """Copy the part of NCHW ``x`` the convolution reads into zero-bordered ``buf``
-    (``(mb, ic, >= hp, >= wp)``, allocated once by ``prepare``; its border stays zero)."""
-    h, w = p.read_h, p.read_w
-    buf[:, :, p.ph:p.ph + h, p.pw:p.pw + w] = x[:, :, :h, :w]
+    """Copy the part of ``x`` (NCHW, or NCDHW in 3-D) the convolution reads into zero-bordered
+    ``buf`` (``(mb, ic) + >= padded``, allocated once by ``prepare``; its border stays zero)."""
+    dst, src = inner(p)
+    buf[(slice(None), slice(None)) + dst] = x[(slice(None), slice(None)) + src]
     return buf
 
 
 def crop_padded(yp: np.ndarray, p: ConvProblem) -> np.ndarray:
-    """The ``(mb, ic, ih, iw)`` image inside a padded ``(mb, ic, hp, wp)`` result
-    (transposed convolutions); input rows/columns the forward problem never reads are 0."""
+    """The input-shaped image inside a padded result (transposed convolutions); input
+    elements the forward problem never reads are 0."""
     y = np.zeros(p.input_shape, dtype=yp.dtype)
-    h, w = p.read_h, p.read_w
-    y[:, :, :h, :w] = yp[:, :, p.ph:p.ph + h, p.pw:p.pw + w]
+    dst, src = inner(p)
+    y[(slice(None), slice(None)) + src] = yp[(slice(None), slice(None)) + dst]
     return y
+
+
+def volume(a: np.ndarray) -> np.ndarray:
+    """A view of an NC[D]HW array with a depth axis: ``(n, c, d, h, w)`` (``d = 1`` in 2-D)."""
+    return a if a.ndim == 5 else a.reshape(a.shape[:2] + (1,) + a.shape[2:])
 
 
 def available_memory_bytes() -> int:
@@ -281,14 +305,15 @@ class Backend:
             return (f"{p.rank}-D problems not supported (runs {', '.join(f'{r}-D' for r in c.ranks)})")
         if p.dtype not in c.dtypes:
             return f"dtype {p.dtype} not supported (supports {', '.join(c.dtypes)})"
-        if c.kernel_sizes is not None and (p.kh, p.kw) not in c.kernel_sizes:
-            ks = ", ".join(f"{a}x{b}" for a, b in c.kernel_sizes)
-            return f"kernel {p.kh}x{p.kw} not supported (supports {ks})"
-        if c.max_kernel is not None and max(p.kh, p.kw) > c.max_kernel:
-            return f"kernel {p.kh}x{p.kw} larger than {c.max_kernel}"
-        if c.strides is not None and (p.sh not in c.strides or p.sw not in c.strides):
-            return f"stride {p.sh}x{p.sw} not supported (supports {', '.join(map(str, c.strides))})"
-        if not c.dilation and (p.dh or p.dw):
+        k = p.own("k")
+        if c.kernel_sizes is not None and (len(set(k)) > 1 or k[0] not in c.kernel_sizes):
+            ks = ", ".join("x".join([str(n)] * p.rank) for n in c.kernel_sizes)
+            return f"kernel {_x(k)} not supported (supports {ks})"
+        if c.max_kernel is not None and max(k) > c.max_kernel:
+            return f"kernel {_x(k)} larger than {c.max_kernel}"
+        if c.strides is not None and not set(p.own("s")) <= set(c.strides):
+            return f"stride {_x(p.own('s'))} not supported (supports {', '.join(map(str, c.strides))})"
+        if not c.dilation and any(p.own("d")):
             return "dilation not supported"
         if not c.groups and p.kind == "conv" and p.g > 1:
             return "groups > 1 not supported"

@@ -33,7 +33,7 @@ BLOCKED_BELOW = LANES
 
 def fits(p) -> bool:
     """True when ``p`` (a forward problem) has a generated depthwise kernel."""
-    return (p.g > 1 and p.icg <= MAX_ICG and p.kh == p.kw and p.sh == p.sw and (p.kh, p.sh) in SHAPES
+    return (p.rank == 2 and p.g > 1 and p.icg <= MAX_ICG and p.kh == p.kw and p.sh == p.sw and (p.kh, p.sh) in SHAPES
             and p.dh == 0 and p.dw == 0)
 
 

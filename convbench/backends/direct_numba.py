@@ -40,10 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from ..flops import dense_flops
+from ..flops import dense_flops, prod
 from ..problem import ConvProblem
 from . import depthwise
-from .base import Backend, Capabilities, Estimate, Plan, fill_padded
+from .base import Backend, Capabilities, Estimate, Plan, fill_padded, volume
 
 try:  # numba is a hard dependency, but keep `convbench list` working without it
     import numba
@@ -59,18 +59,22 @@ def _ceil_to(n: int, m: int) -> int:
 
 
 if numba is not None:
-    def _nhwc_4x4(xf, wf, out, sh, dhp, swc, nseg, segstep, seglen, icg, ocg4, zero):
-        # xf: (mb, rows, cols*ic) padded NHWC, one image row flattened
-        # wf: (g*ocg4, kh, nseg*seglen); out: (mb, g*ocg4, oh, owp), owp % 4 == 0
-        mb, ocp, oh, owp = out.shape
-        kh = wf.shape[1]
+    def _nhwc_4x4(xf, wf, out, sh, dhp, swc, nseg, segstep, seglen, icg, ocg4, zero, vol):
+        # xf: (mb, dp*hp, cols*ic) padded NDHWC, one image row flattened (dp = 1 in 2-D)
+        # wf: (g*ocg4, kd*kh, nseg*seglen); out: (mb, g*ocg4, od*oh, owp), owp % 4 == 0
+        # vol: (oh, hp, sd, dilated depth step, kd) -- the depth axis folded into the rows
+        mb, ocp, ohh, owp = out.shape
+        oh, hp, sd, ddp, kd = vol
+        kh = wf.shape[1] // kd
         nob = ocp // 4
-        per_img = nob * oh
+        per_img = nob * ohh
         for job in prange(mb * per_img):
             n = job // per_img
             rem = job - n * per_img
-            ob = rem // oh
-            y = rem - ob * oh
+            ob = rem // ohh
+            yy = rem - ob * ohh
+            z = yy // oh
+            y = yy - z * oh
             o0 = ob * 4
             goff = (o0 // ocg4) * icg
             for x0 in range(0, owp, 4):
@@ -78,8 +82,10 @@ if numba is not None:
                 a10 = a11 = a12 = a13 = zero
                 a20 = a21 = a22 = a23 = zero
                 a30 = a31 = a32 = a33 = zero
-                for r in range(kh):
-                    row = y * sh + r * dhp
+                for rr in range(kd * kh):
+                    a_ = rr // kh
+                    r = rr - a_ * kh
+                    row = (z * sd + a_ * ddp) * hp + y * sh + r * dhp
                     for sg in range(nseg):
                         b = x0 * swc + sg * segstep + goff
                         wb = sg * seglen
@@ -87,10 +93,10 @@ if numba is not None:
                         x1r = xf[n, row, b + swc:b + swc + seglen]
                         x2r = xf[n, row, b + 2 * swc:b + 2 * swc + seglen]
                         x3r = xf[n, row, b + 3 * swc:b + 3 * swc + seglen]
-                        w0r = wf[o0, r, wb:wb + seglen]
-                        w1r = wf[o0 + 1, r, wb:wb + seglen]
-                        w2r = wf[o0 + 2, r, wb:wb + seglen]
-                        w3r = wf[o0 + 3, r, wb:wb + seglen]
+                        w0r = wf[o0, rr, wb:wb + seglen]
+                        w1r = wf[o0 + 1, rr, wb:wb + seglen]
+                        w2r = wf[o0 + 2, rr, wb:wb + seglen]
+                        w3r = wf[o0 + 3, rr, wb:wb + seglen]
                         for j in range(seglen):
                             v0 = x0r[j]
                             v1 = x1r[j]
@@ -116,46 +122,52 @@ if numba is not None:
                             a31 += c3 * v1
                             a32 += c3 * v2
                             a33 += c3 * v3
-                out[n, o0, y, x0] = a00
-                out[n, o0, y, x0 + 1] = a01
-                out[n, o0, y, x0 + 2] = a02
-                out[n, o0, y, x0 + 3] = a03
-                out[n, o0 + 1, y, x0] = a10
-                out[n, o0 + 1, y, x0 + 1] = a11
-                out[n, o0 + 1, y, x0 + 2] = a12
-                out[n, o0 + 1, y, x0 + 3] = a13
-                out[n, o0 + 2, y, x0] = a20
-                out[n, o0 + 2, y, x0 + 1] = a21
-                out[n, o0 + 2, y, x0 + 2] = a22
-                out[n, o0 + 2, y, x0 + 3] = a23
-                out[n, o0 + 3, y, x0] = a30
-                out[n, o0 + 3, y, x0 + 1] = a31
-                out[n, o0 + 3, y, x0 + 2] = a32
-                out[n, o0 + 3, y, x0 + 3] = a33
+                out[n, o0, yy, x0] = a00
+                out[n, o0, yy, x0 + 1] = a01
+                out[n, o0, yy, x0 + 2] = a02
+                out[n, o0, yy, x0 + 3] = a03
+                out[n, o0 + 1, yy, x0] = a10
+                out[n, o0 + 1, yy, x0 + 1] = a11
+                out[n, o0 + 1, yy, x0 + 2] = a12
+                out[n, o0 + 1, yy, x0 + 3] = a13
+                out[n, o0 + 2, yy, x0] = a20
+                out[n, o0 + 2, yy, x0 + 1] = a21
+                out[n, o0 + 2, yy, x0 + 2] = a22
+                out[n, o0 + 2, yy, x0 + 3] = a23
+                out[n, o0 + 3, yy, x0] = a30
+                out[n, o0 + 3, yy, x0 + 1] = a31
+                out[n, o0 + 3, yy, x0 + 2] = a32
+                out[n, o0 + 3, yy, x0 + 3] = a33
 
-    def _rows(xp, w, out, sh, sw, dhp, dwp, icg, ocg):
-        # xp: (mb, ic, hp, wp) padded NCHW; w: (oc, icg, kh, kw); out: (mb, oc, oh, ow) zeroed
-        mb, oc, oh, ow = out.shape
-        kh = w.shape[2]
+    def _rows(xp, w, out, sh, sw, dhp, dwp, icg, ocg, vol):
+        # xp: (mb, ic, dp*hp, wp) padded NCDHW; w: (oc, icg, kd*kh, kw);
+        # out: (mb, oc, od*oh, ow) zeroed; vol as in _nhwc_4x4
+        mb, oc, ohh, ow = out.shape
+        oh, hp, sd, ddp, kd = vol
+        kh = w.shape[2] // kd
         kw = w.shape[3]
         span = (ow - 1) * sw + 1
-        per_img = oc * oh
+        per_img = oc * ohh
         for job in prange(mb * per_img):
             n = job // per_img
             rem = job - n * per_img
-            o = rem // oh
-            y = rem - o * oh
+            o = rem // ohh
+            yy = rem - o * ohh
+            z = yy // oh
+            y = yy - z * oh
             cb = (o // ocg) * icg
-            acc = out[n, o, y]
+            acc = out[n, o, yy]
             for c in range(icg):
-                for r in range(kh):
-                    xr = xp[n, cb + c, y * sh + r * dhp]
+                for rr in range(kd * kh):
+                    a_ = rr // kh
+                    r = rr - a_ * kh
+                    xr = xp[n, cb + c, (z * sd + a_ * ddp) * hp + y * sh + r * dhp]
                     s = 0
                     while s + 4 <= kw:
-                        w0 = w[o, c, r, s]
-                        w1 = w[o, c, r, s + 1]
-                        w2 = w[o, c, r, s + 2]
-                        w3 = w[o, c, r, s + 3]
+                        w0 = w[o, c, rr, s]
+                        w1 = w[o, c, rr, s + 1]
+                        w2 = w[o, c, rr, s + 2]
+                        w3 = w[o, c, rr, s + 3]
                         x0 = xr[s * dwp:s * dwp + span:sw]
                         x1 = xr[(s + 1) * dwp:(s + 1) * dwp + span:sw]
                         x2 = xr[(s + 2) * dwp:(s + 2) * dwp + span:sw]
@@ -164,27 +176,30 @@ if numba is not None:
                             acc[j] += w0 * x0[j] + w1 * x1[j] + w2 * x2[j] + w3 * x3[j]
                         s += 4
                     while s < kw:
-                        w0 = w[o, c, r, s]
+                        w0 = w[o, c, rr, s]
                         x0 = xr[s * dwp:s * dwp + span:sw]
                         for j in range(ow):
                             acc[j] += w0 * x0[j]
                         s += 1
 
-    def _wgrad(xc, dyc, out, sh, sw, dhp, dwp):
-        # xc: (mb, hp, wp, ic) zero-padded channels-last input; dyc: (mb, oh, ow, oc)
-        # channels-last output gradient; out: (g, kh, kw, icg, ocg).
+    def _wgrad(xc, dyc, out, sh, sw, dhp, dwp, vol):
+        # xc: (mb, dp*hp, wp, ic) zero-padded channels-last input; dyc: (mb, od*oh, ow, oc)
+        # channels-last output gradient; out: (g, kd*kh, kw, icg, ocg); vol as in _nhwc_4x4.
         # One job per (group, tap, block of 4 input channels): every (image, output pixel)
         # adds the outer product of 4 input values and the pixel's ocg output gradients
         # into 4 accumulator rows (4 x ocg, L1-resident), a contiguous vectorised stream.
         # Measured against the per-channel-pair loop it replaced (rows of ow taps, 1 thread):
         # mb1ic192ih13oc384kh3ph1 167 -> 26 ms, mb1ic3ih224oc64kh11sh4ph2 67 -> 51 ms.
         mb = xc.shape[0]
-        oh, ow = dyc.shape[1], dyc.shape[2]
-        g, kh, kw, icg, ocg = out.shape
+        ohh, ow = dyc.shape[1], dyc.shape[2]
+        oh, hp, sd, ddp, kd = vol
+        od = ohh // oh
+        g, kk, kw, icg, ocg = out.shape
+        kh = kk // kd
         ncb = (icg + 3) // 4
-        for job in prange(g * kh * kw * ncb):
-            gi = job // (kh * kw * ncb)
-            rest = job - gi * (kh * kw * ncb)
+        for job in prange(g * kk * kw * ncb):
+            gi = job // (kk * kw * ncb)
+            rest = job - gi * (kk * kw * ncb)
             r = rest // (kw * ncb)
             rest -= r * (kw * ncb)
             s = rest // ncb
@@ -198,12 +213,16 @@ if numba is not None:
             a1 = a[1]
             a2 = a[2]
             a3 = a[3]
+            a_ = r // kh
+            rh = r - a_ * kh
             for n in range(mb):
-                for y in range(oh):
-                    row = y * sh + r * dhp
+                for yy in range(od * oh):
+                    z = yy // oh
+                    y = yy - z * oh
+                    row = (z * sd + a_ * ddp) * hp + y * sh + rh * dhp
                     for j in range(ow):
                         xv = xc[n, row, j * sw + s * dwp]
-                        d = dyc[n, y, j]
+                        d = dyc[n, yy, j]
                         if nc == 4:
                             x0 = xv[cx]
                             x1 = xv[cx + 1]
@@ -241,51 +260,66 @@ if numba is not None:
 PARALLEL_MIN_FLOPS = 4e6
 
 
-def _transposed_as_forward(p: ConvProblem) -> tuple[ConvProblem, int, int]:
+def _transposed_as_forward(p: ConvProblem) -> tuple[ConvProblem, tuple]:
     """The forward problem equal to ``p``'s transposed convolution on a stride-dilated input.
 
     Transposed conv of ``p`` = forward conv (stride 1, dilation of ``p``) of ``x`` with
-    ``sh-1`` zeros between rows (``sw-1`` between columns), padded by ``ext-1-ph`` on
-    top/left, with the kernel flipped and in/out channels swapped per group. When
-    ``ph > ext-1`` that padding is negative: the first ``ph-(ext-1)`` rows of the dilated
-    input are dropped instead. Returns ``(problem, rows dropped, columns dropped)``.
+    ``s-1`` zeros between its elements on every axis, padded by ``ext-1-p`` at the start,
+    with the kernel flipped and in/out channels swapped per group. When ``p > ext-1`` that
+    padding is negative: the first ``p-(ext-1)`` elements of the dilated input are dropped
+    instead. Returns ``(problem, elements dropped per layout axis)``.
     """
-    uh = (p.oh - 1) * p.sh + 1
-    uw = (p.ow - 1) * p.sw + 1
-    fh, fw = p.ext_h - 1 - p.ph, p.ext_w - 1 - p.pw
-    ch, cw = max(0, -fh), max(0, -fw)
-    q = ConvProblem(mb=p.mb, ic=p.oc, ih=uh - ch, iw=uw - cw, oc=p.ic, kh=p.kh, kw=p.kw,
-                    ph=max(fh, 0), pw=max(fw, 0), dh=p.dh, dw=p.dw, g=p.g, oh=p.ih, ow=p.iw, dtype=p.dtype)
-    return q, ch, cw
+    fields, crop = {}, []
+    for a in p.layout_axes:
+        ax = p.axis(a)
+        f = ax.ext - 1 - ax.p
+        c = max(0, -f)
+        crop.append(c)
+        if a in p.own_axes:
+            fields.update({"i" + a: (ax.o - 1) * ax.s + 1 - c, "k" + a: ax.k, "p" + a: max(f, 0), "d" + a: ax.d,
+                           "o" + a: ax.i})
+    q = ConvProblem(mb=p.mb, ic=p.oc, oc=p.ic, g=p.g, rank=p.rank, dtype=p.dtype, **fields)
+    return q, tuple(crop)
 
 
 def flip_transpose_weights(w: np.ndarray, p: ConvProblem) -> np.ndarray:
-    """Weights of :func:`_transposed_as_forward`: ``(ic, oc/g, kh, kw)``, kernel flipped."""
-    g, ocg, icg = p.g, p.ocg, p.icg
-    wt = w.reshape(g, ocg, icg, p.kh, p.kw).transpose(0, 2, 1, 3, 4)[:, :, :, ::-1, ::-1]
-    return np.ascontiguousarray(wt.reshape(p.ic, ocg, p.kh, p.kw))
+    """Weights of :func:`_transposed_as_forward`: ``(ic, oc/g) + kernel``, kernel flipped."""
+    k = p.kernel
+    wt = w.reshape((p.g, p.ocg, p.icg) + k).transpose((0, 2, 1) + tuple(range(3, 3 + len(k))))
+    wt = wt[(Ellipsis,) + (slice(None, None, -1),) * len(k)]
+    return np.ascontiguousarray(wt.reshape((p.ic, p.ocg) + k))
 
 
-def dilate_input(x: np.ndarray, p: ConvProblem, crop_h: int = 0, crop_w: int = 0) -> np.ndarray:
-    """Insert ``sh-1``/``sw-1`` zeros between the pixels of ``x`` (transposed conv input),
-    dropping the first ``crop_h`` rows and ``crop_w`` columns of the result."""
-    if p.sh == 1 and p.sw == 1:
-        return x[:, :, crop_h:, crop_w:] if crop_h or crop_w else x
-    u = np.zeros((x.shape[0], x.shape[1], (p.oh - 1) * p.sh + 1, (p.ow - 1) * p.sw + 1), dtype=x.dtype)
-    u[:, :, ::p.sh, ::p.sw] = x
-    return u[:, :, crop_h:, crop_w:]
+def dilate_input(x: np.ndarray, p: ConvProblem, crop: tuple = ()) -> np.ndarray:
+    """Insert ``s-1`` zeros between the elements of ``x`` on every axis (transposed conv
+    input), dropping the first ``crop[i]`` elements of layout axis ``i`` of the result."""
+    strides = tuple(ax.s for ax in p.axes)
+    cut = (slice(None), slice(None)) + tuple(slice(c, None) for c in (crop or (0,) * len(strides)))
+    if all(s == 1 for s in strides):
+        return x[cut] if any(crop) else x
+    u = np.zeros(x.shape[:2] + tuple((ax.o - 1) * ax.s + 1 for ax in p.axes), dtype=x.dtype)
+    u[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in strides)] = x
+    return u[cut]
+
+
+def _vol(q: ConvProblem) -> tuple:
+    """The kernels' depth arguments: ``(oh, hp, sd, dilated depth step, kd)`` (a 2-D problem's
+    depth is one plane, so its rows are the plain rows)."""
+    return (q.oh, q.hp, q.sd, q.dd + 1, q.kd)
 
 
 @dataclass
 class DirectState:
     """A compiled loop nest and its buffers for forward problem ``q`` (the transposed one's
-    forward equivalent, after ``crop`` rows/columns of its dilated input are dropped).
+    forward equivalent, after ``crop`` elements of its dilated input are dropped per axis).
 
-    ``weights``: ``(g*ocg4, kh, kw*icg)`` register-block layout (``nhwc``) or OIHW (``rows``);
-    ``xbuf``: zero-padded input (NHWC or NCHW); ``obuf``: padded output scratch when the
-    block padding makes the output larger than ``q``'s (``nhwc`` only). Weight gradient
-    (``wgrad``): ``xbuf`` the padded channels-last input, ``obuf`` the channels-last output
-    gradient, ``wbuf`` the ``(g, kh, kw, icg, ocg)`` result.
+    ``weights``: ``(g*ocg4, kd*kh, kw*icg)`` register-block layout (``nhwc``) or
+    ``(oc, icg, kd*kh, kw)`` (``rows``); ``xbuf``: zero-padded input (N[D]HWC or NC[D]HW);
+    ``obuf``: padded output scratch when the block padding makes the output larger than
+    ``q``'s (``nhwc`` only). Weight gradient (``wgrad``): ``xbuf`` the padded channels-last
+    input, ``obuf`` the channels-last output gradient, ``wbuf`` the ``(g, kd*kh, kw, icg, ocg)``
+    result. A 3-D problem's depth is folded into the rows: row ``z*hp + y`` of a padded
+    plane stack, output row ``z*oh + y``.
     """
 
     q: ConvProblem
@@ -296,7 +330,7 @@ class DirectState:
     xbuf: np.ndarray
     obuf: np.ndarray | None
     zero: Any
-    crop: tuple = (0, 0)
+    crop: tuple = ()
     wbuf: np.ndarray | None = None
 
 
@@ -304,7 +338,8 @@ class DirectNumba(Backend):
     name = "direct_numba"
     algorithm = "direct"
     description = "compiled direct loop nest (numba): 4x4 register-blocked NHWC, or row-vectorised NCHW"
-    capabilities = Capabilities(exact=True, transposed=True, backward_weights=True, threads="numba")
+    capabilities = Capabilities(exact=True, transposed=True, backward_weights=True, threads="numba",
+                                ranks=(1, 2, 3))
 
     #: use the register-blocked nest when the contiguous inner run is at least this long
     MIN_SEGMENT = 16
@@ -339,14 +374,15 @@ class DirectNumba(Backend):
         parallel = numba.get_num_threads() > 1 and self.estimate(p).flops_executed >= PARALLEL_MIN_FLOPS
         kernel = KERNELS[("wgrad", parallel)]
         # channels-last buffers: the padded input (border stays zero), the output gradient and
-        # the (g, kh, kw, icg, ocg) result, all allocated once here
-        xbuf = np.zeros((p.mb, p.hp, p.wp, p.ic), dtype=dt)
-        obuf = np.empty((p.mb, p.oh, p.ow, p.oc), dtype=dt)
+        # the (g, kd*kh, kw, icg, ocg) result, all allocated once here
+        xbuf = np.zeros((p.mb, p.dp, p.hp, p.wp, p.ic), dtype=dt)
+        obuf = np.empty((p.mb, p.od, p.oh, p.ow, p.oc), dtype=dt)
         st = DirectState(q=p, layout={"kind": "wgrad"}, kernel=kernel, parallel=parallel, weights=np.empty(0, dt),
                          xbuf=xbuf, obuf=obuf, zero=dt.type(0),
-                         wbuf=np.empty((p.g, p.kh, p.kw, p.icg, p.ocg), dtype=dt))
+                         wbuf=np.empty((p.g, p.kd * p.kh, p.kw, p.icg, p.ocg), dtype=dt))
         # compile now, on arrays of the run's types
-        kernel(np.zeros((1, 1, 1, 1), dt), np.zeros((1, 1, 1, 1), dt), np.zeros((1, 1, 1, 1, 1), dt), 1, 1, 1, 1)
+        kernel(np.zeros((1, 1, 1, 1), dt), np.zeros((1, 1, 1, 1), dt), np.zeros((1, 1, 1, 1, 1), dt), 1, 1, 1, 1,
+               (1, 1, 1, 1, 1))
         return self.make_plan(p, st, note="weight gradient: channels-last outer products, 4 input channels "
                                           f"per job, {'parallel' if parallel else 'serial'}")
 
@@ -358,17 +394,18 @@ class DirectNumba(Backend):
         lay = self._layout(q)
         dt = np.dtype(q.dtype)
         parallel = numba.get_num_threads() > 1 and self.estimate(p).flops_executed >= PARALLEL_MIN_FLOPS
-        crop = _transposed_as_forward(p)[1:] if p.transposed else (0, 0)
+        crop = _transposed_as_forward(p)[1] if p.transposed else ()
         if lay["kind"] == "nhwc":
             ocg4 = lay["ocg4"]
-            # (oc, icg, kh, kw) -> per group zero-padded to ocg4 rows -> (g*ocg4, kh, kw*icg)
-            wg = np.zeros((q.g, ocg4, q.kh, q.kw, q.icg), dtype=dt)
-            wg[:, :q.ocg] = wq.reshape(q.g, q.ocg, q.icg, q.kh, q.kw).transpose(0, 1, 3, 4, 2)
-            weights = np.ascontiguousarray(wg.reshape(q.g * ocg4, q.kh, q.kw * q.icg))
-        else:
-            weights = np.array(wq, dtype=dt, order="C", copy=True)  # the plan owns its weights
+            # (oc, icg, kd, kh, kw) -> per group zero-padded to ocg4 rows -> (g*ocg4, kd*kh, kw*icg)
+            wg = np.zeros((q.g, ocg4, q.kd, q.kh, q.kw, q.icg), dtype=dt)
+            wg[:, :q.ocg] = wq.reshape(q.g, q.ocg, q.icg, q.kd, q.kh, q.kw).transpose(0, 1, 3, 4, 5, 2)
+            weights = np.ascontiguousarray(wg.reshape(q.g * ocg4, q.kd * q.kh, q.kw * q.icg))
+        else:  # the plan owns its weights
+            weights = np.array(wq, dtype=dt, order="C", copy=True).reshape(q.oc, q.icg, q.kd * q.kh, q.kw)
         if lay["kind"] in ("depthwise", "depthwise_cb"):
             kernel = depthwise.depthwise_kernel(q.kh, q.sh, parallel, q.ph, q.pw, lay["kind"] == "depthwise_cb")
+            weights = weights.reshape(q.weight_shape)
         else:
             kernel = KERNELS[(lay["kind"], parallel)]
         st = DirectState(q=q, layout=lay, kernel=kernel, parallel=parallel,
@@ -376,6 +413,8 @@ class DirectNumba(Backend):
         # compile now (or load numba's on-disk cache), never inside a timed run
         if lay["kind"] == "nhwc":
             tiny = q.replace(mb=1, ih=q.ext_h, iw=q.ext_w, sh=1, sw=1, ph=0, pw=0)
+            if q.rank == 3:
+                tiny = tiny.replace(id=q.ext_d, sd=1, pd=0)
             tl = self._layout(tiny)
             self._forward(DirectState(**{**st.__dict__, "q": tiny, "layout": tl, **self._buffers(tiny, tl, dt)}),
                           np.zeros(tiny.input_shape, dtype=dt))
@@ -389,7 +428,7 @@ class DirectNumba(Backend):
                       k + 2 * q.ph, k + 2 * q.pw, 1)
         else:
             st.kernel(np.zeros((1, 1, 1, 1), dt), np.zeros((1, 1, 1, 1), dt),
-                      np.zeros((1, 1, 1, 1), dt), 1, 1, 1, 1, 1, 1)
+                      np.zeros((1, 1, 1, 1), dt), 1, 1, 1, 1, 1, 1, (1, 1, 1, 1, 1))
         return self.make_plan(p, st, note=f"loop nest: {lay['kind']}, {'parallel' if parallel else 'serial'}")
 
     # ------------------------------------------------------------------ the work
@@ -399,11 +438,11 @@ class DirectNumba(Backend):
         if lay["kind"] == "nhwc":
             ocp = q.g * lay["ocg4"]
             direct = ocp == q.oc and lay["owp"] == q.ow
-            return dict(xbuf=np.zeros((q.mb, q.hp, lay["cols"], q.ic), dtype=dt),
-                        obuf=None if direct else np.empty((q.mb, ocp, q.oh, lay["owp"]), dtype=dt))
+            return dict(xbuf=np.zeros((q.mb, q.dp, q.hp, lay["cols"], q.ic), dtype=dt),
+                        obuf=None if direct else np.empty((q.mb, ocp, q.od * q.oh, lay["owp"]), dtype=dt))
         if lay["kind"] in ("depthwise", "depthwise_cb"):  # per-run scratch inside the kernel
             return dict(xbuf=np.zeros(0, dtype=dt), obuf=None)
-        return dict(xbuf=np.zeros((q.mb, q.ic, q.hp, q.wp), dtype=dt), obuf=None)
+        return dict(xbuf=np.zeros((q.mb, q.ic, q.dp, q.hp, q.wp), dtype=dt), obuf=None)
 
     @staticmethod
     def _chunks(st: DirectState) -> int:
@@ -417,15 +456,16 @@ class DirectNumba(Backend):
         xb = st.xbuf
         if lay["kind"] == "nhwc":
             cols = lay["cols"]
-            h, wd = q.read_h, q.read_w
-            xb[:, q.ph:q.ph + h, q.pw:q.pw + wd, :] = x[:, :, :h, :wd].transpose(0, 2, 3, 1)
+            d, h, wd = q.read_d, q.read_h, q.read_w
+            xb[:, q.pd:q.pd + d, q.ph:q.ph + h, q.pw:q.pw + wd, :] = \
+                volume(x)[:, :, :d, :h, :wd].transpose(0, 2, 3, 4, 1)
             obuf = st.obuf
-            out = np.empty(q.output_shape, dtype=dt) if obuf is None else obuf
-            st.kernel(xb.reshape(q.mb, q.hp, cols * q.ic), st.weights, out, q.sh, q.dh + 1,
-                      q.sw * q.ic, lay["nseg"], lay["segstep"], lay["seglen"], q.icg, lay["ocg4"], st.zero)
+            out = np.empty((q.mb, q.oc, q.od * q.oh, q.ow), dtype=dt) if obuf is None else obuf
+            st.kernel(xb.reshape(q.mb, q.dp * q.hp, cols * q.ic), st.weights, out, q.sh, q.dh + 1,
+                      q.sw * q.ic, lay["nseg"], lay["segstep"], lay["seglen"], q.icg, lay["ocg4"], st.zero, _vol(q))
             if obuf is None:
-                return out
-            out = out.reshape(q.mb, q.g, lay["ocg4"], q.oh, lay["owp"])[:, :, :q.ocg, :, :q.ow]
+                return out.reshape(q.output_shape)
+            out = out.reshape(q.mb, q.g, lay["ocg4"], q.od * q.oh, lay["owp"])[:, :, :q.ocg, :, :q.ow]
             return np.ascontiguousarray(out).reshape(q.output_shape)
         if lay["kind"] == "depthwise":
             out = np.empty(q.output_shape, dtype=dt)
@@ -435,42 +475,46 @@ class DirectNumba(Backend):
             out = np.empty(q.output_shape, dtype=dt)
             st.kernel(np.ascontiguousarray(x), st.weights, out, q.hp, q.wp, self._chunks(st))
             return out
-        fill_padded(xb, x, q)
-        out = np.zeros(q.output_shape, dtype=dt)
-        st.kernel(xb, st.weights, out, q.sh, q.sw, q.dh + 1, q.dw + 1, q.icg, q.ocg)
-        return out
+        fill_padded(volume(xb) if q.rank == 3 else xb.reshape(q.mb, q.ic, q.hp, q.wp), x, q)
+        out = np.zeros((q.mb, q.oc, q.od * q.oh, q.ow), dtype=dt)
+        st.kernel(xb.reshape(q.mb, q.ic, q.dp * q.hp, q.wp), st.weights, out, q.sh, q.sw, q.dh + 1, q.dw + 1,
+                  q.icg, q.ocg, _vol(q))
+        return out.reshape(q.output_shape)
 
     def run(self, plan: Plan[DirectState], *inputs: np.ndarray) -> np.ndarray:
         p = plan.problem
         if p.direction == "bwd_w":
             x, dy = inputs
             st = plan.state
-            h, w = p.read_h, p.read_w
-            st.xbuf[:, p.ph:p.ph + h, p.pw:p.pw + w, :] = x[:, :, :h, :w].transpose(0, 2, 3, 1)
-            st.obuf[...] = dy.transpose(0, 2, 3, 1)
-            st.kernel(st.xbuf, st.obuf, st.wbuf, p.sh, p.sw, p.dh + 1, p.dw + 1)
-            # (g, kh, kw, icg, ocg) -> (oc, icg, kh, kw)
-            return np.ascontiguousarray(st.wbuf.transpose(0, 4, 3, 1, 2).reshape(p.weight_shape))
+            d, h, w = p.read_d, p.read_h, p.read_w
+            st.xbuf[:, p.pd:p.pd + d, p.ph:p.ph + h, p.pw:p.pw + w, :] = \
+                volume(x)[:, :, :d, :h, :w].transpose(0, 2, 3, 4, 1)
+            st.obuf[...] = volume(dy).transpose(0, 2, 3, 4, 1)
+            st.kernel(st.xbuf.reshape(p.mb, p.dp * p.hp, p.wp, p.ic), st.obuf.reshape(p.mb, p.od * p.oh, p.ow, p.oc),
+                      st.wbuf, p.sh, p.sw, p.dh + 1, p.dw + 1, _vol(p))
+            # (g, kd*kh, kw, icg, ocg) -> (oc, icg, kd, kh, kw)
+            dw = st.wbuf.reshape(p.g, p.kd, p.kh, p.kw, p.icg, p.ocg).transpose(0, 5, 4, 1, 2, 3)
+            return np.ascontiguousarray(dw).reshape(p.weight_shape)
         x = inputs[0]
         if p.transposed:
-            x = dilate_input(x, p, *plan.state.crop)
+            x = dilate_input(x, p, plan.state.crop)
         return self._forward(plan.state, x)
 
     # ------------------------------------------------------------------ accounting
     def _estimate(self, p: ConvProblem) -> Estimate:
         if p.direction == "bwd_w":  # every tap of every output, padding included, as the loop runs it
             flops = float(dense_flops(p))
-            return Estimate(flops, flops, (p.mb * p.ic * p.hp * p.wp + p.mb * p.oc * p.oh * p.ow
+            return Estimate(flops, flops, (p.mb * p.ic * prod(p.padded) + p.mb * p.oc * prod(p.out_spatial)
                                            + 2 * p.params) * p.itemsize)
         q = self._forward_problem(p)
         lay = self._layout(q)
         it = q.itemsize
-        up = q.mb * q.ic * q.ih * q.iw * it if p.transposed and (p.sh > 1 or p.sw > 1) else 0
+        up = q.mb * q.ic * prod(q.spatial) * it if p.transposed and any(ax.s > 1 for ax in p.axes) else 0
         if lay["kind"] == "nhwc":
-            flops = float(2 * q.mb * q.g * lay["ocg4"] * q.icg * q.kh * q.kw * q.oh * lay["owp"])
-            buf = q.mb * q.hp * lay["cols"] * q.ic * it
+            flops = float(2 * q.mb * q.g * lay["ocg4"] * q.icg * prod(q.kernel) * q.od * q.oh * lay["owp"])
+            buf = q.mb * q.dp * q.hp * lay["cols"] * q.ic * it
             if q.g * lay["ocg4"] != q.oc or lay["owp"] != q.ow:
-                buf += q.mb * q.g * lay["ocg4"] * q.oh * lay["owp"] * it
+                buf += q.mb * q.g * lay["ocg4"] * q.od * q.oh * lay["owp"] * it
         elif lay["kind"] == "depthwise_cb":  # LANES channels of padded input and output per thread
             cb = -(-q.oc // depthwise.LANES) * depthwise.LANES
             flops = float(dense_flops(q)) * cb / q.oc
@@ -480,5 +524,5 @@ class DirectNumba(Backend):
             buf = q.icg * q.sw * q.hp * lay["wq"] * it * max(1, numba.get_num_threads())
         else:
             flops = float(dense_flops(q))
-            buf = q.mb * q.ic * q.hp * q.wp * it
+            buf = q.mb * q.ic * prod(q.padded) * it
         return Estimate(flops, flops, up + buf)

@@ -41,11 +41,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..flops import dense_flops
+from ..flops import dense_flops, prod
 from ..machine import cache_bytes
 from ..problem import ConvProblem
 from . import unfold
-from .base import Backend, Capabilities, Estimate, Plan, crop_padded, fill_padded
+from .base import Backend, Capabilities, Estimate, Plan, crop_padded, fill_padded, volume
 
 #: bytes of column buffer per chunk: the L2 cache (the column block of one GEMM)
 CHUNK_BYTES = cache_bytes(2)
@@ -64,19 +64,28 @@ WGRAD_CHUNK_BYTES = 8 << 20
 WGRAD_1X1_DIRECT_PIXELS = 1024
 
 
+def _taps(p: ConvProblem) -> int:
+    return prod(p.kernel)
+
+
+def _pixels(p: ConvProblem) -> int:
+    """Output pixels (voxels) per image and channel."""
+    return prod(p.out_spatial)
+
+
 def _wgrad_images(p: ConvProblem) -> int:
     """Images per weight-gradient chunk (at least one)."""
-    per = p.icg * p.kh * p.kw * p.oh * p.ow * p.itemsize
+    per = p.icg * _taps(p) * _pixels(p) * p.itemsize
     if _direct_1x1(p):
-        if p.oh * p.ow >= WGRAD_1X1_DIRECT_PIXELS:
+        if _pixels(p) >= WGRAD_1X1_DIRECT_PIXELS:
             return 1
-        per = (p.icg + p.ocg) * p.oh * p.ow * p.itemsize  # both gathered
+        per = (p.icg + p.ocg) * _pixels(p) * p.itemsize  # both gathered
     return max(1, min(p.mb, WGRAD_CHUNK_BYTES // max(per, 1)))
 
 
 def _direct_1x1(p: ConvProblem) -> bool:
-    """A 1x1 kernel at stride 1 without padding: the input already is the column matrix."""
-    return p.kh == p.kw == 1 and p.sh == p.sw == 1 and p.ph == p.pw == 0 and p.oh == p.ih and p.ow == p.iw
+    """A 1x1(x1) kernel at stride 1 without padding: the input already is the column matrix."""
+    return all(ax.k == 1 and ax.s == 1 and ax.p == 0 and ax.o == ax.i for ax in p.axes)
 
 
 #: columns per GEMM of the strided unfold: measured on ResNet-50's stem (K=147, 1 thread), the
@@ -89,34 +98,53 @@ def _strided_rows(p: ConvProblem) -> int:
 
 
 def _pointwise(p: ConvProblem) -> bool:
-    """A forward 1x1 kernel without padding: no unfold at all. At stride 1 the NCHW input
-    itself is the ``(ic, oh*ow)`` operand of each image's GEMM (no copy); at a larger stride
-    the input is subsampled into one buffer first."""
-    return (not p.transposed and p.direction == "fwd" and p.kh == p.kw == 1 and p.ph == p.pw == 0
-            and p.ph_r <= 0 and p.pw_r <= 0)
+    """A forward 1x1(x1) kernel without padding: no unfold at all. At stride 1 the NC[D]HW
+    input itself is the ``(ic, pixels)`` operand of each image's GEMM (no copy); at a larger
+    stride the input is subsampled into one buffer first."""
+    return (not p.transposed and p.direction == "fwd"
+            and all(ax.k == 1 and ax.p == 0 for ax in p.axes) and all(r <= 0 for r in p.pads_r))
 
 
-def chunks(p: ConvProblem) -> list[tuple[int, int, int, int]]:
-    """Forward GEMM chunks ``(first image, images, first output row, rows)``.
+def _even(n: int, most: int) -> int:
+    """Block length at most ``most`` that splits ``n`` into equal blocks (no last sliver)."""
+    return -(-n // -(-n // most))
 
-    Whole images are grouped while their columns fit :data:`CHUNK_BYTES`; a larger
-    image is split into blocks of output rows that do (at least one row).
+
+def chunks(p: ConvProblem) -> list[tuple[int, int, int, int, int, int]]:
+    """Forward GEMM chunks ``(first image, images, first output plane, planes, first output
+    row, rows)`` (one plane in 2-D).
+
+    Whole images are grouped while their columns fit :data:`CHUNK_BYTES`; a larger image is
+    split into blocks of output planes that do, and a plane that does not into blocks of rows
+    (at least one row).
     """
-    row_bytes = p.icg * p.kh * p.kw * p.ow * p.itemsize
+    row_bytes = p.icg * _taps(p) * p.ow * p.itemsize
     rows = max(1, CHUNK_BYTES // row_bytes)
+    if rows >= p.od * p.oh:
+        nb = max(1, rows // (p.od * p.oh))
+        return [(n0, min(nb, p.mb - n0), 0, p.od, 0, p.oh) for n0 in range(0, p.mb, nb)]
     if rows >= p.oh:
-        nb = max(1, rows // p.oh)
-        return [(n0, min(nb, p.mb - n0), 0, p.oh) for n0 in range(0, p.mb, nb)]
-    # split rows evenly so that the last block is not a sliver
-    nblk = -(-p.oh // rows)
-    rows = -(-p.oh // nblk)
-    return [(n, 1, y0, min(rows, p.oh - y0)) for n in range(p.mb) for y0 in range(0, p.oh, rows)]
+        nz = _even(p.od, rows // p.oh)
+        return [(n, 1, z0, min(nz, p.od - z0), 0, p.oh) for n in range(p.mb) for z0 in range(0, p.od, nz)]
+    rows = _even(p.oh, rows)
+    return [(n, 1, z, 1, y0, min(rows, p.oh - y0)) for n in range(p.mb) for z in range(p.od)
+            for y0 in range(0, p.oh, rows)]
 
 
 def _chunk(p: ConvProblem) -> int:
     """Images per GEMM on the transposed path, so columns stay under :data:`WORKSPACE_CAP`."""
-    per_image = p.icg * p.kh * p.kw * p.oh * p.ow * p.itemsize
+    per_image = p.icg * _taps(p) * _pixels(p) * p.itemsize
     return max(1, min(p.mb, WORKSPACE_CAP // max(per_image, 1)))
+
+
+def _unfold_view(xv: np.ndarray, p: ConvProblem, gi: int, nb: int, nz: int, nr: int) -> np.ndarray:
+    """The read-only ``(icg, kd, kh, kw, nb, nz, nr, ow)`` view of group ``gi``'s windows in the
+    padded input ``xv`` (a 5-D view starting at the chunk's first image, plane and row)."""
+    sN, sC, sD, sH, sW = xv.strides
+    return as_strided(xv[:, gi * p.icg:(gi + 1) * p.icg],
+                      shape=(p.icg, p.kd, p.kh, p.kw, nb, nz, nr, p.ow),
+                      strides=(sC, (p.dd + 1) * sD, (p.dh + 1) * sH, (p.dw + 1) * sW, sN, p.sd * sD, p.sh * sH,
+                               p.sw * sW), writeable=False)
 
 
 @dataclass
@@ -185,40 +213,36 @@ class Im2colBlas(Backend):
     algorithm = "im2col+gemm"
     description = "unfold (strided view, one copy) + one BLAS GEMM per group; col2im for transposed"
     capabilities = Capabilities(exact=True, transposed=True, backward_weights=True, threads="blas",
-                                memory_fraction=0.5)
+                                memory_fraction=0.5, ranks=(1, 2, 3))
 
     def _prepare_wgrad(self, p: ConvProblem) -> Plan[WeightGradState]:
         dt = np.dtype(p.dtype)
         nb = _wgrad_images(p)
-        P = p.oh * p.ow
+        P = _pixels(p)
         dyc = np.empty((p.ocg, nb * P), dtype=dt)
         if _direct_1x1(p):
-            if p.oh * p.ow >= WGRAD_1X1_DIRECT_PIXELS:
+            if P >= WGRAD_1X1_DIRECT_PIXELS:
                 return self.make_plan(p, WeightGradState(1, None, None, np.empty((0, 0), dt), []),
                                       note="1x1: the input is the column matrix, one GEMM per image")
             cols = np.empty((p.icg, nb * P), dtype=dt)
             return self.make_plan(p, WeightGradState(nb, None, cols, dyc, []),
                                   note=f"1x1: {nb} image(s) gathered per GEMM")
-        K = p.icg * p.kh * p.kw
-        xp = np.zeros((p.mb, p.ic, p.hp, p.wp), dtype=dt)
+        K = p.icg * _taps(p)
+        xp = np.zeros((p.mb, p.ic) + p.padded, dtype=dt)
         cols = np.empty((K, nb * P), dtype=dt)
-        sN, sC, sH, sW = xp.strides
         steps = []
         for n0 in range(0, p.mb, nb):
             k = min(nb, p.mb - n0)
             c = cols[:, :k * P]
             for gi in range(p.g):
-                src = as_strided(xp[n0:n0 + k, gi * p.icg:(gi + 1) * p.icg],
-                                 shape=(p.icg, p.kh, p.kw, k, p.oh, p.ow),
-                                 strides=(sC, (p.dh + 1) * sH, (p.dw + 1) * sW, sN, p.sh * sH, p.sw * sW),
-                                 writeable=False)
-                steps.append((n0, k, gi, src, c.reshape(p.icg, p.kh, p.kw, k, p.oh, p.ow), c))
+                src = _unfold_view(volume(xp)[n0:], p, gi, k, p.od, p.oh)
+                steps.append((n0, k, gi, src, c.reshape(src.shape), c))
         return self.make_plan(p, WeightGradState(nb, xp, cols, dyc, steps), note=f"{nb} image(s) per GEMM")
 
     def _wgrad(self, plan: Plan[WeightGradState], x: np.ndarray, dy: np.ndarray) -> np.ndarray:
         p, st = plan.problem, plan.state
-        P, ocg, icg = p.oh * p.ow, p.ocg, p.icg
-        dw = np.zeros((p.g, ocg, icg * p.kh * p.kw), dtype=x.dtype)
+        P, ocg, icg = _pixels(p), p.ocg, p.icg
+        dw = np.zeros((p.g, ocg, icg * _taps(p)), dtype=x.dtype)
         if st.xp is None:  # 1x1, stride 1: dW_g += dY_g (ocg x P) @ X_g^T (P x icg)
             tmp = np.empty((ocg, icg), dtype=x.dtype)
             if st.cols is None:  # long images: one GEMM per image on the arrays as they are
@@ -240,7 +264,7 @@ class Im2colBlas(Backend):
                     dw[gi] += tmp
             return dw.reshape(p.weight_shape)
         fill_padded(st.xp, x, p)
-        tmp = np.empty((ocg, icg * p.kh * p.kw), dtype=x.dtype)
+        tmp = np.empty((ocg, icg * _taps(p)), dtype=x.dtype)
         for n0, k, gi, src, dst, cols in st.steps:
             np.copyto(dst, src)
             d = st.dyc[:, :k * P].reshape(ocg, k, P)
@@ -253,20 +277,21 @@ class Im2colBlas(Backend):
         if p.direction == "bwd_w":
             return self._prepare_wgrad(p)
         dt = np.dtype(p.dtype)
-        K = p.icg * p.kh * p.kw
-        P = p.oh * p.ow
+        K = p.icg * _taps(p)
+        P = _pixels(p)
         wg = np.array(w, dtype=dt, order="C", copy=True).reshape(p.g, p.ocg, K)  # owned copy
         if p.transposed:
             mbc = _chunk(p)
             return self.make_plan(p, TransposedState(mbc=mbc, P=P, wt=np.ascontiguousarray(wg.transpose(0, 2, 1)),
                                                      cols=np.empty((K, mbc * P), dtype=dt),
-                                                     yp=np.zeros((p.mb, p.ic, p.hp, p.wp), dtype=dt)))
+                                                     yp=np.zeros((p.mb, p.ic) + p.padded, dtype=dt)))
         if _pointwise(p):
-            strided = p.sh > 1 or p.sw > 1 or p.oh < p.ih or p.ow < p.iw
-            sub = np.empty((p.mb, p.ic, p.oh, p.ow), dtype=dt) if strided else None
+            strided = p.out_spatial != p.spatial
+            sub = np.empty(p.output_shape[:1] + (p.ic,) + p.out_spatial, dtype=dt) if strided else None
+            one = "x".join(["1"] * p.rank)
             return self.make_plan(p, PointwiseState(w=wg, sub=sub),
-                                  note="1x1: " + ("subsampled, then " if strided else "") +
-                                       "one GEMM per image and group on the NCHW input, no unfold")
+                                  note=f"{one}: " + ("subsampled, then " if strided else "") +
+                                       "one GEMM per image and group on the input as it is laid out, no unfold")
         if unfold.fits(p):
             rows = _strided_rows(p)
             kern = unfold.unfold_kernel(p.sh, p.sw, p.dh + 1, p.dw + 1)
@@ -275,28 +300,25 @@ class Im2colBlas(Backend):
             kern(np.zeros((1, p.kh, p.kw), dt), np.empty((p.kh * p.kw, 1), dt), 0, 1, 1, p.kh, p.kw)  # compile now
             return self.make_plan(p, st, note=f"strided unfold (compiled), {rows} output rows per GEMM")
         ch = chunks(p)
-        ncols = max(nb * nr for _, nb, _, nr in ch) * p.ow
-        whole = len(ch) == p.mb and all(nb == 1 and nr == p.oh for _, nb, _, nr in ch)
-        xp = np.zeros((p.mb, p.ic, p.hp, p.wp), dtype=dt)
+        ncols = max(nb * nz * nr for _, nb, _, nz, _, nr in ch) * p.ow
+        whole = len(ch) == p.mb and all(nb == 1 and nz == p.od and nr == p.oh for _, nb, _, nz, _, nr in ch)
+        xp = np.zeros((p.mb, p.ic) + p.padded, dtype=dt)
         cols = np.empty((K, ncols), dtype=dt)
         tmp = None if whole else np.empty((p.ocg, ncols), dtype=dt)
         # Every strided view is built here once, over buffers the plan owns, so run()
         # is only copies and GEMMs (as_strided costs ~10 us a call in Python).
-        sN, sC, sH, sW = xp.strides
-        icg, ow = p.icg, p.ow
+        xv = volume(xp)
         steps = []
-        for n0, nb, y0, nr in ch:
-            ncol = nb * nr * ow
+        for n0, nb, z0, nz, y0, nr in ch:
+            ncol = nb * nz * nr * p.ow
             c = cols[:, :ncol]
             for gi in range(p.g):
-                src = as_strided(xp[n0:n0 + nb, gi * icg:(gi + 1) * icg, y0 * p.sh:],
-                                 shape=(icg, p.kh, p.kw, nb, nr, ow),
-                                 strides=(sC, (p.dh + 1) * sH, (p.dw + 1) * sW, sN, p.sh * sH, p.sw * sW),
-                                 writeable=False)
+                src = _unfold_view(xv[n0:, :, z0 * p.sd:, y0 * p.sh:], p, gi, nb, nz, nr)
                 t = None if whole else tmp[:, :ncol]
-                steps.append((src, c.reshape(icg, p.kh, p.kw, nb, nr, ow), c, wg[gi], t,
-                              t.reshape(p.ocg, nb, nr, ow).transpose(1, 0, 2, 3) if t is not None else None,
-                              (slice(n0, n0 + nb), slice(gi * p.ocg, (gi + 1) * p.ocg), slice(y0, y0 + nr))))
+                steps.append((src, c.reshape(src.shape), c, wg[gi], t,
+                              t.reshape(p.ocg, nb, nz, nr, p.ow).transpose(1, 0, 2, 3, 4) if t is not None else None,
+                              (slice(n0, n0 + nb), slice(gi * p.ocg, (gi + 1) * p.ocg), slice(z0, z0 + nz),
+                               slice(y0, y0 + nr))))
         return self.make_plan(p, ForwardState(P=P, w=wg, xp=xp, cols=cols, steps=steps, whole=whole))
 
     def run(self, plan: Plan, *inputs: np.ndarray) -> np.ndarray:
@@ -308,10 +330,11 @@ class Im2colBlas(Backend):
     def _pointwise_forward(self, plan: Plan[PointwiseState], x: np.ndarray) -> np.ndarray:
         p, st = plan.problem, plan.state
         if st.sub is not None:
-            np.copyto(st.sub, x[:, :, :(p.oh - 1) * p.sh + 1:p.sh, :(p.ow - 1) * p.sw + 1:p.sw])
+            np.copyto(st.sub, x[(slice(None), slice(None)) + tuple(slice(0, (ax.o - 1) * ax.s + 1, ax.s)
+                                                                  for ax in p.axes)])
             x = st.sub
         y = np.empty(p.output_shape, dtype=x.dtype)
-        P, icg, ocg = p.oh * p.ow, p.icg, p.ocg
+        P, icg, ocg = _pixels(p), p.icg, p.ocg
         for gi in range(p.g):  # numpy runs the batch of images as one call
             np.matmul(st.w[gi], x[:, gi * icg:(gi + 1) * icg].reshape(p.mb, icg, P),
                       out=y[:, gi * ocg:(gi + 1) * ocg].reshape(p.mb, ocg, P))
@@ -342,14 +365,15 @@ class Im2colBlas(Backend):
         xp = fill_padded(st.xp, x, p)
         y = np.empty(p.output_shape, dtype=xp.dtype)
         if st.whole:  # one chunk per image: the GEMM writes straight into the output
-            for src, dst, cols, wmat, _, _, (n, g, _) in st.steps:
+            for src, dst, cols, wmat, _, _, (n, g, _, _) in st.steps:
                 np.copyto(dst, src)
                 np.matmul(wmat, cols, out=y[n.start, g].reshape(p.ocg, st.P))
             return y
-        for src, dst, cols, wmat, tmp, tmp4, idx in st.steps:
+        yv = volume(y)
+        for src, dst, cols, wmat, tmp, tmp5, idx in st.steps:
             np.copyto(dst, src)
             np.matmul(wmat, cols, out=tmp)
-            y[idx] = tmp4
+            yv[idx] = tmp5
         return y
 
     def _transposed(self, plan: Plan[TransposedState], x: np.ndarray) -> np.ndarray:
@@ -357,55 +381,54 @@ class Im2colBlas(Backend):
         yp = st.yp
         yp.fill(0)
         icg, ocg, P, mbc = p.icg, p.ocg, st.P, st.mbc
-        dil_h, dil_w = p.dh + 1, p.dw + 1
+        axes = p.axes
         for n0 in range(0, p.mb, mbc):
             nb = min(mbc, p.mb - n0)
             cols = st.cols[:, :nb * P]
             for gi in range(p.g):
-                xg = x[n0:n0 + nb, gi * ocg:(gi + 1) * ocg]  # (nb, ocg, oh, ow)
+                xg = x[n0:n0 + nb, gi * ocg:(gi + 1) * ocg]  # (nb, ocg) + out_spatial
                 if nb == 1:
                     np.matmul(st.wt[gi], xg.reshape(ocg, P), out=cols)
                 else:
-                    np.matmul(st.wt[gi], xg.transpose(1, 0, 2, 3).reshape(ocg, nb * P), out=cols)
-                c6 = cols.reshape(icg, p.kh, p.kw, nb, p.oh, p.ow)
+                    np.matmul(st.wt[gi], np.swapaxes(xg, 0, 1).reshape(ocg, nb * P), out=cols)
+                ct = cols.reshape((icg,) + p.kernel + (nb,) + p.out_spatial)
                 dst = yp[n0:n0 + nb, gi * icg:(gi + 1) * icg]
-                for r in range(p.kh):
-                    for s in range(p.kw):
-                        dst[:, :, r * dil_h:r * dil_h + (p.oh - 1) * p.sh + 1:p.sh,
-                            s * dil_w:s * dil_w + (p.ow - 1) * p.sw + 1:p.sw] += c6[:, r, s].transpose(1, 0, 2, 3)
+                # col2im: every tap's slab added into the padded output at its strided offset
+                for tap in np.ndindex(*p.kernel):
+                    win = tuple(slice(t * (ax.d + 1), t * (ax.d + 1) + (ax.o - 1) * ax.s + 1, ax.s)
+                                for t, ax in zip(tap, axes))
+                    dst[(slice(None), slice(None)) + win] += np.swapaxes(ct[(slice(None),) + tap], 0, 1)
         return crop_padded(yp, p)
 
     def _estimate(self, p: ConvProblem) -> Estimate:
-        # the GEMM multiplies padding taps too: 2 * oc * (ic/g*kh*kw) * (mb*oh*ow);
-        # col2im adds (transposed) are kh*kw*ic/g*oh*ow*mb*g more
+        # the GEMM multiplies padding taps too: 2 * oc * (ic/g*taps) * (mb*pixels);
+        # col2im adds (transposed) are taps*ic/g*pixels*mb*g more
         gemm = float(dense_flops(p))
+        it, K, P = p.itemsize, p.icg * _taps(p), _pixels(p)
+        pad = p.mb * p.ic * prod(p.padded) * it
         if p.direction == "bwd_w":  # the same products, reduced over the pixels instead
-            K, nb = p.icg * p.kh * p.kw, _wgrad_images(p)
-            ws = p.ocg * nb * p.oh * p.ow * p.itemsize + p.oc * K * p.itemsize
+            nb = _wgrad_images(p)
+            ws = p.ocg * nb * P * it + p.oc * K * it
             if _direct_1x1(p):
-                if p.oh * p.ow < WGRAD_1X1_DIRECT_PIXELS:
-                    ws += p.icg * nb * p.oh * p.ow * p.itemsize
+                if P < WGRAD_1X1_DIRECT_PIXELS:
+                    ws += p.icg * nb * P * it
                 else:
-                    ws -= p.ocg * nb * p.oh * p.ow * p.itemsize
+                    ws -= p.ocg * nb * P * it
             else:
-                ws += p.mb * p.ic * p.hp * p.wp * p.itemsize + K * nb * p.oh * p.ow * p.itemsize
+                ws += pad + K * nb * P * it
             return Estimate(gemm, gemm, ws)
-        extra = p.mb * p.ic * p.kh * p.kw * p.oh * p.ow if p.transposed else 0
-        it = p.itemsize
-        K = p.icg * p.kh * p.kw
-        pad = p.mb * p.ic * p.hp * p.wp * it
+        extra = p.mb * p.ic * _taps(p) * P if p.transposed else 0
         if p.transposed:
-            ws = K * _chunk(p) * p.oh * p.ow * it + pad
+            ws = K * _chunk(p) * P * it + pad
         elif _pointwise(p):
-            strided = p.sh > 1 or p.sw > 1 or p.oh < p.ih or p.ow < p.iw
-            ws = p.mb * p.ic * p.oh * p.ow * it if strided else 0
+            ws = p.mb * p.ic * P * it if p.out_spatial != p.spatial else 0
         elif unfold.fits(p):
             rows = _strided_rows(p)
             ws = pad + K * rows * p.ow * it
         else:
             ch = chunks(p)
-            ncols = max(nb * nr for _, nb, _, nr in ch) * p.ow
-            whole = len(ch) == p.mb and all(nb == 1 and nr == p.oh for _, nb, _, nr in ch)
+            ncols = max(nb * nz * nr for _, nb, _, nz, _, nr in ch) * p.ow
+            whole = len(ch) == p.mb and all(nb == 1 and nz == p.od and nr == p.oh for _, nb, _, nz, _, nr in ch)
             ws = K * ncols * it + pad + (0 if whole else p.ocg * ncols * it)  # cols + padded x + GEMM out
         # a GEMM algorithm's multiplication stage is all of it (the base contract's rule)
         return Estimate(gemm + extra, gemm + extra, ws)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..flops import dense_flops
+from ..flops import dense_flops, prod
 from ..problem import ConvProblem
-from ..reference import conv2d_reference, conv2d_weight_reference, conv_transpose2d_reference
+from ..reference import conv_reference, conv_transpose_reference, conv_weight_reference
 from .base import Backend, Capabilities, Estimate, Plan
 
 
@@ -21,7 +21,7 @@ class Reference(Backend):
     role = "oracle"
     algorithm = "reference"
     description = "float64 tap-by-tap loop with a channel tensordot: the oracle"
-    capabilities = Capabilities(exact=True, transposed=True, backward_weights=True, threads="blas")
+    capabilities = Capabilities(exact=True, transposed=True, backward_weights=True, threads="blas", ranks=(1, 2, 3))
 
     def prepare(self, p: ConvProblem, w: np.ndarray | None) -> Plan:
         # the state: float64 weights (none for the weight gradient)
@@ -30,11 +30,11 @@ class Reference(Backend):
     def run(self, plan: Plan, *inputs: np.ndarray) -> np.ndarray:
         p = plan.problem
         if p.direction == "bwd_w":
-            return conv2d_weight_reference(*inputs, p).astype(p.dtype)
-        fn = conv_transpose2d_reference if p.transposed else conv2d_reference
+            return conv_weight_reference(*inputs, p).astype(p.dtype)
+        fn = conv_transpose_reference if p.transposed else conv_reference
         return fn(inputs[0], plan.state, p).astype(p.dtype)
 
     def _estimate(self, p: ConvProblem) -> Estimate:
         # float64 padded input (or padded output when transposed) plus float64 result
         flops = float(dense_flops(p))
-        return Estimate(flops, flops, 8 * (p.mb * p.ic * p.hp * p.wp + p.mb * p.oc * p.oh * p.ow))
+        return Estimate(flops, flops, 8 * p.mb * (p.ic * prod(p.padded) + p.oc * prod(p.out_spatial)))

@@ -1,4 +1,7 @@
-"""``torch_onednn``: PyTorch's ``conv2d`` / ``conv_transpose2d`` on the CPU, as a peer.
+"""``torch_onednn``: PyTorch's ``conv1d/2d/3d`` / ``conv_transpose1d/2d/3d`` on the CPU, as a peer.
+
+A 1-D problem (laid out NC1W in convbench) crosses as an ``(N, C, W)`` view and runs
+``conv1d``; a 3-D one runs ``conv3d`` (oneDNN's 3-D kernels).
 
 The weight gradient (``bwd_w``) goes through ``torch.nn.grad.conv2d_weight``, which is
 ``torch.ops.aten.convolution_backward`` with ``output_mask=(False, True, False)``: the call
@@ -30,6 +33,19 @@ except ImportError:  # pragma: no cover - depends on the environment
     torch = None
 
 
+def native(a: np.ndarray, p) -> "torch.Tensor":
+    """``a`` as the tensor torch's functional of ``p``'s rank takes: a 1-D problem's NC1W
+    array as an ``(N, C, W)`` view (no copy), anything else as it is."""
+    if p.rank == 1:
+        a = a.reshape(a.shape[0], a.shape[1], a.shape[-1])
+    return torch.from_numpy(a)
+
+
+def _ops(p, f: str, plus: int = 0) -> tuple:
+    """Field ``f`` over the problem's own axes, each plus ``plus`` (torch's per-axis arguments)."""
+    return tuple(v + plus for v in p.own(f))
+
+
 @dataclass
 class TorchState:
     """The weight tensor, the functional and its keyword arguments."""
@@ -44,12 +60,12 @@ class TorchOneDNN(Backend):
     baseline_rank = 0
     pool_companion = "pool_torch"
     algorithm = "torch (oneDNN)"
-    description = "torch.nn.functional.conv2d / conv_transpose2d on CPU (oneDNN for float32)"
+    description = "torch.nn.functional.conv1d/2d/3d / conv_transpose1d/2d/3d on CPU (oneDNN for float32)"
     role = "peer"
     # PyTorch pads symmetrically; the transposed form needs oh to match its formula too
     capabilities = Capabilities(exact=False, rtol={"float32": 1e-5, "float64": 1e-12},
                                 asymmetric_padding=False, transposed=True, backward_weights=True,
-                                threads="torch")
+                                threads="torch", ranks=(1, 2, 3))
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -59,54 +75,61 @@ class TorchOneDNN(Backend):
 
     def _supports(self, p: ConvProblem) -> str | None:
         if p.transposed:
-            op = p.ph - p.ph_r, p.pw - p.pw_r  # output_padding that gives back ih, iw
-            if op[0] < 0 or op[1] < 0 or op[0] >= max(p.sh, p.dh + 1) or op[1] >= max(p.sw, p.dw + 1):
+            op = self._output_padding(p)
+            if any(o < 0 or o >= max(s, d + 1) for o, s, d in zip(op, p.own("s"), p.own("d"))):
                 return f"output_padding {op} outside PyTorch's range [0, max(stride, dilation))"
         return None
+
+    @staticmethod
+    def _output_padding(p: ConvProblem) -> tuple:
+        """The ``output_padding`` that gives back the input size, per own axis."""
+        return tuple(ax.p - r for a, ax, r in zip(p.layout_axes, p.axes, p.pads_r) if a in p.own_axes)
 
     def prepare(self, p: ConvProblem, w: np.ndarray | None) -> Plan:
         if p.direction == "bwd_w":
             return self._prepare_wgrad(p)
-        wt = torch.from_numpy(np.array(w, dtype=p.dtype, order="C", copy=True))
-        kw = dict(stride=(p.sh, p.sw), padding=(p.ph, p.pw), dilation=(p.dh + 1, p.dw + 1), groups=p.g)
+        wt = native(np.array(w, dtype=p.dtype, order="C", copy=True), p)
+        kw = dict(stride=_ops(p, "s"), padding=_ops(p, "p"), dilation=_ops(p, "d", 1), groups=p.g)
+        F = torch.nn.functional
         if p.transposed:
-            kw["output_padding"] = (p.ph - p.ph_r, p.pw - p.pw_r)
-            # conv_transpose2d takes (in=oc, out/g=ic/g, kh, kw): the forward weight's layout
-            fn = torch.nn.functional.conv_transpose2d
+            kw["output_padding"] = self._output_padding(p)
+            # conv_transposeNd takes (in=oc, out/g=ic/g, *kernel): the forward weight's layout
+            fn = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[p.rank - 1]
         else:
-            fn = torch.nn.functional.conv2d
-        x = torch.zeros(p.src_shape, dtype=wt.dtype)
+            fn = (F.conv1d, F.conv2d, F.conv3d)[p.rank - 1]
+        x = native(np.zeros(p.src_shape, dtype=p.dtype), p)
         with torch.no_grad():
             fn(x, wt, **kw)  # first call: oneDNN primitive creation happens here
         try:
             sel = torch._C._select_conv_backend(
                 x, wt, None, list(kw["stride"]), list(kw["padding"]), list(kw["dilation"]),
-                p.transposed, list(kw.get("output_padding", (0, 0))), p.g)
+                p.transposed, list(kw.get("output_padding", (0,) * p.rank)), p.g)
             note = f"torch dispatch: {str(sel).split('.')[-1]}"
         except Exception:  # private API: informative only
             note = ""
         return self.make_plan(p, TorchState(w=wt, fn=fn, kw=kw), note=note)
 
     def _prepare_wgrad(self, p: ConvProblem) -> Plan:
-        # torch.nn.grad.conv2d_weight's call: a stand-in weight of the right shape (never read)
-        wt = torch.empty(1, dtype=getattr(torch, p.dtype)).expand(p.weight_shape)
-        kw = dict(stride=[p.sh, p.sw], padding=[p.ph, p.pw], dilation=[p.dh + 1, p.dw + 1])
+        # torch.nn.grad.convNd_weight's call: a stand-in weight of the right shape (never read)
+        wshape = p.weight_shape if p.rank > 1 else p.weight_shape[:2] + (p.kw,)
+        wt = torch.empty(1, dtype=getattr(torch, p.dtype)).expand(wshape)
+        kw = dict(stride=list(_ops(p, "s")), padding=list(_ops(p, "p")), dilation=list(_ops(p, "d", 1)))
 
         def fn(x, dy, w, stride, padding, dilation):
-            return torch.ops.aten.convolution_backward(dy, x, w, None, stride, padding, dilation, False, [0, 0],
-                                                       p.g, (False, True, False))[1]
+            return torch.ops.aten.convolution_backward(dy, x, w, None, stride, padding, dilation, False,
+                                                       [0] * p.rank, p.g, (False, True, False))[1]
         with torch.no_grad():  # first call: primitive creation
-            fn(torch.zeros(p.input_shape, dtype=wt.dtype), torch.zeros(p.output_shape, dtype=wt.dtype), wt, **kw)
+            fn(native(np.zeros(p.input_shape, p.dtype), p), native(np.zeros(p.output_shape, p.dtype), p), wt, **kw)
         note = "torch.ops.aten.convolution_backward, output_mask=(False, True, False)"
         return self.make_plan(p, TorchState(w=wt, fn=fn, kw=kw), note=note)
 
     def run(self, plan: Plan[TorchState], *inputs: np.ndarray) -> np.ndarray:
-        st = plan.state
+        st, p = plan.state, plan.problem
         with torch.no_grad():
-            if plan.problem.direction == "bwd_w":
+            if p.direction == "bwd_w":
                 x, dy = inputs
-                return st.fn(torch.from_numpy(x), torch.from_numpy(dy), st.w, **st.kw).numpy()
-            return st.fn(torch.from_numpy(inputs[0]), st.w, **st.kw).numpy()
+                return st.fn(native(x, p), native(dy, p), st.w, **st.kw).numpy().reshape(p.weight_shape)
+            return st.fn(native(inputs[0], p), st.w, **st.kw).numpy().reshape(p.dst_shape)
 
 
 class TorchPool(Backend):

@@ -17,8 +17,8 @@ __all__ = ["unfold_kernel", "fits"]
 
 
 def fits(p) -> bool:
-    """A forward, strided problem."""
-    return not p.transposed and p.direction == "fwd" and (p.sh > 1 or p.sw > 1)
+    """A forward, strided 1-D or 2-D problem."""
+    return p.rank < 3 and not p.transposed and p.direction == "fwd" and (p.sh > 1 or p.sw > 1)
 
 
 def _source(sh: int, sw: int, dh: int, dw: int) -> str:

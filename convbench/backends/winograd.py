@@ -39,6 +39,7 @@ transform per weight. Multiplies per (tile, channel pair): ``n^2`` against ``m^2
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -48,7 +49,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..flops import dense_flops
+from ..flops import dense_flops, prod
 from ..problem import ConvProblem
 from ..toomcook import POINT_SETS, validate_points, winograd_transform
 from .base import Backend, Capabilities, Estimate, Plan
@@ -85,57 +86,80 @@ def _lin(coefs, names, consts) -> str:
     return s
 
 
-def generate_source(m: int, r: int, points: str, dtype: str, parallel: bool) -> str:
-    """Python source of the input/output transform kernels for one F(m, r) and point set.
+def _stages(coef, names: dict, n_out: int, axis: int, prefix: str, consts: dict) -> tuple[dict, list]:
+    """One 1-D transform along ``axis`` of the tile held in ``names`` (index tuple -> source
+    name): ``out[.., x, ..] = sum_a coef[x][a] * in[.., a, ..]``. Returns the new names and
+    the lines assigning them."""
+    lines, out = [], {}
+    for idx in sorted({i[:axis] + (x,) + i[axis + 1:] for i in names for x in range(n_out)}):
+        src = [names[idx[:axis] + (a,) + idx[axis + 1:]] for a in range(len(coef[0]))]
+        name = prefix + "_".join(map(str, idx))
+        out[idx] = name
+        lines.append(f"{name} = " + _lin([coef[idx[axis]][a] for a in range(len(src))], src, consts))
+    return out, lines
 
-    Each tile's transform is emitted as straight-line code: the exact coefficients are
-    folded in, zeros are skipped and +-1 become additions. The innermost loop runs over
-    channels (contiguous in the NHWC buffers), so LLVM vectorises the whole tile
-    computation across channels.
+
+#: per rank of the fused kernels: the tile-origin variable of each spatial axis, outermost first
+_ORIGINS = {1: ("c0",), 2: ("r0", "c0")}
+
+
+def generate_source(m: int, r: int, points: str, dtype: str, parallel: bool, rank: int = 2) -> str:
+    """Python source of the fused input/output transform kernels for one F(m^rank, r^rank)
+    (rank 1 or 2) and point set.
+
+    The 2-D transform is the 1-D one nested (``B^T`` along each axis in turn), each tile's
+    emitted as straight-line code: the exact coefficients are folded in, zeros are skipped
+    and +-1 become additions. The innermost loop runs over channels (contiguous in the
+    channels-last buffers), so LLVM vectorises the whole tile computation across channels.
+    Jobs are images (1-D) or (image, tile row) pairs, each looping over the tiles of its row.
+    A fused 3-D tile is too much straight-line code (F(4x4x4,3x3x3): 1,400 lines, 22 s to
+    compile); 3-D runs the staged kernels of :func:`generate_staged` instead.
     """
     tr = winograd_transform(m, r, points)
     n = m + r - 1
     BT, AT = tr.BT, tr.AT
     consts: dict[str, str] = {}
     np_t = {"float32": "np.float32", "float64": "np.float64"}[dtype]
-    body_in = []
-    for a in range(n):
-        for b in range(n):
-            body_in.append(f"d{a}_{b} = xn[b_, r0 + {a}, c0 + {b}, c]")
-    for x in range(n):
-        for b in range(n):
-            body_in.append(f"t{x}_{b} = " + _lin([BT[x][a] for a in range(n)], [f"d{a}_{b}" for a in range(n)], consts))
-    for x in range(n):
-        for y in range(n):
-            body_in.append(f"V[{x * n + y}, gi, t, ci] = "
-                           + _lin([BT[y][b] for b in range(n)], [f"t{x}_{b}" for b in range(n)], consts))
-    body_out = []
-    for x in range(n):
-        for y in range(n):
-            body_out.append(f"q{x}_{y} = M[{x * n + y}, gi, t, o]")
-    for i in range(m):
-        for y in range(n):
-            body_out.append(f"z{i}_{y} = " + _lin([AT[i][x] for x in range(n)], [f"q{x}_{y}" for x in range(n)], consts))
-    for i in range(m):
-        for j in range(m):
-            body_out.append(f"Y[b_, r0 + {i}, c0 + {j}, o0 + o] = "
-                            + _lin([AT[j][y] for y in range(n)], [f"z{i}_{y}" for y in range(n)], consts))
+    org = _ORIGINS[rank]
+    grid = list(itertools.product(range(n), repeat=rank))
+    flat = {idx: sum(v * n ** (rank - 1 - k) for k, v in enumerate(idx)) for idx in grid}
+    names = {idx: "d" + "_".join(map(str, idx)) for idx in grid}
+    body_in = [f"{names[idx]} = xn[b_, " + ", ".join(f"{o} + {v}" for o, v in zip(org, idx)) + ", c]"
+               for idx in grid]
+    for ax in range(rank):
+        names, lines = _stages(BT, names, n, ax, f"t{ax}_", consts)
+        body_in += lines
+    # the last stage's values are the transformed tile: store them instead of naming them
+    last = {v: k for k, v in names.items()}
+    body_in = [f"V[{flat[last[ln.split(' = ')[0]]]}, gi, t, ci] = {ln.split(' = ', 1)[1]}"
+               if ln.split(" = ")[0] in last else ln for ln in body_in]
+    names = {idx: "q" + "_".join(map(str, idx)) for idx in grid}
+    body_out = [f"{names[idx]} = M[{flat[idx]}, gi, t, o]" for idx in grid]
+    for ax in range(rank):
+        names, lines = _stages(AT, names, m, ax, f"z{ax}_", consts)
+        body_out += lines
+    last = {v: k for k, v in names.items()}
+    body_out = [f"Y[b_, " + ", ".join(f"{o} + {v}" for o, v in zip(org, last[ln.split(' = ')[0]]))
+                + f", o0 + o] = {ln.split(' = ', 1)[1]}" if ln.split(" = ")[0] in last else ln for ln in body_out]
     const_lines = [f"    {name} = {np_t}({float(Fraction(k))!r})" for k, name in consts.items()]
     ind = " " * 20
-    src = [f"# generated by convbench.backends.winograd for F({m},{r}) points={points!r} {dtype}",
+    # the job: (image, outer tile indices); its loop runs along the innermost tile axis
+    job = ["        b_ = job"] if rank == 1 else ["        b_ = job // th", "        r0 = (job - b_ * th) * m"]
+    head = {1: "m, tw", 2: "m, th, tw"}[rank]
+    jobs = {1: "mb", 2: "mb * th"}[rank]
+    src = [f"# generated by convbench.backends.winograd for F({m},{r}) rank {rank} points={points!r} {dtype}",
            "import numpy as np",
            "from numba import njit, prange",
            "",
            f"@njit(fastmath=True, nogil=True, cache=True, parallel={parallel})",
-           "def kin(xn, V, m, th, tw, icg):",
-           "    # xn: (mb, Hp, Wp, ic) zero-padded NHWC -> V: (n*n, g, T, icg)",
+           f"def kin(xn, V, {head}, icg):",
+           "    # xn: (mb, padded spatial..., ic) zero-padded channels-last -> V: (n^rank, g, T, icg)",
            *const_lines,
            f"    zero = {np_t}(0)",
            "    mb = xn.shape[0]",
            "    g = V.shape[1]",
-           "    for job in prange(mb * th):",
-           "        b_ = job // th",
-           "        r0 = (job - b_ * th) * m",
+           f"    for job in prange({jobs}):",
+           *job,
            "        for tj in range(tw):",
            "            t = job * tw + tj",
            "            c0 = tj * m",
@@ -145,15 +169,14 @@ def generate_source(m: int, r: int, points: str, dtype: str, parallel: bool) -> 
            *[ind + line for line in body_in],
            "",
            f"@njit(fastmath=True, nogil=True, cache=True, parallel={parallel})",
-           "def kout(M, Y, m, th, tw, ocg):",
-           "    # M: (n*n, g, T, ocg) -> Y: (mb, th*m, tw*m, oc) NHWC tiles",
+           f"def kout(M, Y, {head}, ocg):",
+           "    # M: (n^rank, g, T, ocg) -> Y: (mb, tiles*m..., oc) channels-last tiles",
            *const_lines,
            f"    zero = {np_t}(0)",
            "    mb = Y.shape[0]",
            "    g = M.shape[1]",
-           "    for job in prange(mb * th):",
-           "        b_ = job // th",
-           "        r0 = (job - b_ * th) * m",
+           f"    for job in prange({jobs}):",
+           *job,
            "        for tj in range(tw):",
            "            t = job * tw + tj",
            "            c0 = tj * m",
@@ -165,14 +188,103 @@ def generate_source(m: int, r: int, points: str, dtype: str, parallel: bool) -> 
     return "\n".join(src)
 
 
+def generate_staged(m: int, r: int, points: str, dtype: str, parallel: bool) -> str:
+    """Python source of the staged 3-D transforms: the nested F(m^3, r^3) transform run as
+    three passes of an unrolled 1-D transform, one spatial axis each (Budden et al. 2017).
+
+    ``tin(src, dst, m)``: ``src (A, L, C) -> dst (A, tiles, n, C)``, the n-point ``B^T``
+    along the middle axis of overlapping windows (stride m); ``tin_last(src, V, m, tw, icg)``:
+    the last axis's pass, writing the transformed tiles into the multiply stage's
+    ``V (n^3, g, T, icg)`` slabs; ``tout_first(M, Z, m, tw, ocg)`` and ``tout(src, dst)`` the
+    output transform's ``A^T`` passes in the reverse order. Every pass vectorises over its
+    contiguous inner axis (channels, or whole rows of channels); each compiles in about a
+    second where the fused 3-D tile took 22 s.
+    """
+    tr = winograd_transform(m, r, points)
+    n = m + r - 1
+    BT, AT = tr.BT, tr.AT
+    consts: dict[str, str] = {}
+    np_t = {"float32": "np.float32", "float64": "np.float64"}[dtype]
+    line_in = [_lin(BT[x], [f"d{k}" for k in range(n)], consts) for x in range(n)]
+    line_out = [_lin(AT[j], [f"q{k}" for k in range(n)], consts) for j in range(m)]
+    const_lines = [f"    {name} = {np_t}({float(Fraction(k))!r})" for k, name in consts.items()]
+    deco = f"@njit(fastmath=True, nogil=True, cache=True, parallel={parallel})"
+    pre = [*const_lines, f"    zero = {np_t}(0)"]
+    ind = " " * 12
+    src = [f"# generated by convbench.backends.winograd: staged F({m}^3,{r}^3) points={points!r} {dtype}",
+           "import numpy as np", "from numba import njit, prange", "", deco,
+           "def tin(src, dst, m):",
+           "    # src (A, L, C) -> dst (A, T, n, C): B^T along the middle axis, windows at stride m",
+           *pre,
+           "    A = src.shape[0]", "    C = src.shape[2]", "    T = dst.shape[1]",
+           "    for job in prange(A * T):",
+           "        a = job // T", "        t = job - a * T", "        r0 = t * m",
+           "        for c in range(C):",
+           *[f"{ind}d{k} = src[a, r0 + {k}, c]" for k in range(n)],
+           *[f"{ind}dst[a, t, {x}, c] = {e}" for x, e in enumerate(line_in)],
+           "", deco,
+           "def tin_last(src, V, m, tw, icg):",
+           "    # src (B, n1, th, n2, Wp, ic) -> V[(x1*n2 + x2)*n + x, g, (b*th + ty)*tw + tx, icg]",
+           *pre,
+           "    B, n1, th, n2 = src.shape[0], src.shape[1], src.shape[2], src.shape[3]",
+           "    g = V.shape[1]",
+           "    for job in prange(B * n1 * th * n2):",
+           "        b = job // (n1 * th * n2)", "        rest = job - b * (n1 * th * n2)",
+           "        x1 = rest // (th * n2)", "        rest -= x1 * (th * n2)",
+           "        ty = rest // n2", "        x2 = rest - ty * n2",
+           f"        xi = (x1 * n2 + x2) * {n}",
+           "        for tx in range(tw):",
+           "            t = (b * th + ty) * tw + tx", "            c0 = tx * m",
+           "            for gi in range(g):", "                for ci in range(icg):",
+           "                    c = gi * icg + ci",
+           *[f"{ind}        d{k} = src[b, x1, ty, x2, c0 + {k}, c]" for k in range(n)],
+           *[f"{ind}        V[xi + {x}, gi, t, ci] = {e}" for x, e in enumerate(line_in)],
+           "", deco,
+           "def tout_first(M, Z, m, tw, ocg):",
+           "    # M[(x1*n2 + x2)*n + x, g, (b*th + ty)*tw + tx, ocg] -> Z (B, n1, th, n2, tw*m, oc)",
+           *pre,
+           "    B, n1, th, n2 = Z.shape[0], Z.shape[1], Z.shape[2], Z.shape[3]",
+           "    g = M.shape[1]",
+           "    for job in prange(B * n1 * th * n2):",
+           "        b = job // (n1 * th * n2)", "        rest = job - b * (n1 * th * n2)",
+           "        x1 = rest // (th * n2)", "        rest -= x1 * (th * n2)",
+           "        ty = rest // n2", "        x2 = rest - ty * n2",
+           f"        xi = (x1 * n2 + x2) * {n}",
+           "        for tx in range(tw):",
+           "            t = (b * th + ty) * tw + tx", "            c0 = tx * m",
+           "            for gi in range(g):", "                o0 = gi * ocg",
+           "                for o in range(ocg):",
+           *[f"{ind}        q{k} = M[xi + {k}, gi, t, o]" for k in range(n)],
+           *[f"{ind}        Z[b, x1, ty, x2, c0 + {j}, o0 + o] = {e}" for j, e in enumerate(line_out)],
+           "", deco,
+           "def tout(src, dst):",
+           "    # src (A, n, C) -> dst (A, m, C): A^T along the middle axis",
+           *pre,
+           "    A = src.shape[0]", "    C = src.shape[2]",
+           "    for a in prange(A):",
+           "        for c in range(C):",
+           *[f"{ind}q{k} = src[a, {k}, c]" for k in range(n)],
+           *[f"{ind}dst[a, {j}, c] = {e}" for j, e in enumerate(line_out)],
+           ""]
+    return "\n".join(src)
+
+
 @lru_cache(maxsize=None)
-def transform_kernels(m: int, r: int, points: str, dtype: str, parallel: bool):
-    """``(kin, kout)`` compiled for this F(m, r), point set, dtype and threading.
+def staged_kernels(m: int, r: int, points: str, dtype: str, parallel: bool) -> dict:
+    """``{"tin", "tin_last", "tout_first", "tout"}`` compiled (lazily, by numba) for this
+    F(m^3, r^3), point set, dtype and threading; see :func:`generate_staged`."""
+    ns = load_generated("wino3", generate_staged(m, r, points, dtype, parallel))
+    return {k: ns[k] for k in ("tin", "tin_last", "tout_first", "tout")}
+
+
+@lru_cache(maxsize=None)
+def transform_kernels(m: int, r: int, points: str, dtype: str, parallel: bool, rank: int = 2):
+    """``(kin, kout)`` compiled for this F(m, r), rank, point set, dtype and threading.
 
     The generated source is loaded with :func:`~convbench.backends.codegen.load_generated` (named by a
     hash of its text) and imported, so numba's on-disk cache applies across runs.
     """
-    ns = load_generated("wino", generate_source(m, r, points, dtype, parallel))
+    ns = load_generated("wino", generate_source(m, r, points, dtype, parallel, rank))
     return ns["kin"], ns["kout"]
 
 
@@ -197,14 +309,41 @@ def _nnz(M) -> int:
     return sum(1 for row in M for v in row if v != 0)
 
 
+def own_view(a: np.ndarray, p: ConvProblem) -> np.ndarray:
+    """``a`` over the problem's own axes only: a 1-D problem's NC1W array as ``(N, C, W)``."""
+    return a.reshape(a.shape[:2] + a.shape[a.ndim - p.rank:])
+
+
+def _along(mat: np.ndarray, arr: np.ndarray, axis: int) -> np.ndarray:
+    """``mat`` applied along ``axis`` of ``arr`` (one 1-D transform of a nested N-D one)."""
+    return np.moveaxis(np.tensordot(mat, arr, axes=([1], [axis])), 0, axis)
+
+
+def _nest(mat: np.ndarray, arr: np.ndarray, axes) -> np.ndarray:
+    """``mat`` applied along each of ``axes`` in turn: the N-D transform of a tensor product."""
+    for ax in axes:
+        arr = _along(mat, arr, ax)
+    return arr
+
+
+def _staged_buffers(p: ConvProblem, tiles: tuple, m: int, r: int) -> dict:
+    """Shapes of the buffers between the staged 3-D passes: ``s1`` (after depth) and ``s2``
+    (after height) of the input transform, ``z1`` (after width) and ``z2`` (after height) of
+    the output transform."""
+    td, th, tw = tiles
+    n = m + r - 1
+    Hp, Wp = th * m + r - 1, tw * m + r - 1
+    return {"s1": (p.mb, td, n, Hp, Wp, p.ic), "s2": (p.mb * td, n, th, n, Wp, p.ic),
+            "z1": (p.mb * td, n, th, n, tw * m, p.oc), "z2": (p.mb * td, n, th * m, tw * m, p.oc)}
+
+
 @dataclass
 class WinogradState:
-    """``U``: transformed weights ``(n*n, g, icg, ocg)``; ``xn``: zero-padded NHWC input;
-    ``V``/``M``: transformed input and product slabs ``(n*n, g, tiles, c)``; ``Y``: NHWC
-    output tiles; ``kin``/``kout``: the compiled transforms."""
+    """``U``: transformed weights ``(n^rank, g, icg, ocg)``; ``xn``: zero-padded channels-last
+    input; ``V``/``M``: transformed input and product slabs ``(n^rank, g, tiles, c)``; ``Y``:
+    channels-last output tiles; ``kin``/``kout``: the compiled transforms; ``tiles`` per axis."""
 
-    th: int
-    tw: int
+    tiles: tuple
     U: np.ndarray
     xn: np.ndarray
     V: np.ndarray
@@ -213,15 +352,17 @@ class WinogradState:
     kin: Any
     kout: Any
     parallel: bool
+    #: 3-D: the staged kernels and the buffers between their passes (see :func:`_staged_buffers`)
+    staged: dict | None = None
+    stage: dict | None = None
 
 
 @dataclass
 class WinogradGradState:
     """Weight-gradient plan: the F(r, m) matrices (float64 for the output transform), the
-    zero-padded input and output gradient, and the transformed slabs."""
+    zero-padded input and output gradient, and the tiles per axis."""
 
-    th: int
-    tw: int
+    tiles: tuple
     BT: np.ndarray
     G: np.ndarray
     AT: np.ndarray
@@ -230,7 +371,7 @@ class WinogradGradState:
 
 
 class _Winograd(Backend):
-    """F(m x m, r x r); subclasses set ``m`` and ``r``."""
+    """F(m^rank, r^rank); subclasses set ``m`` and ``r``."""
 
     m: int = 4
     r: int = 3
@@ -247,11 +388,13 @@ class _Winograd(Backend):
         return None if numba is not None else "numba is not installed"
 
     # ------------------------------------------------------------------ geometry
-    def _tiles(self, p: ConvProblem) -> tuple[int, int]:
-        return -(-p.oh // self.m), -(-p.ow // self.m)
+    def _tiles(self, p: ConvProblem) -> tuple:
+        """Output tiles along each of the problem's own axes."""
+        return tuple(-(-o // self.m) for o in p.own("o"))
 
-    def _supports(self, p: ConvProblem) -> str | None:
-        return None
+    def _name(self, p: ConvProblem) -> str:
+        """``F(4x4x4,3x3x3)``: the algorithm at the problem's rank."""
+        return f"F({'x'.join([str(self.m)] * p.rank)},{'x'.join([str(self.r)] * p.rank)})"
 
     # ------------------------------------------------------------------ plan
     def _prepare_wgrad(self, p: ConvProblem) -> Plan[WinogradGradState]:
@@ -259,75 +402,111 @@ class _Winograd(Backend):
         tr = winograd_transform(r, m, self.points)   # F(r, m): the kernel is the output
         dt = np.dtype(p.dtype)
         _, G, BT = tr.arrays(dt)
-        th, tw = self._tiles(p)
-        st = WinogradGradState(th=th, tw=tw, BT=BT, G=G, AT=tr.arrays(np.float64)[0],
-                               xp=np.zeros((p.mb, p.ic, th * m + r - 1, tw * m + r - 1), dtype=dt),
-                               dyp=np.zeros((p.mb, p.oc, th * m, tw * m), dtype=dt))
-        note = (f"weight gradient F({r}x{r},{m}x{m}) points {self.points}: "
-                + ",".join(str(a) for a in tr.points) + ",inf")
+        tiles = self._tiles(p)
+        st = WinogradGradState(tiles=tiles, BT=BT, G=G, AT=tr.arrays(np.float64)[0],
+                               xp=np.zeros((p.mb, p.ic) + tuple(t * m + r - 1 for t in tiles), dtype=dt),
+                               dyp=np.zeros((p.mb, p.oc) + tuple(t * m for t in tiles), dtype=dt))
+        note = (f"weight gradient F({'x'.join([str(r)] * p.rank)},{'x'.join([str(m)] * p.rank)}) points "
+                f"{self.points}: " + ",".join(str(a) for a in tr.points) + ",inf")
         return self.make_plan(p, st, note=note)
 
     def _wgrad(self, plan: Plan[WinogradGradState], x: np.ndarray, dy: np.ndarray) -> np.ndarray:
         p, st = plan.problem, plan.state
-        m, r = self.m, self.r
+        m, r, R = self.m, self.r, p.rank
         n = m + r - 1
-        h, w = p.read_h, p.read_w
-        st.xp[:, :, p.ph:p.ph + h, p.pw:p.pw + w] = x[:, :, :h, :w]
-        st.dyp[:, :, :p.oh, :p.ow] = dy
-        sN, sC, sH, sW = st.xp.strides
-        patches = as_strided(st.xp, shape=(p.mb, p.ic, st.th, st.tw, n, n),
-                             strides=(sN, sC, m * sH, m * sW, sH, sW), writeable=False)
-        tiles = st.dyp.reshape(p.mb, p.oc, st.th, m, st.tw, m)
-        # input patches and output-gradient tiles transformed, channels before tiles: (n, n, ch, tiles)
-        V = np.einsum("xa,nctuab,yb->xycntu", st.BT, patches, st.BT, optimize=True)
-        U = np.einsum("xa,notaub,yb->xyontu", st.G, tiles, st.G, optimize=True)
-        T = p.mb * st.th * st.tw
-        V = V.reshape(n * n, p.g, p.icg, T)
-        U = U.reshape(n * n, p.g, p.ocg, T)
-        M = np.matmul(U, V.transpose(0, 1, 3, 2))            # (n*n, g, ocg, icg): summed over the tiles
-        M = M.reshape(n, n, p.oc, p.icg).astype(np.float64)
-        dw = np.einsum("ix,xyoc,jy->ocij", st.AT, M, st.AT, optimize=True)
-        return dw.astype(p.dtype)
+        pads, read = p.own("p"), p.read[len(p.read) - R:]
+        st.xp[(slice(None), slice(None)) + tuple(slice(q, q + k) for q, k in zip(pads, read))] = \
+            own_view(x, p)[(slice(None), slice(None)) + tuple(slice(0, k) for k in read)]
+        st.dyp[(slice(None), slice(None)) + tuple(slice(0, o) for o in p.own("o"))] = own_view(dy, p)
+        sN, sC, *sp = st.xp.strides
+        patches = as_strided(st.xp, shape=(p.mb, p.ic) + st.tiles + (n,) * R,
+                             strides=(sN, sC) + tuple(m * v for v in sp) + tuple(sp), writeable=False)
+        # input patches and output-gradient tiles transformed, then laid out (n^R, channels, tiles)
+        V = _nest(st.BT, patches, range(2 + R, 2 + 2 * R))                # (mb, ic, tiles, n^R)
+        split = (p.mb, p.oc) + tuple(v for t in st.tiles for v in (t, m))
+        U = st.dyp.reshape(split).transpose((0, 1) + tuple(range(2, 2 + 2 * R, 2)) + tuple(range(3, 3 + 2 * R, 2)))
+        U = _nest(st.G, U, range(2 + R, 2 + 2 * R))                       # (mb, oc, tiles, n^R)
+        T = p.mb * prod(st.tiles)
+        order = tuple(range(2 + R, 2 + 2 * R)) + (1, 0) + tuple(range(2, 2 + R))
+        V = V.transpose(order).reshape(n ** R, p.g, p.icg, T)
+        U = U.transpose(order).reshape(n ** R, p.g, p.ocg, T)
+        M = np.matmul(U, V.transpose(0, 1, 3, 2))            # (n^R, g, ocg, icg): summed over the tiles
+        M = M.reshape((n,) * R + (p.oc, p.icg)).astype(np.float64)
+        dw = _nest(st.AT, M, range(R))                       # (r^R, oc, icg)
+        dw = dw.transpose((R, R + 1) + tuple(range(R)))
+        return np.ascontiguousarray(dw, dtype=p.dtype).reshape(p.weight_shape)
 
     def prepare(self, p: ConvProblem, w: np.ndarray | None) -> Plan:
         if p.direction == "bwd_w":
             return self._prepare_wgrad(p)
-        m, r = self.m, self.r
+        m, r, R = self.m, self.r, p.rank
         n = m + r - 1
         tr = winograd_transform(m, r, self.points)
         dt = np.dtype(p.dtype)
-        th, tw = self._tiles(p)
-        T = p.mb * th * tw
-        # U[x*n+y, g, icg, ocg] = (G g G^T)[x, y] for each (o, c): exact in float64, then cast
+        tiles = self._tiles(p)
+        T = p.mb * prod(tiles)
+        # U[xi, g, icg, ocg] = (G (x) G (x) ... g)[xi] for each (o, c): exact in float64, then cast
         G64 = tr.arrays(np.float64)[1]
-        wg = w.astype(np.float64).reshape(p.g, p.ocg, p.icg, r, r)
-        U = np.einsum("xa,gocab,yb->xygco", G64, wg, G64, optimize=True)
-        U = np.ascontiguousarray(U.reshape(n * n, p.g, p.icg, p.ocg), dtype=dt)
-        Hp = th * m + r - 1
-        Wp = tw * m + r - 1
+        wg = own_view(w.astype(np.float64), p).reshape((p.g, p.ocg, p.icg) + (r,) * R)
+        U = _nest(G64, wg, range(3, 3 + R))                  # (g, ocg, icg, n^R)
+        U = U.transpose(tuple(range(3, 3 + R)) + (0, 2, 1))
+        U = np.ascontiguousarray(U.reshape(n ** R, p.g, p.icg, p.ocg), dtype=dt)
         parallel = numba.get_num_threads() > 1 and dense_flops(p) >= 4e6
-        kin, kout = transform_kernels(m, r, self.points, p.dtype, parallel)
-        st = WinogradState(th=th, tw=tw, U=U, parallel=parallel, kin=kin, kout=kout,
-                           xn=np.zeros((p.mb, Hp, Wp, p.ic), dtype=dt),
-                           V=_slabs(n * n, (p.g, T, p.icg), dt), M=_slabs(n * n, (p.g, T, p.ocg), dt),
-                           Y=np.empty((p.mb, th * m, tw * m, p.oc), dtype=dt))
+        kin, kout = transform_kernels(m, r, self.points, p.dtype, parallel, R) if R < 3 else (None, None)
+        st = WinogradState(tiles=tiles, U=U, parallel=parallel, kin=kin, kout=kout,
+                           xn=np.zeros((p.mb,) + tuple(t * m + r - 1 for t in tiles) + (p.ic,), dtype=dt),
+                           V=_slabs(n ** R, (p.g, T, p.icg), dt), M=_slabs(n ** R, (p.g, T, p.ocg), dt),
+                           Y=np.empty((p.mb,) + tuple(t * m for t in tiles) + (p.oc,), dtype=dt))
         # compile now (or load numba's cache), never in a timed run: on the plan's own buffers,
         # whose array types (the slabs are not C-contiguous) are exactly what run() passes;
         # stand-in arrays of another layout made the first real call compile again (measured
         # with a cold cache: 3.3 s and 6.3 s in the first run of F(2x2,5x5) and F(4x4,5x5))
-        kin(st.xn, st.V, m, th, tw, p.icg)
-        st.M[...] = 0
-        kout(st.M, st.Y, m, th, tw, p.ocg)
-        note = (f"F({m}x{m},{r}x{r}) points {self.points}: " + ",".join(str(a) for a in tr.points)
-                + f",inf; {'parallel' if parallel else 'serial'} transforms")
+        if R == 3:
+            st.staged = staged_kernels(m, r, self.points, p.dtype, parallel)
+            st.stage = {k: np.empty(v, dtype=dt) for k, v in _staged_buffers(p, tiles, m, r).items()}
+            self._stage_input(Plan(p, st), np.zeros(p.input_shape, dtype=dt))
+            st.M[...] = 0
+            self._transform_output(p, st)
+        else:
+            kin(st.xn, st.V, m, *tiles, p.icg)
+            st.M[...] = 0
+            kout(st.M, st.Y, m, *tiles, p.ocg)
+        how = "staged (one axis per pass)" if R == 3 else "fused"
+        note = (f"{self._name(p)} points {self.points}: " + ",".join(str(a) for a in tr.points)
+                + f",inf; {how} {'parallel' if parallel else 'serial'} transforms")
         return self.make_plan(p, st, note=note)
 
     # ------------------------------------------------------------------ the work
     def _stage_input(self, plan: Plan[WinogradState], x: np.ndarray) -> None:
         p, st = plan.problem, plan.state
-        h, w = p.read_h, p.read_w
-        st.xn[:, p.ph:p.ph + h, p.pw:p.pw + w, :] = x[:, :, :h, :w].transpose(0, 2, 3, 1)
-        st.kin(st.xn, st.V, self.m, st.th, st.tw, p.icg)
+        R = p.rank
+        read = p.read[len(p.read) - R:]
+        st.xn[(slice(None),) + tuple(slice(q, q + k) for q, k in zip(p.own("p"), read))] = \
+            own_view(x, p)[(slice(None), slice(None)) + tuple(slice(0, k) for k in read)].transpose(
+                (0,) + tuple(range(2, 2 + R)) + (1,))
+        if R < 3:
+            st.kin(st.xn, st.V, self.m, *st.tiles, p.icg)
+            return
+        # B^T along depth, then height, then width (writing the V slabs)
+        k, b, m = st.staged, st.stage, self.m
+        mb, (Dp, Hp, Wp), (td, th, tw) = p.mb, st.xn.shape[1:4], st.tiles
+        n = b["s1"].shape[2]
+        k["tin"](st.xn.reshape(mb, Dp, Hp * Wp * p.ic), b["s1"].reshape(mb, td, n, Hp * Wp * p.ic), m)
+        k["tin"](b["s1"].reshape(mb * td * n, Hp, Wp * p.ic), b["s2"].reshape(mb * td * n, th, n, Wp * p.ic), m)
+        k["tin_last"](b["s2"], st.V, m, tw, p.icg)
+
+    def _transform_output(self, p: ConvProblem, st: WinogradState) -> None:
+        """The output transform into the channels-last tiles ``Y``."""
+        if st.staged is None:
+            st.kout(st.M, st.Y, self.m, *st.tiles, p.ocg)
+            return
+        # A^T along width (reading the M slabs), then height, then depth
+        k, b, m = st.staged, st.stage, self.m
+        z1, z2 = b["z1"], b["z2"]
+        B, n, th, _, W, oc = z1.shape
+        k["tout_first"](st.M, z1, m, st.tiles[2], p.ocg)
+        k["tout"](z1.reshape(B * n * th, n, W * oc), z2.reshape(B * n * th, m, W * oc))
+        k["tout"](z2.reshape(B, n, th * m * W * oc), st.Y.reshape(B, m, th * m * W * oc))
 
     def _stage_multiply(self, plan: Plan[WinogradState]) -> None:
         p, st = plan.problem, plan.state
@@ -338,10 +517,12 @@ class _Winograd(Backend):
 
     def _stage_output(self, plan: Plan[WinogradState]) -> np.ndarray:
         p, st = plan.problem, plan.state
-        st.kout(st.M, st.Y, self.m, st.th, st.tw, p.ocg)
-        # NHWC tiles -> NCHW output, dropping the parts of edge tiles beyond (oh, ow)
+        R = p.rank
+        self._transform_output(p, st)
+        # channels-last tiles -> NC[D]HW output, dropping the parts of edge tiles beyond the output
         y = np.empty(p.output_shape, dtype=st.Y.dtype)  # never a view of the plan's buffers
-        np.copyto(y, st.Y[:, :p.oh, :p.ow, :].transpose(0, 3, 1, 2))
+        np.copyto(own_view(y, p), st.Y[(slice(None),) + tuple(slice(0, o) for o in p.own("o"))].transpose(
+            (0, R + 1) + tuple(range(1, R + 1))))
         return y
 
     def run(self, plan: Plan, *inputs: np.ndarray) -> np.ndarray:
@@ -367,44 +548,60 @@ class _Winograd(Backend):
 
     # ------------------------------------------------------------------ accounting
     def _estimate(self, p: ConvProblem) -> Estimate:
-        """Multiply stage: ``n^2`` multiply-adds per tile and channel pair. Executed: that
-        plus both transforms as the compiled loops run them (two passes over the nonzeros of
-        B^T per input tile and channel, ``n + m`` passes over those of A^T per output tile
-        and channel; a multiply-add counts 2). Workspace: padded input, V, M and U."""
-        th, tw = self._tiles(p)
-        n, m = self.m + self.r - 1, self.m
-        tiles = p.mb * th * tw
-        mult = 2 * n * n * tiles * p.oc * p.icg
+        """Multiply stage: ``n^rank`` multiply-adds per tile and channel pair. Executed: that
+        plus both transforms as the compiled loops run them (the nested 1-D transforms: stage
+        ``k`` of the input transform passes over the nonzeros of B^T for ``n^(rank-1)`` lines
+        per input tile and channel; stage ``k`` of the output transform over those of A^T for
+        ``m^k n^(rank-1-k)`` lines per output tile and channel; a multiply-add counts 2).
+        Workspace: padded input, V, M and U."""
+        tiles = self._tiles(p)
+        n, m, r, R = self.m + self.r - 1, self.m, self.r, p.rank
+        T = p.mb * prod(tiles)
+        mult = 2 * n ** R * T * p.oc * p.icg
+        xn = p.mb * prod(t * m + r - 1 for t in tiles) * p.ic
         if p.direction == "bwd_w":  # F(r, m): transforms of input patches, dY tiles, then of each weight
-            tg = winograd_transform(self.r, self.m, self.points)
-            t_in = 2 * 2 * n * _nnz(tg.BT) * tiles * p.ic
-            t_dy = 2 * (n * m + n * n) * m * tiles * p.oc
-            t_out = 2 * (self.r * n + self.r * self.r) * n * p.oc * p.icg
-            ws = p.itemsize * (p.mb * p.ic * (th * m + self.r - 1) * (tw * m + self.r - 1) + p.mb * p.oc * th * m * tw * m
-                               + n * n * tiles * (p.ic + p.oc)) + 8 * n * n * p.oc * p.icg
+            tg = winograd_transform(r, m, self.points)
+            t_in = 2 * R * n ** (R - 1) * _nnz(tg.BT) * T * p.ic
+            t_dy = 2 * sum(n ** (k + 1) * m ** (R - k) for k in range(R)) * T * p.oc
+            t_out = 2 * sum(r ** (k + 1) * n ** (R - k) for k in range(R)) * p.oc * p.icg
+            ws = p.itemsize * (xn + p.mb * p.oc * prod(t * m for t in tiles) + n ** R * T * (p.ic + p.oc)) \
+                + 8 * n ** R * p.oc * p.icg
             return Estimate(float(t_in + t_dy + mult + t_out), float(mult), ws)
-        tr = winograd_transform(self.m, self.r, self.points)
-        t_in = 2 * 2 * n * _nnz(tr.BT) * tiles * p.ic
-        t_out = 2 * (n + m) * _nnz(tr.AT) * tiles * p.oc
-        xn = p.mb * (th * m + self.r - 1) * (tw * m + self.r - 1) * p.ic
-        ws = p.itemsize * (xn + n * n * tiles * (p.ic + p.oc) + n * n * p.oc * p.icg)
+        tr = winograd_transform(m, r, self.points)
+        ws = p.itemsize * (xn + n ** R * T * (p.ic + p.oc) + n ** R * p.oc * p.icg)
+        if R == 3:  # the staged passes: lines per pass times the nonzeros of the 1-D matrix
+            td, th, tw = tiles
+            Hp, Wp = th * m + r - 1, tw * m + r - 1
+            lines_in = p.mb * td * (Hp * Wp + n * th * Wp + n * th * n * tw) * p.ic
+            lines_out = p.mb * td * n * th * (n * tw + tw * m) * p.oc + p.mb * td * th * m * tw * m * p.oc
+            t_in, t_out = 2 * _nnz(tr.BT) * lines_in, 2 * _nnz(tr.AT) * lines_out
+            ws += p.itemsize * sum(prod(v) for v in _staged_buffers(p, tiles, m, r).values())
+            return Estimate(float(t_in + mult + t_out), float(mult), ws)
+        t_in = 2 * R * n ** (R - 1) * _nnz(tr.BT) * T * p.ic
+        t_out = 2 * sum(m ** k * n ** (R - 1 - k) for k in range(R)) * _nnz(tr.AT) * T * p.oc
         return Estimate(float(t_in + mult + t_out), float(mult), ws)
 
 
 def _make(m: int, r: int, rtol32: float):
-    caps = Capabilities(kernel_sizes=((r, r),), strides=(1,), dilation=False, exact=False, backward_weights=True,
-                        rtol={"float32": rtol32, "float64": rtol32 * 1e-8}, threads="numba")
+    caps = Capabilities(kernel_sizes=(r,), ranks=(1, 2, 3), strides=(1,), dilation=False, exact=False,
+                        backward_weights=True, rtol={"float32": rtol32, "float64": rtol32 * 1e-8}, threads="numba",
+                        rank_rtol=RANK_RTOL)
 
     class W(_Winograd):
         pass
     W.m, W.r = m, r
     W.name = f"winograd_f{m}x{r}"
     W.description = f"Winograd F({m}x{m},{r}x{r}): {m + r - 1}^2 multiplies per {m}x{m} tile " \
-                    f"(direct: {m * m * r * r}); compiled transforms, batched BLAS GEMMs"
+                    f"(direct: {m * m * r * r}); nested F(m^3,r^3) in 3-D ({(m + r - 1) ** 3} vs {m ** 3 * r ** 3}), " \
+                    f"F(m,r) in 1-D; compiled transforms, batched BLAS GEMMs"
     W.capabilities = caps
     W.__name__ = W.__qualname__ = f"Winograd_F{m}x{r}"
     return W
 
+
+#: the tolerance's factor per rank: every nested transform multiplies the error's growth (the
+#: transforms' norms multiply); measured on the contract problems and I3D/U-Net layers
+RANK_RTOL = {1: 1.0, 2: 1.0, 3: 4.0}
 
 # Tolerances (norm-wise relative error, float32) grow with the tile: the transforms'
 # entries grow with n. Measured on the contract problems and ResNet layers, with margin.

@@ -40,7 +40,7 @@ def run(*, json: bool = False) -> int:  # noqa: A002 - the flag's name
             continue
         caps = ["dtypes " + "/".join(x.replace("float", "f") for x in d["dtypes"])]
         if d["kernel_sizes"]:
-            caps.append("kernels " + ",".join(f"{a}x{b}" for a, b in d["kernel_sizes"]))
+            caps.append("kernels " + ",".join(f"{k} (every axis)" for k in d["kernel_sizes"]))
         if d["max_kernel"]:
             caps.append(f"kernel <= {d['max_kernel']}")
         caps.append("strides " + (",".join(map(str, d["strides"])) if d["strides"] else "any"))

@@ -282,6 +282,11 @@ class Problem:
         laid out NC1W)."""
         return AXES if self.rank == 3 else AXES[1:]
 
+    def own(self, f: str) -> tuple:
+        """Field ``f`` (``"i"``, ``"o"``, ``"k"``, ``"s"``, ``"p"``, ``"d"``) over the problem's own
+        axes: ``p.own("k")`` is ``(kw,)``, ``(kh, kw)`` or ``(kd, kh, kw)``."""
+        return tuple(getattr(self, f + a) for a in self.own_axes)
+
     @property
     def axes(self) -> tuple[Axis, ...]:
         """The arrays' spatial axes (:attr:`layout_axes`), outermost first."""

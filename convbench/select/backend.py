@@ -21,7 +21,7 @@ class Auto(Backend):
     description = "the backend convbench's selector (or its built-in rules) picks for each problem"
     capabilities = Capabilities(dtypes=("float32", "float64"), dilation=True, groups=True, asymmetric_padding=True,
                                 forward=True, transposed=True, backward_weights=True, exact=False,
-                                rtol={"float32": 5e-4, "float64": 5e-12}, threads="numba")
+                                rtol={"float32": 5e-4, "float64": 5e-12}, threads="numba", ranks=(1, 2, 3))
 
     def supports(self, p) -> str | None:
         if p.kind != "conv":

@@ -8,8 +8,8 @@ problem                                                   backend
 ========================================================  ==================
 pooling                                                   ``pool_numba``
 depthwise (one input channel per group)                   ``direct_numba``
-3x3, stride 1, no dilation, at least 8 channels per group ``winograd_f4x3``
-kernel area >= 49 (7x7 and up), stride 1                  ``fft_pyfftw``
+3 taps per axis, stride 1, no dilation, >= 8 ch per group ``winograd_f4x3``
+kernel area or volume >= 49 (7x7, 4x4x4 up), stride 1     ``fft_pyfftw``
 everything else (1x1 included: a plain GEMM)              ``im2col_blas``
 ========================================================  ==================
 
@@ -18,6 +18,8 @@ next candidate that can, in the order ``im2col_blas``, ``direct_numba``, ``refer
 """
 
 from __future__ import annotations
+
+from ..flops import prod
 
 __all__ = ["builtin_rule", "nnpack_rule", "FALLBACK_ORDER"]
 
@@ -30,10 +32,12 @@ def builtin_rule(p) -> str:
         return "pool_numba"
     if p.icg == 1 and p.g > 1:
         return "direct_numba"
-    plain = p.sh == 1 and p.sw == 1 and not (p.dh or p.dw)
-    if (p.kh, p.kw) == (3, 3) and plain and p.icg >= 8 and p.oc // p.g >= 8:
+    k = p.own("k")
+    unit = all(s == 1 for s in p.own("s"))
+    plain = unit and not any(p.own("d"))
+    if all(v == 3 for v in k) and plain and p.icg >= 8 and p.oc // p.g >= 8:
         return "winograd_f4x3"
-    if p.kh * p.kw >= 49 and p.sh == 1 and p.sw == 1:
+    if prod(k) >= 49 and unit:
         return "fft_pyfftw"
     return "im2col_blas"
 
@@ -44,10 +48,10 @@ def nnpack_rule(p) -> str:
     the rest -> GEMM (im2col)."""
     if p.kind == "pool":
         return "pool_numba"
-    k = max(p.kh, p.kw)
+    k = max(p.own("k"))
     if k == 1:
         return "direct_numba"
-    if (p.kh, p.kw) == (3, 3):
+    if all(v == 3 for v in p.own("k")):
         return "winograd_f6x3"
     if k <= 16:
         return "fft_pyfftw"

@@ -48,10 +48,12 @@ from numpy.lib.stride_tricks import as_strided
 from ... import threads as _threads
 from ...problem import ConvProblem
 from ...timing import best_times
-from ..base import Backend, Capabilities, Estimate, Plan, stable_choice
+from ...flops import prod
+from ..base import Backend, Capabilities, Estimate, Plan, fill_padded, stable_choice
 from .geometry import (FFTGeometry, batch_size, fast_len, fft_flops, geometry, pruned_rows, ranked_geometries,
                        smallest_workspace)
 from .plans import WISDOM, Transforms, normalise_effort, pyfftw, pyfftw_plans, spectra, view
+from . import volume
 
 try:
     import scipy.fft as sfft
@@ -90,7 +92,7 @@ class _FFTBase(Backend):
     algorithm = "fft"
     engine = ""
     capabilities = Capabilities(exact=False, rtol={"float32": 1e-4, "float64": 1e-11}, threads="fftw",
-                                memory_fraction=0.25, backward_weights=True)
+                                memory_fraction=0.25, backward_weights=True, ranks=(1, 2, 3))
 
     #: how many of the cost model's best tile sizes ``prepare`` times before choosing (each
     #: tiled one also a part of a tile row at a time)
@@ -102,7 +104,10 @@ class _FFTBase(Backend):
             need = self.estimate(p).workspace_bytes
             return None if limit is None or need <= limit else (
                 f"needs {need} bytes of spectra for the weight gradient, over the memory limit of {limit} bytes")
-        if not ranked_geometries(p, limit):
+        if p.rank == 3 and not volume.ranked_volume_geometries(p, limit):
+            return (f"needs at least {volume.smallest_volume_workspace(p)} bytes of spectra/workspace for any "
+                    f"tile size, over the memory limit of {limit} bytes")
+        if p.rank < 3 and not ranked_geometries(p, limit):
             return (f"needs at least {smallest_workspace(p, limit)} bytes of spectra/workspace for any tile size, "
                     f"over the memory limit of {limit} bytes")
         return None
@@ -110,6 +115,14 @@ class _FFTBase(Backend):
     def _estimate(self, p: ConvProblem) -> Estimate:
         if p.direction == "bwd_w":
             return _wgrad_estimate(p)
+        if p.rank == 3:
+            ranked = volume.ranked_volume_geometries(p, self.memory_limit())
+            if not ranked:
+                return Estimate(workspace_bytes=volume.smallest_volume_workspace(p))
+            cands = volume.candidates(p, self.memory_limit(), self.AUTOTUNE)
+            peak = sum(c.workspace_bytes for c in cands) + max(c.workspace_bytes for c in cands) \
+                if len(cands) > 1 else None
+            return Estimate(ranked[0].flops, ranked[0].multiply_flops, ranked[0].workspace_bytes, prepare_bytes=peak)
         ranked = ranked_geometries(p, self.memory_limit())
         if not ranked:
             return Estimate(workspace_bytes=smallest_workspace(p, self.memory_limit()))
@@ -153,6 +166,8 @@ class _FFTBase(Backend):
         """
         if p.direction == "bwd_w":
             return self._prepare_wgrad(p)
+        if p.rank == 3:
+            return self._prepare_volume(p, w)
         cands = self._candidates(p)
         geo, tried = cands[0], []
         if len(cands) > 1:
@@ -174,6 +189,29 @@ class _FFTBase(Backend):
 
     def _engine_note(self) -> str:
         return ""
+
+    def _prepare_volume(self, p: ConvProblem, w: np.ndarray) -> Plan:
+        """3-D: the cost model's best length triples (each tiled one also a tile plane per pass)
+        built side by side and timed on zeros, the fastest kept, as in 2-D (:mod:`.volume`)."""
+        cands = volume.candidates(p, self.memory_limit(), self.AUTOTUNE)
+        geo, tried = cands[0], []
+        if len(cands) > 1:
+            x0 = np.zeros(p.src_shape, dtype=p.dtype)
+            plans = [Plan(p, self._build_volume(p, g, None)) for g in cands]
+            times = best_times([lambda plan=plan: self.run(plan, x0) for plan in plans], prune=1.5)
+            del plans
+            tried = list(zip(cands, times))
+            geo = stable_choice(tried)
+        st = self._build_volume(p, geo, w)
+        st.tried = tried
+        note = f"N={'x'.join(map(str, geo.n))}, {volume.mode_note(geo)}{self._engine_note()}"
+        if tried:
+            note += " (timed: " + ", ".join(f"{g.label} {t * 1e3:.2f}ms" for g, t in tried) + ")"
+        return self.make_plan(p, st, note=note, flops_executed=geo.flops, flops_multiply=geo.multiply_flops,
+                              workspace_bytes=geo.workspace_bytes)
+
+    def _build_volume(self, p: ConvProblem, geo, w) -> "volume.VolumeState":
+        raise NotImplementedError
 
     def _weight_spectra(self, p: ConvProblem, geo: FFTGeometry, w: np.ndarray | None) -> np.ndarray:
         """Dilated kernel, zero-padded to N, conj for correlation, 1/N folded in; transformed in
@@ -272,22 +310,23 @@ class _FFTBase(Backend):
     def run(self, plan: Plan, *inputs: np.ndarray) -> np.ndarray:
         if plan.problem.direction == "bwd_w":
             return self._wgrad(plan, *inputs)
+        if plan.problem.rank == 3:
+            return volume.execute(plan.problem, plan.state, inputs[0])
         return self._execute(plan, inputs[0])
 
     # ------------------------------------------------------------------ weight gradient
     def _prepare_wgrad(self, p: ConvProblem) -> Plan:
-        nh, nw = fast_len(p.hp), fast_len(p.wp)
-        nwh, dt = nw // 2 + 1, np.dtype(p.dtype)
+        n = _wgrad_lengths(p)
+        F, dt = _half(n), np.dtype(p.dtype)
         cdt = np.complex64 if dt == np.float32 else np.complex128
-        st = WeightGradFFT(nh=nh, nw=nw, xin=np.zeros((p.mb, p.ic, nh, nw), dt),
-                           din=np.zeros((p.mb, p.oc, nh, nw), dt),
-                           Xf=np.empty((nh * nwh, p.g, p.mb, p.icg), cdt), Df=np.empty((nh * nwh, p.g, p.ocg, p.mb), cdt),
-                           S=np.empty((nh * nwh, p.g, p.ocg, p.icg), cdt), workers=_threads.get_threads())
+        st = WeightGradFFT(n=n, xin=np.zeros((p.mb, p.ic) + n, dt), din=np.zeros((p.mb, p.oc) + n, dt),
+                           Xf=np.empty((F, p.g, p.mb, p.icg), cdt), Df=np.empty((F, p.g, p.ocg, p.mb), cdt),
+                           S=np.empty((F, p.g, p.ocg, p.icg), cdt), workers=_threads.get_threads())
         st.engine = self._wgrad_engine(p, st)
-        st.E = _tap_exponentials(p, nh, nw).astype(cdt)
+        st.E = _tap_exponentials(p, n).astype(cdt)
         est = self.estimate(p)
-        return self.make_plan(p, st, note=f"weight gradient: N={nh}x{nw}, spectral products summed over the batch"
-                              + self._engine_note(), flops_executed=est.flops_executed)
+        return self.make_plan(p, st, note=f"weight gradient: N={'x'.join(map(str, n))}, spectral products summed "
+                              "over the batch" + self._engine_note(), flops_executed=est.flops_executed)
 
     def _wgrad_engine(self, p: ConvProblem, st: "WeightGradFFT"):
         """Per engine: the forward transforms of the two inputs and the inverse of the product."""
@@ -298,16 +337,15 @@ class _FFTBase(Backend):
 
     def _wgrad(self, plan: Plan, x: np.ndarray, dy: np.ndarray) -> np.ndarray:
         p, st = plan.problem, plan.state
-        h, w = p.read_h, p.read_w
-        st.xin[:, :, p.ph:p.ph + h, p.pw:p.pw + w] = x[:, :, :h, :w]
-        st.din[:, :, :(p.oh - 1) * p.sh + 1:p.sh, :(p.ow - 1) * p.sw + 1:p.sw] = dy
+        fill_padded(st.xin, x, p)
+        st.din[(slice(None), slice(None)) + tuple(slice(0, (ax.o - 1) * ax.s + 1, ax.s) for ax in p.axes)] = dy
         F = st.Xf.shape[0]
         X = self._rfft2(st, "x").reshape(p.mb, p.g, p.icg, F)
         np.copyto(st.Xf, X.transpose(3, 1, 0, 2))
         D = self._rfft2(st, "dy").reshape(p.mb, p.g, p.ocg, F)
         np.conjugate(D.transpose(3, 1, 2, 0), out=st.Df)
         np.matmul(st.Df, st.Xf, out=st.S)                   # (F, g, ocg, icg): summed over the batch
-        taps = st.S.reshape(F, p.oc * p.icg).T @ st.E        # pruned inverse: (oc*icg, kh*kw)
+        taps = st.S.reshape(F, p.oc * p.icg).T @ st.E        # pruned inverse: (oc*icg, taps)
         return np.ascontiguousarray(taps.real, dtype=x.dtype).reshape(p.weight_shape)
 
     def phases(self, plan: Plan[FFTState], *inputs: np.ndarray) -> dict[str, float] | None:
@@ -315,7 +353,10 @@ class _FFTBase(Backend):
             return None  # the phases are those of the forward/backward-data pipeline
         (x,) = inputs
         acc = {"input": 0.0, "multiply": 0.0, "output": 0.0}
-        self._execute(plan, x, acc)
+        if plan.problem.rank == 3:
+            volume.execute(plan.problem, plan.state, x, acc)
+        else:
+            self._execute(plan, x, acc)
         return acc
 
 
@@ -324,8 +365,7 @@ class WeightGradFFT:
     """Weight-gradient plan: transform size, the zero-padded input and spread output gradient,
     frequency-major spectra and their product, and the engine's transforms."""
 
-    nh: int
-    nw: int
+    n: tuple
     xin: np.ndarray
     din: np.ndarray
     Xf: np.ndarray
@@ -336,34 +376,48 @@ class WeightGradFFT:
     E: np.ndarray | None = None
 
 
-def _tap_exponentials(p: ConvProblem, nh: int, nw: int) -> np.ndarray:
-    """``(nh*nwh, kh*kw)``: the inverse real DFT of a half spectrum evaluated at the kernel's
-    dilated taps only, ``x[t] = Re(sum_f c_f S[f] exp(2 pi i f.t / N)) / N`` with ``c_f = 2``
-    for the half-spectrum columns that stand for a conjugate pair (1 for the DC and Nyquist
-    columns). Computed in float64."""
-    nwh = nw // 2 + 1
-    th = np.arange(p.kh) * (p.dh + 1)
-    tw = np.arange(p.kw) * (p.dw + 1)
-    fh = np.arange(nh)[:, None, None, None]
-    fw = np.arange(nwh)[None, :, None, None]
-    phase = 2j * np.pi * (fh * th[None, None, :, None] / nh + fw * tw[None, None, None, :] / nw)
-    c = np.full(nwh, 2.0)
+def _wgrad_lengths(p: ConvProblem) -> tuple:
+    """The weight gradient's transform length per layout axis: a fast length at least the
+    padded input's."""
+    return tuple(fast_len(a) for a in p.padded)
+
+
+def _half(n: tuple) -> int:
+    """Frequencies of a real transform of size ``n`` (the last axis halved)."""
+    return prod(n[:-1]) * (n[-1] // 2 + 1)
+
+
+def _tap_exponentials(p: ConvProblem, n: tuple) -> np.ndarray:
+    """``(frequencies, taps)``: the inverse real DFT of a half spectrum evaluated at the
+    kernel's dilated taps only, ``x[t] = Re(sum_f c_f S[f] exp(2 pi i f.t / N)) / N`` with
+    ``c_f = 2`` for the half-spectrum entries that stand for a conjugate pair (1 for the DC
+    and Nyquist ones of the last axis). Computed in float64."""
+    half = n[:-1] + (n[-1] // 2 + 1,)
+    R = len(n)
+    phase = np.zeros(half + p.kernel)
+    for i, (a, ax) in enumerate(zip(n, p.axes)):
+        f = np.arange(half[i]).reshape((1,) * i + (-1,) + (1,) * (R - 1 - i) + (1,) * R)
+        t = (np.arange(ax.k) * (ax.d + 1)).reshape((1,) * R + (1,) * i + (-1,) + (1,) * (R - 1 - i))
+        phase = phase + f * t / a
+    c = np.full(half[-1], 2.0)
     c[0] = 1.0
-    if nw % 2 == 0:
+    if n[-1] % 2 == 0:
         c[-1] = 1.0
-    return (c[None, :, None, None] * np.exp(phase) / (nh * nw)).reshape(nh * nwh, p.kh * p.kw)
+    c = c.reshape((1,) * (R - 1) + (-1,) + (1,) * R)
+    return (c * np.exp(2j * np.pi * phase) / prod(n)).reshape(_half(n), prod(p.kernel))
 
 
 def _wgrad_estimate(p: ConvProblem) -> Estimate:
     """Flops and bytes of the FFT weight gradient (see the module docstring)."""
-    nh, nw = fast_len(p.hp), fast_len(p.wp)
-    F = nh * (nw // 2 + 1)
-    transforms = p.mb * (p.ic + p.oc) * fft_flops(nh, nw) + 8.0 * p.oc * p.icg * F * p.kh * p.kw  # + pruned inverse
+    n = _wgrad_lengths(p)
+    F, taps = _half(n), prod(p.kernel)
+    flops = volume.fftn_flops(n) if len(n) == 3 else fft_flops(*n)
+    transforms = p.mb * (p.ic + p.oc) * flops + 8.0 * p.oc * p.icg * F * taps  # + pruned inverse
     mult = 8.0 * F * p.g * p.ocg * p.icg * p.mb
     cplx = 2 * p.itemsize
-    ws = (p.mb * (p.ic + p.oc) * nh * nw * p.itemsize          # padded real inputs
+    ws = (p.mb * (p.ic + p.oc) * prod(n) * p.itemsize         # padded real inputs
           + 2 * F * p.mb * (p.ic + p.oc) * cplx                # their spectra, and frequency-major copies
-          + F * p.oc * p.icg * cplx + F * p.kh * p.kw * cplx)  # the product, the tap exponentials
+          + F * p.oc * p.icg * cplx + F * taps * cplx)         # the product, the tap exponentials
     return Estimate(transforms + mult, mult, int(ws))
 
 
@@ -391,6 +445,17 @@ class FFTPyFFTW(_FFTBase):
         return pyfftw_plans(batch, p.dtype, geo.nh, geo.nw, p.g, p.icg, p.ocg, in_rows, out_rows,
                             self.effort, _threads.get_threads())
 
+    def _build_volume(self, p: ConvProblem, geo, w) -> volume.VolumeState:
+        kw = dict(flags=(self.effort,), threads=_threads.get_threads())
+
+        def engine(st):
+            fwd = pyfftw.FFTW(st.P, st.Xs, axes=(-3, -2, -1), direction="FFTW_FORWARD", **kw)
+            inv = pyfftw.FFTW(st.Ys, st.R, axes=(-3, -2, -1), direction="FFTW_BACKWARD", normalise_idft=False,
+                              flags=(self.effort, "FFTW_DESTROY_INPUT"), threads=kw["threads"])
+            st.fwd, st.inv = fwd.execute, inv.execute
+            WISDOM.planned()
+        return volume.build(p, geo, w, lambda shape, dt: pyfftw.empty_aligned(shape, dtype=dt), engine)
+
     def _forward(self, st: FFTState) -> None:
         for plan in st.tx.fwd:
             plan.execute()
@@ -403,9 +468,9 @@ class FFTPyFFTW(_FFTBase):
         import pyfftw.builders as fb
         st.xin = pyfftw.zeros_aligned(st.xin.shape, dtype=st.xin.dtype)   # FFTW's aligned codelets
         st.din = pyfftw.zeros_aligned(st.din.shape, dtype=st.din.dtype)
-        kw = dict(axes=(-2, -1), planner_effort=self.effort, threads=st.workers, avoid_copy=True)
-        fx = fb.rfft2(st.xin, **kw)
-        fd = fb.rfft2(st.din, **kw)
+        kw = dict(axes=tuple(range(-len(st.n), 0)), planner_effort=self.effort, threads=st.workers, avoid_copy=True)
+        fx = fb.rfftn(st.xin, **kw)
+        fd = fb.rfftn(st.din, **kw)
         st.xin[...] = 0
         st.din[...] = 0
         WISDOM.planned()
@@ -420,7 +485,7 @@ class FFTScipy(_FFTBase):
     engine = "scipy"
     description = "FFT (scipy.fft, workers=threads), same algorithm as fft_pyfftw"
     capabilities = Capabilities(exact=False, rtol={"float32": 1e-4, "float64": 1e-11}, threads="scipy.fft",
-                                memory_fraction=0.25, backward_weights=True)
+                                memory_fraction=0.25, backward_weights=True, ranks=(1, 2, 3))
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -434,8 +499,20 @@ class FFTScipy(_FFTBase):
                           R=np.empty((batch, p.g, p.ocg, geo.nh, geo.nw), dtype=dt),
                           Xr=np.zeros((batch, p.g, p.icg, geo.nh, geo.nwh), dtype=cdt), **spec)
 
+    def _build_volume(self, p: ConvProblem, geo, w) -> volume.VolumeState:
+        wk, axes = _threads.get_threads(), (-3, -2, -1)
+
+        def engine(st):
+            def fwd():
+                np.copyto(st.Xs, sfft.rfftn(st.P, axes=axes, workers=wk))
+
+            def inv():
+                st.R[...] = sfft.irfftn(st.Ys, s=geo.n, axes=axes, norm="forward", workers=wk)
+            st.fwd, st.inv = fwd, inv
+        return volume.build(p, geo, w, lambda shape, dt: np.empty(shape, dtype=dt), engine)
+
     def _rfft2(self, st: WeightGradFFT, which: str) -> np.ndarray:
-        return sfft.rfft2(st.xin if which == "x" else st.din, workers=st.workers)
+        return sfft.rfftn(st.xin if which == "x" else st.din, axes=tuple(range(-len(st.n), 0)), workers=st.workers)
 
     # the same transforms as fft_pyfftw (pruned two-pass, or 2-D on tiles; see plans._build_pyfftw_plans)
     def _forward(self, st: FFTState) -> None:

@@ -99,7 +99,7 @@ PROBLEMS_1D = random_problems_of_rank(1, 8, 11) + [ConvProblem.parse(d) for d in
 PROBLEMS_3D = random_problems_of_rank(3, 10, 33) + [ConvProblem.parse(d) for d in (
     "mb1ic16id6ih7iw8oc16kd3kh3kw3pd1ph1pw1", "mb1ic24id5ih6iw6oc12kd1kh3kw3ph1pw1",
     "g8mb1ic8id7oc8kd3pd1", "mb2ic4id9oc8kd3sd2pd1", "--dt=f64 mb1ic6id5ih6iw7oc5kd2kh3kw2",
-    "mb1ic4id7ih6iw9oc6kd5kh5kw5pd2ph2pw2")]
+    "mb1ic4id7ih6iw9oc6kd5kh5kw5pd2ph2pw2", "g2mb2ic6id5ih9iw7oc4od6kd3kh3kw3pd1pw1")]
 
 
 def has_torch() -> bool:

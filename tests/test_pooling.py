@@ -48,7 +48,38 @@ def pool_problems(n: int = 30, seed: int = 7) -> list[PoolProblem]:
     return out
 
 
-POOLS = pool_problems()
+def pool_problems_of_rank(rank: int, n: int, seed: int) -> list[PoolProblem]:
+    """Random 1-D or 3-D pooling problems: every algorithm, strides, padding, dilation (max),
+    ceil mode, both dtypes. Fixed seed."""
+    rng = np.random.default_rng(seed)
+    axes = "dhw"[3 - rank:]
+    out = []
+    while len(out) < n:
+        alg = POOL_ALGS[len(out) % 3]
+        kw = dict(mb=int(rng.integers(1, 3)), ic=int(rng.integers(1, 4)), alg=alg, rank=rank,
+                  dtype="float64" if rng.random() < 0.25 else "float32")
+        for a in axes:
+            k = int(rng.integers(1, 4))
+            kw.update({"i" + a: int(rng.integers(3, 30 if rank == 1 else 9)), "k" + a: k, "s" + a: int(rng.integers(1, 3)),
+                       "p" + a: int(rng.integers(0, k // 2 + 1)),
+                       "d" + a: int(rng.integers(0, 2)) if alg == "max" and rng.random() < 0.3 else 0})
+        try:
+            p = PoolProblem(**kw)
+        except ValueError:
+            continue
+        if len(out) % 4 == 1:  # ceil mode on every axis
+            try:
+                p = PoolProblem(**dict(kw, **{"o" + a: getattr(p, "o" + a) + 1 for a in axes}))
+            except ValueError:
+                pass
+        out.append(p)
+    return out
+
+
+POOLS = pool_problems() + pool_problems_of_rank(1, 6, 71) + pool_problems_of_rank(3, 10, 73) + [
+    PoolProblem.parse(d) for d in ("--alg=max mb1ic4id8ih9iw10kd3kh3kw3sd2sh2sw2pd1ph1pw1",
+                                   "--alg=avg_p mb1ic3id4ih6iw6kd2kh2kw2sd2sh2sw2", "--alg=avg_np mb2ic2id4ih5iw3kd4kh5kw3",
+                                   "--alg=max mb1ic3iw40kw3sw2pw1")]
 
 
 def _refuses_as_declared(b, p) -> bool:

@@ -45,11 +45,14 @@ _COMPILED: dict = {}
 
 def _forward(p: ConvProblem) -> Callable:
     from jax import lax
-    pad = [(p.ph, p.ph_r), (p.pw, p.pw_r)]
+    axes = p.axes  # the arrays' spatial axes (a 1-D problem's NC1W as a 2-D call with h = 1)
+    pad = [(ax.p, r) for ax, r in zip(axes, p.pads_r)]
+    sp = "".join(a.upper() for a in p.layout_axes)
 
     def fwd(x, w):
-        return lax.conv_general_dilated(x, w, (p.sh, p.sw), pad, rhs_dilation=(p.dh + 1, p.dw + 1),
-                                        dimension_numbers=("NCHW", "OIHW", "NCHW"), feature_group_count=p.g)
+        return lax.conv_general_dilated(x, w, tuple(ax.s for ax in axes), pad,
+                                        rhs_dilation=tuple(ax.d + 1 for ax in axes),
+                                        dimension_numbers=("NC" + sp, "OI" + sp, "NC" + sp), feature_group_count=p.g)
     return fwd
 
 
@@ -90,7 +93,7 @@ class JaxXLA(Backend):
     description = "jax.lax.conv_general_dilated under jax.jit (backward passes through jax.vjp) on XLA:CPU"
     role = "peer"
     capabilities = Capabilities(exact=False, rtol={"float32": 1e-5, "float64": 1e-12}, transposed=True,
-                                backward_weights=True, threads="xla")
+                                backward_weights=True, threads="xla", ranks=(1, 2, 3))
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

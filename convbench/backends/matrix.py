@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ..flops import operator_nnz
+from ..flops import operator_nnz, prod
 from ..problem import ConvProblem
 from ..timing import best_times
 from .base import Backend, Capabilities, Estimate, Plan, stable_choice
@@ -72,33 +72,41 @@ def operator_pattern(p: ConvProblem):
 
     Returns
     -------
-    counts : ndarray (oh*ow,)
-        Nonzeros per output pixel and output channel.
+    counts : ndarray (pixels,)
+        Nonzeros per output pixel (voxel) and output channel.
     cols : ndarray (sum(counts),) int32
-        Column (``c * ih*iw + iy * iw + ix``) of every entry, pixel by pixel, ascending.
+        Column (``c * ih*iw + iy * iw + ix``; a depth term in 3-D) of every entry, pixel by
+        pixel, ascending.
     taps : ndarray (sum(counts),) int64
-        Index of each entry's weight within one output channel's ``(ic/g, kh, kw)`` kernel.
+        Index of each entry's weight within one output channel's ``(ic/g, *kernel)`` kernel.
     """
-    mh, iy = _axis_pairs(p.oh, p.ih, p.kh, p.sh, p.ph, p.dh)   # (oh, kh)
-    mw, ix = _axis_pairs(p.ow, p.iw, p.kw, p.sw, p.pw, p.dw)   # (ow, kw)
-    shape = (p.oh, p.ow, p.icg, p.kh, p.kw)
-    mask = np.broadcast_to(mh[:, None, None, :, None] & mw[None, :, None, None, :], shape)
-    col = (np.arange(p.icg)[None, None, :, None, None] * (p.ih * p.iw)
-           + iy[:, None, None, :, None] * p.iw + ix[None, :, None, None, :])
-    tap = (np.arange(p.icg)[:, None, None] * (p.kh * p.kw) + np.arange(p.kh)[None, :, None] * p.kw
-           + np.arange(p.kw)[None, None, :])
+    axes = p.axes
+    n = len(axes)
+    shape = p.out_spatial + (p.icg,) + p.kernel
+    mask = np.ones((1,) * len(shape), dtype=bool)
+    col = np.arange(p.icg).reshape((1,) * n + (-1,) + (1,) * n) * prod(p.spatial)
+    step = 1
+    for j in reversed(range(n)):  # per axis: (o, k) pairs placed at the axis's output and tap dims
+        ax = axes[j]
+        m, idx = _axis_pairs(ax.o, ax.i, ax.k, ax.s, ax.p, ax.d)
+        at = (1,) * j + (ax.o,) + (1,) * (n - 1 - j) + (1,) + (1,) * j + (ax.k,) + (1,) * (n - 1 - j)
+        mask = mask & m.reshape(at)
+        col = col + idx.reshape(at) * step
+        step *= ax.i
+    tap = np.arange(p.icg * prod(p.kernel)).reshape((1,) * n + (p.icg,) + p.kernel)
+    mask = np.broadcast_to(mask, shape)
     col = np.broadcast_to(col, shape)[mask].astype(np.int32)
-    taps = np.broadcast_to(tap[None, None], shape)[mask]
-    counts = mask.reshape(p.oh * p.ow, -1).sum(axis=1)
+    taps = np.broadcast_to(tap, shape)[mask]
+    counts = mask.reshape(prod(p.out_spatial), -1).sum(axis=1)
     return counts, col, taps
 
 
 def operator_csr(p: ConvProblem, w: np.ndarray, drop_zeros: bool = True):
     """The forward operator ``A`` (``oc*oh*ow x ic*ih*iw``, block diagonal over groups) as CSR."""
     counts, cols, taps = operator_pattern(p)
-    HW = p.ih * p.iw
-    P = p.oh * p.ow
-    wk = w.reshape(p.g, p.ocg, p.icg * p.kh * p.kw)
+    HW = prod(p.spatial)
+    P = prod(p.out_spatial)
+    wk = w.reshape(p.g, p.ocg, p.icg * prod(p.kernel))
     per_row = np.tile(counts, p.oc)                      # rows ordered (group, o, pixel)
     # one group at a time: the pattern repeated for every output channel (np.tile and np.take
     # on contiguous blocks: 10x faster than broadcasting the index arrays)
@@ -119,7 +127,7 @@ def operator_csr(p: ConvProblem, w: np.ndarray, drop_zeros: bool = True):
 
 def _flat_src(p: ConvProblem) -> tuple[int, int]:
     """(rows, cols) of the operator the run applies: forward ``A``, transposed ``A^T``."""
-    n_out, n_in = p.oc * p.oh * p.ow, p.ic * p.ih * p.iw
+    n_out, n_in = p.oc * prod(p.out_spatial), p.ic * prod(p.spatial)
     return (n_in, n_out) if p.transposed else (n_out, n_in)
 
 
@@ -127,7 +135,8 @@ class DenseMatrix(Backend):
     name = "dense_matrix"
     algorithm = "dense matrix"
     description = "explicit dense operator (doubly blocked Toeplitz), one BLAS GEMM over the batch per group"
-    capabilities = Capabilities(exact=True, transposed=True, threads="blas", memory_fraction=1 / 16)
+    capabilities = Capabilities(exact=True, transposed=True, threads="blas", memory_fraction=1 / 16,
+                                ranks=(1, 2, 3))
     direction_reasons = {"bwd_w": "the weight gradient does not apply: this algorithm's matrix is assembled from "
                                   "the weights in prepare, while dW's operator would be built from the input x, "
                                   "new every training step (setup per run, not an algorithm to time)"}
@@ -138,20 +147,21 @@ class DenseMatrix(Backend):
 
     def _estimate(self, p: ConvProblem) -> Estimate:
         # the g dense blocks (decided from the shape alone) and one GEMM over the batch each
-        entries = p.g * (p.ocg * p.oh * p.ow) * (p.icg * p.ih * p.iw)
+        entries = p.g * (p.ocg * prod(p.out_spatial)) * (p.icg * prod(p.spatial))
         flops = float(2 * p.mb * entries)
         return Estimate(flops, flops, entries * p.itemsize)
 
     def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan:
         dt = np.dtype(p.dtype)
-        n_out, n_in = p.ocg * p.oh * p.ow, p.icg * p.ih * p.iw
+        P = prod(p.out_spatial)
+        n_out, n_in = p.ocg * P, p.icg * prod(p.spatial)
         AT = np.zeros((p.g, n_in, n_out), dtype=dt)     # A^T per group: y = x @ A^T
         counts, cols, taps = operator_pattern(p)
-        rows = np.repeat(np.arange(p.oh * p.ow), counts)
-        wk = w.reshape(p.g, p.ocg, p.icg * p.kh * p.kw).astype(dt)
+        rows = np.repeat(np.arange(P), counts)
+        wk = w.reshape(p.g, p.ocg, p.icg * prod(p.kernel)).astype(dt)
         for gi in range(p.g):
             for o in range(p.ocg):  # one fancy assignment per output channel: rows o*P + pixel
-                AT[gi, cols, o * p.oh * p.ow + rows] = wk[gi, o, taps]
+                AT[gi, cols, o * P + rows] = wk[gi, o, taps]
         return self.make_plan(p, AT)
 
     def run(self, plan: Plan[np.ndarray], x: np.ndarray) -> np.ndarray:
@@ -187,7 +197,8 @@ class SparseCSR(Backend):
     # 1/32 of free RAM (~0.7 GB here): a ResNet 3x3 layer's operator (113M nonzeros, 0.9 GB)
     # takes ~3 s of page faults to assemble and runs 30x slower than im2col; raise the limit
     # with --memory-limit to see it
-    capabilities = Capabilities(exact=True, transposed=True, threads="single", memory_fraction=1 / 32)
+    capabilities = Capabilities(exact=True, transposed=True, threads="single", memory_fraction=1 / 32,
+                                ranks=(1, 2, 3))
     direction_reasons = {"bwd_w": "the weight gradient does not apply: this algorithm's matrix is assembled from "
                                   "the weights in prepare, while dW's operator would be built from the input x, "
                                   "new every training step (setup per run, not an algorithm to time)"}
@@ -245,7 +256,7 @@ class SparseCSR(Backend):
                                   note=f"csr (nnz {nnz} > {self.MAX_NNZ_TUNED}: CSC/BSR not tried)", **count)
         forms = {"csr": A, "csc": A.tocsc()}
         if not p.transposed and (p.ocg * p.icg >= self.MIN_BSR_BLOCK or fmt == "bsr"):
-            P, HW = p.oh * p.ow, p.ih * p.iw
+            P, HW = prod(p.out_spatial), prod(p.spatial)
             rows = np.arange(p.oc * P).reshape(p.oc, P).T.reshape(-1)   # (pixel, channel) order
             cols = np.arange(p.ic * HW).reshape(p.ic, HW).T.reshape(-1)
             forms["bsr"] = A[rows][:, cols].tobsr(blocksize=(p.ocg, p.icg))
@@ -270,7 +281,9 @@ class SparseCSR(Backend):
         m, n = A.shape
         if fmt == "bsr":  # NHWC in, NHWC out
             R, C = A.blocksize
-            xn = np.ascontiguousarray(x.transpose(2, 3, 1, 0) if p.mb > 1 else x[0].transpose(1, 2, 0))
+            nd = x.ndim - 2   # channels-last, images last: (*spatial, c, mb)
+            xn = np.ascontiguousarray(x.transpose(tuple(range(2, 2 + nd)) + (1, 0)) if p.mb > 1 else
+                                      x[0].transpose(tuple(range(1, 1 + nd)) + (0,)))
             if kern is None:
                 Y = A @ xn.reshape(n, -1)
             else:
@@ -282,7 +295,8 @@ class SparseCSR(Backend):
                     kern[1](m // R, n // C, p.mb, R, C, A.indptr, A.indices, A.data.reshape(-1),
                             xn.reshape(-1), Y.reshape(-1))
             y = np.empty(p.dst_shape, dtype=x.dtype)
-            np.copyto(y, Y.reshape(p.oh, p.ow, p.oc, p.mb).transpose(3, 2, 0, 1))
+            nd = y.ndim - 2
+            np.copyto(y, Y.reshape(p.out_spatial + (p.oc, p.mb)).transpose((nd + 1, nd) + tuple(range(nd))))
             return y
         if p.mb == 1:
             if kern is None:

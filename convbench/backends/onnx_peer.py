@@ -49,21 +49,34 @@ class OrtState:
     threads: int
 
 
+def _native(shape: tuple, p: ConvProblem) -> tuple:
+    """``shape`` with the problem's own axes only (a 1-D problem's NC1W as NCW)."""
+    return shape[:2] + shape[len(shape) - p.rank:]
+
+
+def _own_ends(p: ConvProblem) -> list:
+    """The end padding each own axis's output size implies (negative: input left unread)."""
+    return list(p.pads_r[len(p.pads_r) - p.rank:])
+
+
 def conv_model(p: ConvProblem, w: np.ndarray) -> bytes:
     """The serialised one-node model of problem ``p`` with weights ``w`` as an initializer."""
     from onnx import TensorProto, helper, numpy_helper
     dt = TensorProto.FLOAT if p.dtype == "float32" else TensorProto.DOUBLE
     # an output size that leaves the last input rows unread (ph_r < 0) is ONNX's floor rule with
     # no end padding; its transposed form gets those rows back as output_padding
-    attrs = dict(kernel_shape=[p.kh, p.kw], strides=[p.sh, p.sw], dilations=[p.dh + 1, p.dw + 1],
-                 pads=[p.ph, p.pw, max(p.ph_r, 0), max(p.pw_r, 0)], group=p.g)
-    if p.transposed and (p.ph_r < 0 or p.pw_r < 0):
-        attrs["output_padding"] = [max(-p.ph_r, 0), max(-p.pw_r, 0)]
+    # ONNX's Conv is N-D: the problem's own axes (a 1-D problem as (N, C, W) tensors)
+    ends = _own_ends(p)
+    attrs = dict(kernel_shape=list(p.own("k")), strides=list(p.own("s")), dilations=[d + 1 for d in p.own("d")],
+                 pads=list(p.own("p")) + [max(e, 0) for e in ends], group=p.g)
+    if p.transposed and any(e < 0 for e in ends):
+        attrs["output_padding"] = [max(-e, 0) for e in ends]
     node = helper.make_node("ConvTranspose" if p.transposed else "Conv", ["X", "W"], ["Y"], **attrs)
     graph = helper.make_graph(
-        [node], "convbench", [helper.make_tensor_value_info("X", dt, list(p.src_shape))],
-        [helper.make_tensor_value_info("Y", dt, list(p.dst_shape))],
-        initializer=[numpy_helper.from_array(np.ascontiguousarray(w, dtype=p.dtype), "W")])
+        [node], "convbench", [helper.make_tensor_value_info("X", dt, list(_native(p.src_shape, p)))],
+        [helper.make_tensor_value_info("Y", dt, list(_native(p.dst_shape, p)))],
+        initializer=[numpy_helper.from_array(np.ascontiguousarray(w, dtype=p.dtype).reshape(
+            _native(p.weight_shape, p)), "W")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
     return model.SerializeToString()
 
@@ -87,7 +100,7 @@ class OnnxRuntime(Backend):
     description = "one-node ONNX Conv / ConvTranspose graph on ONNX Runtime's CPU execution provider"
     role = "peer"
     capabilities = Capabilities(dtypes=("float32",), exact=False, rtol={"float32": 1e-5}, transposed=True,
-                                threads="onnxruntime")
+                                threads="onnxruntime", ranks=(1, 2, 3))
     direction_reasons = {"bwd_w": "ONNX has no weight-gradient operator (ONNX Runtime's CPU provider runs "
                                   "inference graphs)"}
 
@@ -98,9 +111,10 @@ class OnnxRuntime(Backend):
         return None
 
     def _supports(self, p: ConvProblem) -> str | None:
-        if -p.ph_r >= p.sh or -p.pw_r >= p.sw:
-            return (f"negative padding: the output size leaves {-p.ph_r}/{-p.pw_r} bottom/right input rows "
-                    f"unread, a stride or more ({p.sh}/{p.sw}); ONNX pads must be >= 0")
+        ends, strides = _own_ends(p), p.own("s")
+        if any(-e >= s for e, s in zip(ends, strides)):
+            return (f"negative padding: the output size leaves {'/'.join(str(-e) for e in ends)} end input "
+                    f"elements unread, a stride or more ({'/'.join(map(str, strides))}); ONNX pads must be >= 0")
         return None
 
     def prepare(self, p: ConvProblem, w: np.ndarray | None) -> Plan:
@@ -109,9 +123,10 @@ class OnnxRuntime(Backend):
         ort = _ort()
         sess = ort.InferenceSession(conv_model(p, w), session_options(n), providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
-        sess.run(None, {name: np.zeros(p.src_shape, dtype=p.dtype)})  # first run: kernels chosen, buffers made
+        sess.run(None, {name: np.zeros(_native(p.src_shape, p), dtype=p.dtype)})  # first run: kernels, buffers
         return self.make_plan(p, OrtState(sess, name, n), note=f"onnxruntime {ort.__version__}, {n} intra-op thread(s)")
 
     def run(self, plan: Plan[OrtState], *inputs: np.ndarray) -> np.ndarray:
-        st = plan.state
-        return st.session.run(None, {st.input_name: inputs[0]})[0]
+        st, p = plan.state, plan.problem
+        x = inputs[0]
+        return st.session.run(None, {st.input_name: x.reshape(_native(x.shape, p))})[0].reshape(p.dst_shape)

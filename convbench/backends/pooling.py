@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ..flops import prod
 from ..problem import PoolProblem
 from ..reference import pool_backward_reference, pool_divisors, pool_reference
-from .base import Backend, Capabilities, Estimate, Plan
+from .base import Backend, Capabilities, Estimate, Plan, volume
 from .codegen import load_generated
 
 try:
@@ -54,10 +55,10 @@ class PoolBackend(Backend):
 
     kind = "pool"
     algorithm = "pooling"
-    capabilities = Capabilities(exact=True, transposed=True, threads="single")
+    capabilities = Capabilities(exact=True, transposed=True, threads="single", ranks=(1, 2, 3))
 
     def _padded_shape(self, p: PoolProblem) -> tuple:
-        return (p.mb, p.ic, max(p.hp, p.ph + p.ih), max(p.wp, p.pw + p.iw))
+        return (p.mb, p.ic) + tuple(max(w, ax.p + ax.i) for w, ax in zip(p.padded, p.axes))
 
     def _needs_padded(self, p: PoolProblem) -> bool:
         """Whether the plan keeps a padded copy of the input (or of the input gradient)."""
@@ -65,7 +66,7 @@ class PoolBackend(Backend):
 
     def _estimate(self, p: PoolProblem) -> Estimate:
         pad = int(np.prod(self._padded_shape(p))) * p.itemsize if self._needs_padded(p) else 0
-        idx = 4 * p.mb * p.ic * p.oh * p.ow if p.alg == "max" and p.direction == "bwd_d" else 0
+        idx = 4 * p.mb * p.ic * prod(p.out_spatial) if p.alg == "max" and p.direction == "bwd_d" else 0
         return Estimate(workspace_bytes=pad + idx)
 
     def _argmax(self, p: PoolProblem, x: np.ndarray) -> np.ndarray:
@@ -74,8 +75,8 @@ class PoolBackend(Backend):
 
     def argmax(self, p: PoolProblem, x: np.ndarray) -> np.ndarray:
         """The first maximum of every window of max pooling ``p`` over ``x``, as flat int32
-        offsets into ``ih*iw`` (PyTorch's ``return_indices`` convention), computed this
-        backend's way."""
+        offsets into ``ih*iw`` (``id*ih*iw`` in 3-D: PyTorch's ``return_indices`` convention),
+        computed this backend's way."""
         return self._argmax(p, x)
 
     def prepare(self, p: PoolProblem, x: np.ndarray | None, indices: np.ndarray | None = None) -> Plan[PoolState]:
@@ -100,6 +101,11 @@ class PoolBackend(Backend):
         return ""
 
 
+def _inside(p: PoolProblem) -> tuple:
+    """Index of the input inside a padded buffer (every layout axis)."""
+    return (slice(None), slice(None)) + tuple(slice(ax.p, ax.p + ax.i) for ax in p.axes)
+
+
 class PoolReference(PoolBackend):
     name = "pool_reference"
     role = "oracle"
@@ -112,7 +118,7 @@ class PoolReference(PoolBackend):
         if p.direction == "fwd":
             return pool_reference(a, p)[0].astype(p.dtype)
         if p.alg == "max":  # route through the kept argmax (what prepare computed)
-            dx = np.zeros((p.mb * p.ic, p.ih * p.iw))
+            dx = np.zeros((p.mb * p.ic, prod(p.spatial)))
             np.add.at(dx, (np.arange(p.mb * p.ic)[:, None], plan.state.argmax.reshape(p.mb * p.ic, -1)),
                       a.astype(np.float64).reshape(p.mb * p.ic, -1))
             return dx.reshape(p.input_shape).astype(p.dtype)
@@ -125,56 +131,66 @@ class PoolNumpy(PoolBackend):
     description = "numpy sliding_window_view: one reduction over every window (max or sum)"
 
     def _windows(self, p: PoolProblem, xp: np.ndarray) -> np.ndarray:
-        """``(mb, ic, oh, ow, kh, kw)`` view of every window of the padded input."""
-        v = sliding_window_view(xp, (p.ext_h, p.ext_w), axis=(2, 3))
-        return v[:, :, :(p.oh - 1) * p.sh + 1:p.sh, :(p.ow - 1) * p.sw + 1:p.sw, ::p.dh + 1, ::p.dw + 1]
+        """``(mb, ic, *out, *kernel)`` view of every window of the padded input."""
+        nd = len(p.axes)
+        v = sliding_window_view(xp, tuple(ax.ext for ax in p.axes), axis=tuple(range(2, 2 + nd)))
+        return v[(slice(None), slice(None)) + tuple(slice(0, (ax.o - 1) * ax.s + 1, ax.s) for ax in p.axes)
+                 + tuple(slice(None, None, ax.d + 1) for ax in p.axes)]
 
     def _argmax(self, p: PoolProblem, x: np.ndarray) -> np.ndarray:
         """PyTorch's argmax (see :func:`convbench.reference.pool_reference`): the first maximum
         in row-major window order, the last NaN of a window, the first tap inside the input of
         a window that holds nothing above ``-inf``."""
+        nd = len(p.axes)
         xp = np.full(self._padded_shape(p), -np.inf, dtype=p.dtype)
-        xp[:, :, p.ph:p.ph + p.ih, p.pw:p.pw + p.iw] = x
-        flat = self._windows(p, xp).reshape(p.mb, p.ic, p.oh, p.ow, -1)
+        xp[_inside(p)] = x
+        flat = self._windows(p, xp).reshape(p.output_shape + (-1,))
         k = flat.argmax(axis=-1)  # the first maximum (numpy: the first NaN)
         nan = np.isnan(flat)
         if nan.any():
             k = np.where(nan.any(axis=-1), flat.shape[-1] - 1 - nan[..., ::-1].argmax(axis=-1), k)
         low = np.take_along_axis(flat, k[..., None], axis=-1)[..., 0] == -np.inf
         if low.any():  # padding is -inf too: the first tap inside the input, per output position
-            r0 = -(-np.maximum(p.ph - np.arange(p.oh) * p.sh, 0) // (p.dh + 1))
-            s0 = -(-np.maximum(p.pw - np.arange(p.ow) * p.sw, 0) // (p.dw + 1))
-            k = np.where(low, r0[:, None] * p.kw + s0[None, :], k)
-        r, s = np.divmod(k, p.kw)
-        rows = np.arange(p.oh)[:, None] * p.sh - p.ph + r * (p.dh + 1)
-        cols = np.arange(p.ow)[None, :] * p.sw - p.pw + s * (p.dw + 1)
-        return (rows * p.iw + cols).astype(np.int32)
+            first = np.zeros(p.out_spatial, dtype=np.int64)
+            for i, ax in enumerate(p.axes):
+                t0 = -(-np.maximum(ax.p - np.arange(ax.o) * ax.s, 0) // (ax.d + 1))
+                first = first * ax.k + t0.reshape((-1,) + (1,) * (nd - 1 - i))
+            k = np.where(low, first, k)
+        taps = np.unravel_index(k, p.kernel)
+        flat_in = np.zeros(k.shape, dtype=np.int64)
+        for i, (t, ax) in enumerate(zip(taps, p.axes)):
+            pos = np.arange(ax.o).reshape((-1,) + (1,) * (nd - 1 - i)) * ax.s - ax.p + t * (ax.d + 1)
+            flat_in = flat_in * ax.i + pos
+        return flat_in.astype(np.int32)
 
     def run(self, plan: Plan[PoolState], *inputs: np.ndarray) -> np.ndarray:
         p, st = plan.problem, plan.state
         (a,) = inputs
+        nd = len(p.axes)
         if p.direction == "fwd":
-            st.xp[:, :, p.ph:p.ph + p.ih, p.pw:p.pw + p.iw] = a
+            st.xp[_inside(p)] = a
             win = self._windows(p, st.xp)
+            taps = tuple(range(-nd, 0))
             if p.alg == "max":
-                return win.max(axis=(-2, -1))
-            y = win.sum(axis=(-2, -1))
+                return win.max(axis=taps)
+            y = win.sum(axis=taps)
             y /= st.div
             return y
+        plane = prod(p.spatial)
         if p.alg == "max":
-            dx = np.zeros(p.mb * p.ic * p.ih * p.iw, dtype=p.dtype)
-            base = (np.arange(p.mb * p.ic, dtype=np.int64) * (p.ih * p.iw))[:, None]
+            dx = np.zeros(p.mb * p.ic * plane, dtype=p.dtype)
+            base = (np.arange(p.mb * p.ic, dtype=np.int64) * plane)[:, None]
             np.add.at(dx, (base + st.argmax.reshape(p.mb * p.ic, -1)).reshape(-1), a.reshape(-1))
             return dx.reshape(p.input_shape)
         share = a / st.div
         st.xp[...] = 0
-        for r in range(p.kh):
-            for s in range(p.kw):
-                st.xp[:, :, r:r + (p.oh - 1) * p.sh + 1:p.sh, s:s + (p.ow - 1) * p.sw + 1:p.sw] += share
-        return np.ascontiguousarray(st.xp[:, :, p.ph:p.ph + p.ih, p.pw:p.pw + p.iw])
+        for tap in np.ndindex(*p.kernel):
+            st.xp[(slice(None), slice(None)) + tuple(slice(t, t + (ax.o - 1) * ax.s + 1, ax.s)
+                                                     for t, ax in zip(tap, p.axes))] += share
+        return np.ascontiguousarray(st.xp[_inside(p)])
 
 
-_FWD_SOURCE = """# generated by convbench.backends.pooling: forward pooling, mode={mode}, window {KH}x{KW}
+_FWD_SOURCE = """# generated by convbench.backends.pooling: forward pooling, mode={mode}, window {KD}x{KH}x{KW}
 import numpy as np
 from numba import njit, prange
 
@@ -184,90 +200,103 @@ KEEP = {keep}
 
 
 @njit(parallel={parallel}, nogil=True, boundscheck=False, error_model="numpy", cache=True, fastmath={fastmath})
-def kern(x, out, arg, div, init, SH, SW, DH, DW, PH, PW, kh, kw):
-{local}    mb, ic, ih, iw = x.shape
-    oh, ow = out.shape[2], out.shape[3]
+def kern(x, out, arg, div, init, SD, SH, SW, DD, DH, DW, PD, PH, PW, kd, kh, kw):
+    # x: (mb, ic, id, ih, iw) (id = 1 in 2-D); out, arg: (mb, ic, od, oh, ow); div: (od, oh, ow)
+{local}    mb, ic, id_, ih, iw = x.shape
+    od, oh, ow = out.shape[2], out.shape[3], out.shape[4]
     j0 = min(ow, (PW + SW - 1) // SW)
     j1 = max(j0, min(ow, (iw - 1 - (KW - 1) * DW + PW) // SW + 1))
     y0 = min(oh, (PH + SH - 1) // SH)
     y1 = max(y0, min(oh, (ih - 1 - (KH - 1) * DH + PH) // SH + 1))
+    z0 = min(od, (PD + SD - 1) // SD)
+    z1 = max(z0, min(od, (id_ - 1 - (KD - 1) * DD + PD) // SD + 1))
     for nc in prange(mb * ic):
         n = nc // ic
         c = nc - n * ic
-        plane = x[n, c]
-        for y in range(oh):
+        vol = x[n, c]
+        for z in range(od):
+          q0 = z * SD - PD
+          zin = z >= z0 and z < z1
+          for y in range(oh):
             r0 = y * SH - PH
-            orow = out[n, c, y]
-            inside = y >= y0 and y < y1
+            orow = out[n, c, z, y]
+            inside = zin and y >= y0 and y < y1
             for j in range(ow):
                 b = j * SW - PW
                 m = init
                 k = -1
                 if inside and j >= j0 and j < j1:
                     if KEEP:
-                        k = r0 * iw + b  # the first tap: a window of -inf keeps it
+                        k = (q0 * ih + r0) * iw + b  # the first tap: a window of -inf keeps it
                     # the plain comparison, and a flag for NaN (PyTorch makes the window's maximum
                     # NaN): tested per tap, the NaN rule cost 1.17-1.37x on max pools, the flag
                     # and a rescan of the (rare) windows holding one 1.17-1.26x
                     nan = False
-                    for r in range(KH):
-                        for s in range(KW):
-                            v = plane[r0 + r * DH, b + s * DW]
-                            if IS_MAX:
-                                if KEEP:
-                                    if v > m:
-                                        m = v
-                                        k = (r0 + r * DH) * iw + b + s * DW
-                                else:
-                                    m = v if v > m else m
-                                nan |= v != v
-                            else:
-                                m += v
-                    if IS_MAX and nan:  # the window's last NaN, as PyTorch keeps it
+                    for a in range(KD):
                         for r in range(KH):
                             for s in range(KW):
-                                v = plane[r0 + r * DH, b + s * DW]
-                                if v != v:
-                                    m = v
-                                    k = (r0 + r * DH) * iw + b + s * DW
+                                v = vol[q0 + a * DD, r0 + r * DH, b + s * DW]
+                                if IS_MAX:
+                                    if KEEP:
+                                        if v > m:
+                                            m = v
+                                            k = ((q0 + a * DD) * ih + r0 + r * DH) * iw + b + s * DW
+                                    else:
+                                        m = v if v > m else m
+                                    nan |= v != v
+                                else:
+                                    m += v
+                    if IS_MAX and nan:  # the window's last NaN, as PyTorch keeps it
+                        for a in range(KD):
+                            for r in range(KH):
+                                for s in range(KW):
+                                    v = vol[q0 + a * DD, r0 + r * DH, b + s * DW]
+                                    if v != v:
+                                        m = v
+                                        k = ((q0 + a * DD) * ih + r0 + r * DH) * iw + b + s * DW
                 else:
-                    for r in range(KH):
-                        rr = r0 + r * DH
-                        if rr < 0 or rr >= ih:
+                    for a in range(KD):
+                        qq = q0 + a * DD
+                        if qq < 0 or qq >= id_:
                             continue
-                        for s in range(KW):
-                            cc = b + s * DW
-                            if cc < 0 or cc >= iw:
+                        for r in range(KH):
+                            rr = r0 + r * DH
+                            if rr < 0 or rr >= ih:
                                 continue
-                            v = plane[rr, cc]
-                            if IS_MAX:
-                                if k < 0 or v > m or v != v:
-                                    m = v
-                                    k = rr * iw + cc
-                            else:
-                                m += v
+                            for s in range(KW):
+                                cc = b + s * DW
+                                if cc < 0 or cc >= iw:
+                                    continue
+                                v = vol[qq, rr, cc]
+                                if IS_MAX:
+                                    if k < 0 or v > m or v != v:
+                                        m = v
+                                        k = (qq * ih + rr) * iw + cc
+                                else:
+                                    m += v
                 if IS_MAX:
                     orow[j] = m
                     if KEEP:
-                        arg[n, c, y, j] = k
+                        arg[n, c, z, y, j] = k
                 else:
-                    orow[j] = m / div[y, j]
+                    orow[j] = m / div[z, y, j]
 """
 
 
 # the windows networks use, compiled with the window as a constant (the taps unroll); any
 # other window runs one generic kernel with the window as an argument (one compile per mode)
-_UNROLLED = frozenset({(2, 2), (3, 3)})
+_UNROLLED = frozenset({(1, 2, 2), (1, 3, 3), (2, 2, 2), (3, 3, 3), (1, 1, 2), (1, 1, 3)})
 
 
-def _fwd_kernel(mode: str, KH: int, KW: int, parallel: bool):
-    if (KH, KW) not in _UNROLLED:
-        KH = KW = 0
-    return _fwd_kernel_for(mode, KH, KW, parallel)
+def _fwd_kernel(mode: str, window: tuple, parallel: bool):
+    """The forward kernel for a ``(kd, kh, kw)`` window (``kd = 1`` in 2-D)."""
+    if window not in _UNROLLED:
+        window = (0, 0, 0)
+    return _fwd_kernel_for(mode, window, parallel)
 
 
 @lru_cache(maxsize=None)
-def _fwd_kernel_for(mode: str, KH: int, KW: int, parallel: bool):
+def _fwd_kernel_for(mode: str, window: tuple, parallel: bool):
     """A forward pooling kernel compiled for one window size (a compile-time constant, so
     the taps unroll; stride, dilation and padding are arguments) or, with ``KH = KW = 0``,
     for any window (passed as arguments), generated as source so
@@ -282,11 +311,13 @@ def _fwd_kernel_for(mode: str, KH: int, KW: int, parallel: bool):
     pool (mb1ic64ih112kh3sh2ph1, one thread): 7.25 ms for the row-vectorised loop on a padded
     copy it replaced (a data-dependent store per tap), 0.5-0.8 ms for this one.
     """
-    if (KH, KW) in _UNROLLED:
-        consts, local = f"KH = {KH}\nKW = {KW}", ""
+    KD, KH, KW = window
+    if window in _UNROLLED:
+        consts, local = f"KD = {KD}\nKH = {KH}\nKW = {KW}", ""
     else:
-        consts, local = "", "    KH, KW = kh, kw\n"
-    src = _FWD_SOURCE.format(mode=mode, KH=KH if local == "" else "any", KW=KW if local == "" else "any",
+        consts, local = "", "    KD, KH, KW = kd, kh, kw\n"
+        KD = KH = KW = "any"
+    src = _FWD_SOURCE.format(mode=mode, KD=KD, KH=KH, KW=KW,
                              consts=consts, local=local, is_max=mode != "sum", keep=mode == "argmax",
                              parallel=parallel, fastmath='{"reassoc"}' if mode == "sum" else "False")
     return load_generated("pool", src)["kern"]
@@ -303,20 +334,22 @@ if numba is not None:
             for j in range(npix):
                 out[a[j]] += d[j]
 
-    def _avg_bwd(dy, div, dxp, kh, kw, sh, sw):
-        # dxp: padded (mb, ic, H, W) zeroed; every window's real and padded elements get dy/div
-        mb, ic, oh, ow = dy.shape
+    def _avg_bwd(dy, div, dxp, kd, kh, kw, sd, sh, sw):
+        # dxp: padded (mb, ic, D, H, W) zeroed; every window's real and padded elements get dy/div
+        mb, ic, od, oh, ow = dy.shape
         for nc in prange(mb * ic):
             n = nc // ic
             c = nc - n * ic
-            for y in range(oh):
-                d = dy[n, c, y]
-                dv = div[y]
-                for r in range(kh):
-                    row = dxp[n, c, y * sh + r]
-                    for s in range(kw):
-                        for j in range(ow):
-                            row[s + j * sw] += d[j] / dv[j]
+            for z in range(od):
+                for y in range(oh):
+                    d = dy[n, c, z, y]
+                    dv = div[z, y]
+                    for a in range(kd):
+                        for r in range(kh):
+                            row = dxp[n, c, z * sd + a, y * sh + r]
+                            for s in range(kw):
+                                for j in range(ow):
+                                    row[s + j * sw] += d[j] / dv[j]
 
     def _global(x2, out, is_max):
         # global pooling (the window is the whole unpadded plane): one plane per row of x2,
@@ -350,15 +383,20 @@ if numba is not None:
 
 
 def _is_global(p: PoolProblem) -> bool:
-    """The window is the whole unpadded plane (global pooling, one output per channel)."""
-    return p.kh == p.ih and p.kw == p.iw and p.oh == p.ow == 1 and not (p.ph or p.pw or p.dh or p.dw)
+    """The window is the whole unpadded plane or volume (global pooling, one output per channel)."""
+    return all(ax.k == ax.i and ax.o == 1 and not (ax.p or ax.d) for ax in p.axes)
+
+
+def _window(p: PoolProblem) -> tuple:
+    """``(kd, kh, kw)`` of the kernels (``kd = 1`` in 2-D, ``kh = 1`` in 1-D)."""
+    return (p.kd, p.kh, p.kw)
 
 
 class PoolNumba(PoolBackend):
     name = "pool_numba"
     algorithm = "pooling (compiled)"
     description = "compiled (numba) loop per window geometry, unpadded input; argmax kept for max's backward"
-    capabilities = Capabilities(exact=True, transposed=True, threads="numba")
+    capabilities = Capabilities(exact=True, transposed=True, threads="numba", ranks=(1, 2, 3))
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -375,21 +413,22 @@ class PoolNumba(PoolBackend):
         return _KERNELS[name][self._parallel()]
 
     def _fwd(self, p: PoolProblem, mode: str):
-        return _fwd_kernel(mode, p.kh, p.kw, self._parallel())
+        return _fwd_kernel(mode, _window(p), self._parallel())
 
     def _forward(self, p: PoolProblem, x: np.ndarray, mode: str, div=None) -> tuple[np.ndarray, np.ndarray]:
         dt = np.dtype(p.dtype)
         out = np.empty(p.output_shape, dtype=dt)
-        arg = np.empty(p.output_shape if mode == "argmax" else (1, 1, 1, 1), dtype=np.int32)
+        arg = np.empty(p.output_shape if mode == "argmax" else (1,) * len(p.output_shape), dtype=np.int32)
         if mode != "argmax" and _is_global(p):
             flat = out.reshape(-1)  # global pooling: the window is the whole plane
             self._kernel("global")(np.ascontiguousarray(x).reshape(p.mb * p.ic, -1), flat, mode == "max")
             if mode == "sum":
-                flat /= dt.type(p.kh * p.kw)  # no padding: both averages divide by the window
+                flat /= dt.type(prod(p.kernel))  # no padding: both averages divide by the window
             return out, arg
         init = dt.type(0 if mode == "sum" else -np.inf)
-        self._fwd(p, mode)(x, out, arg, div if div is not None else np.ones((1, 1), dt), init,
-                           p.sh, p.sw, p.dh + 1, p.dw + 1, p.ph, p.pw, p.kh, p.kw)
+        d = div.reshape((1,) * (3 - div.ndim) + div.shape) if div is not None else np.ones((1, 1, 1), dt)
+        self._fwd(p, mode)(volume(x), volume(out), volume(arg), d, init, p.sd, p.sh, p.sw, p.dd + 1, p.dh + 1,
+                           p.dw + 1, p.pd, p.ph, p.pw, p.kd, p.kh, p.kw)
         return out, arg
 
     def _argmax(self, p: PoolProblem, x: np.ndarray) -> np.ndarray:
@@ -398,7 +437,7 @@ class PoolNumba(PoolBackend):
     def _setup(self, p: PoolProblem, st: PoolState) -> None:
         # compile now (numba's JIT, timed as setup) on arrays of the plan's exact types, never in a run
         dt = np.dtype(p.dtype)
-        one = np.zeros((1, 1, 1, 1), dt)
+        one = np.zeros((1, 1, 1, 1, 1), dt)
         if p.direction == "fwd":
             mode = "max" if p.alg == "max" else "sum"
             tiny = p.replace(mb=1, ic=1, oh=p.oh, ow=p.ow)
@@ -406,7 +445,7 @@ class PoolNumba(PoolBackend):
         elif p.alg == "max":
             self._kernel("max_bwd")(np.zeros((1, 1), dt), np.zeros((1, 1), np.int32), np.zeros((1, 1), dt))
         else:
-            self._kernel("avg_bwd")(one.copy(), np.ones((1, 1), dt), np.zeros((1, 1, 1, 1), dt), 1, 1, 1, 1)
+            self._kernel("avg_bwd")(one.copy(), np.ones((1, 1, 1), dt), one.copy(), 1, 1, 1, 1, 1, 1)
 
     def run(self, plan: Plan[PoolState], *inputs: np.ndarray) -> np.ndarray:
         p, st = plan.problem, plan.state
@@ -414,13 +453,14 @@ class PoolNumba(PoolBackend):
         if p.direction == "fwd":
             return self._forward(p, a, "max" if p.alg == "max" else "sum", st.div)[0]
         if p.alg == "max":
-            dx = np.zeros((p.mb * p.ic, p.ih * p.iw), dtype=a.dtype)
+            dx = np.zeros((p.mb * p.ic, prod(p.spatial)), dtype=a.dtype)
             self._kernel("max_bwd")(a.reshape(p.mb * p.ic, -1), st.argmax.reshape(p.mb * p.ic, -1), dx)
             return dx.reshape(p.input_shape)
         if _is_global(p):  # every input element gets its plane's gradient over the window
             dx = np.empty(p.input_shape, dtype=a.dtype)
-            np.divide(a.reshape(p.mb, p.ic, 1, 1), a.dtype.type(p.kh * p.kw), out=dx)
+            np.divide(a.reshape((p.mb, p.ic) + (1,) * len(p.axes)), a.dtype.type(prod(p.kernel)), out=dx)
             return dx
         st.xp[...] = 0
-        self._kernel("avg_bwd")(a, st.div, st.xp, p.kh, p.kw, p.sh, p.sw)
-        return np.ascontiguousarray(st.xp[:, :, p.ph:p.ph + p.ih, p.pw:p.pw + p.iw])
+        div = st.div.reshape((1,) * (3 - st.div.ndim) + st.div.shape)
+        self._kernel("avg_bwd")(volume(a), div, volume(st.xp), p.kd, p.kh, p.kw, p.sd, p.sh, p.sw)
+        return np.ascontiguousarray(st.xp[_inside(p)])

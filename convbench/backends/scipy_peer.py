@@ -1,4 +1,5 @@
-"""scipy peers: what a scipy user would write, one 2-D call per (image, out, in) channel triple.
+"""scipy peers: what a scipy user would write, one N-D call per (image, out, in) channel triple
+(scipy's calls are N-D already: a 3-D problem is one 3-D call per triple).
 
 ``scipy_signal``
     ``scipy.signal.correlate(x, w, mode="valid", method=m)`` with ``m`` from scipy's
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..flops import prod
 from ..problem import ConvProblem
 from .base import Backend, Capabilities, Estimate, Plan, fill_padded
 
@@ -32,16 +34,22 @@ try:
 except ImportError:  # pragma: no cover
     sps = ndi = None
 
-_CAPS = dict(asymmetric_padding=True, threads="single", max_calls=1024)
+_CAPS = dict(asymmetric_padding=True, threads="single", max_calls=1024, ranks=(1, 2, 3))
 
 
 def _dilated_kernel(k: np.ndarray, p: ConvProblem) -> np.ndarray:
     """The kernel with the dilation gaps made explicit (zeros), for libraries without dilation."""
-    if not (p.dh or p.dw):
+    if not any(ax.d for ax in p.axes):
         return k
-    out = np.zeros(k.shape[:-2] + (p.ext_h, p.ext_w), dtype=k.dtype)
-    out[..., ::p.dh + 1, ::p.dw + 1] = k
+    nd = len(p.axes)
+    out = np.zeros(k.shape[:-nd] + tuple(ax.ext for ax in p.axes), dtype=k.dtype)
+    out[(Ellipsis,) + tuple(slice(None, None, ax.d + 1) for ax in p.axes)] = k
     return out
+
+
+def _every(p) -> tuple:
+    """Subsampling at the stride, every layout axis."""
+    return tuple(slice(None, None, ax.s) for ax in p.axes)
 
 
 @dataclass
@@ -67,7 +75,7 @@ class _ScipyBase(Backend):
 
     def prepare(self, p: ConvProblem, w: np.ndarray) -> Plan[ScipyState]:
         wd = _dilated_kernel(np.array(w, dtype=p.dtype, order="C", copy=True), p)
-        st = ScipyState(w=wd, xp=np.zeros((p.mb, p.ic, p.hp, p.wp), dtype=p.dtype))
+        st = ScipyState(w=wd, xp=np.zeros((p.mb, p.ic) + p.padded, dtype=p.dtype))
         return self.make_plan(p, st, note=self._adapt(p, st))
 
     def _adapt(self, p: ConvProblem, st: ScipyState) -> str:
@@ -88,12 +96,12 @@ class _ScipyBase(Backend):
                 acc = self._correlate_valid(st, xp[n, cb], w[o, 0])
                 for c in range(1, p.icg):
                     acc += self._correlate_valid(st, xp[n, cb + c], w[o, c])
-                y[n, o] = acc[::p.sh, ::p.sw]
+                y[n, o] = acc[_every(p)]
         return y
 
     def _estimate(self, p: ConvProblem) -> Estimate:
         # the zero-padded input; scipy's own temporaries and flops are not visible from here
-        return Estimate(workspace_bytes=p.mb * p.ic * p.hp * p.wp * p.itemsize)
+        return Estimate(workspace_bytes=p.mb * p.ic * prod(p.padded) * p.itemsize)
 
 
 class ScipySignal(_ScipyBase):
@@ -103,7 +111,7 @@ class ScipySignal(_ScipyBase):
     capabilities = Capabilities(exact=False, rtol={"float32": 1e-5, "float64": 1e-12}, **_CAPS)
 
     def _adapt(self, p: ConvProblem, st: ScipyState) -> str:
-        sample = np.zeros((p.hp, p.wp), dtype=p.dtype)
+        sample = np.zeros(p.padded, dtype=p.dtype)
         st.method = sps.choose_conv_method(sample, st.w[0, 0], mode="valid")
         return f"scipy chose method={st.method}"
 
@@ -120,9 +128,8 @@ class ScipyNdimage(_ScipyBase):
     def _correlate_valid(self, st, a, k):
         # ndimage centres the kernel (origin 0 at k//2) and keeps the input size;
         # the 'valid' region starts at the kernel centre
-        kh, kw = k.shape
         full = ndi.correlate(a, k, mode="constant", cval=0.0)
-        return full[kh // 2:kh // 2 + a.shape[0] - kh + 1, kw // 2:kw // 2 + a.shape[1] - kw + 1]
+        return full[tuple(slice(n // 2, n // 2 + m - n + 1) for n, m in zip(k.shape, a.shape))]
 
 
 class ScipyFFTConv(_ScipyBase):
@@ -132,7 +139,8 @@ class ScipyFFTConv(_ScipyBase):
     capabilities = Capabilities(exact=False, rtol={"float32": 1e-5, "float64": 1e-12}, **_CAPS)
 
     def _adapt(self, p: ConvProblem, st: ScipyState) -> str:
-        st.w = np.ascontiguousarray(st.w[:, :, ::-1, ::-1])  # convolution = correlation, kernel reversed
+        # convolution = correlation, kernel reversed on every axis
+        st.w = np.ascontiguousarray(st.w[(slice(None), slice(None)) + (slice(None, None, -1),) * len(p.axes)])
         return ""
 
     def _correlate_valid(self, st, a, k):
@@ -155,7 +163,7 @@ class ScipyPool(Backend):
     # maximum_filter lets a NaN win or lose by position and uniform_filter spreads it past the
     # window: on NaN or inf inputs this peer does not give PyTorch's result (tests/test_pooling.py)
     capabilities = Capabilities(exact=False, rtol={"float32": 1e-5, "float64": 1e-12}, transposed=False,
-                                threads="single", max_calls=4096, nonfinite=False)
+                                threads="single", max_calls=4096, nonfinite=False, ranks=(1, 2, 3))
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -167,28 +175,28 @@ class ScipyPool(Backend):
         return None
 
     def prepare(self, p, x, indices=None) -> Plan:
-        H, W = max(p.hp, p.ph + p.ih), max(p.wp, p.pw + p.iw)
+        shape = tuple(max(w, ax.p + ax.i) for w, ax in zip(p.padded, p.axes))
         fill = -np.inf if p.alg == "max" else 0.0
-        xp = np.full((p.mb, p.ic, H, W), fill, dtype=p.dtype)
-        foot = np.zeros((p.ext_h, p.ext_w), dtype=bool)
-        foot[::p.dh + 1, ::p.dw + 1] = True
-        st = {"xp": xp, "foot": foot, "fill": fill}
+        xp = np.full((p.mb, p.ic) + shape, fill, dtype=p.dtype)
+        foot = np.zeros(tuple(ax.ext for ax in p.axes), dtype=bool)
+        foot[tuple(slice(None, None, ax.d + 1) for ax in p.axes)] = True
+        st = {"xp": xp, "foot": foot, "fill": fill, "inside": tuple(slice(ax.p, ax.p + ax.i) for ax in p.axes)}
         if p.alg == "avg_np":
-            mask = np.zeros((H, W), dtype=np.float64)
-            mask[p.ph:p.ph + p.ih, p.pw:p.pw + p.iw] = 1
-            st["count"] = self._window(p, ndi.uniform_filter(mask, size=(p.kh, p.kw), mode="constant"))
+            mask = np.zeros(shape, dtype=np.float64)
+            mask[st["inside"]] = 1
+            st["count"] = self._window(p, ndi.uniform_filter(mask, size=p.kernel, mode="constant"))
         return self.make_plan(p, st, workspace_bytes=xp.nbytes)
 
     @staticmethod
     def _window(p, full: np.ndarray) -> np.ndarray:
-        """The filtered values at the windows' anchors (the filter's centre, kh//2 from the top)."""
-        r0, c0 = p.ext_h // 2, p.ext_w // 2
-        return full[..., r0:r0 + (p.oh - 1) * p.sh + 1:p.sh, c0:c0 + (p.ow - 1) * p.sw + 1:p.sw]
+        """The filtered values at the windows' anchors (the filter's centre, ext//2 from the start)."""
+        return full[(Ellipsis,) + tuple(slice(ax.ext // 2, ax.ext // 2 + (ax.o - 1) * ax.s + 1, ax.s)
+                                        for ax in p.axes)]
 
     def run(self, plan: Plan, *inputs: np.ndarray) -> np.ndarray:
         p, st = plan.problem, plan.state
         xp = st["xp"]
-        xp[:, :, p.ph:p.ph + p.ih, p.pw:p.pw + p.iw] = inputs[0]
+        xp[(slice(None), slice(None)) + st["inside"]] = inputs[0]
         y = np.empty(p.output_shape, dtype=xp.dtype)
         for n in range(p.mb):
             for c in range(p.ic):
@@ -196,6 +204,6 @@ class ScipyPool(Backend):
                     f = ndi.maximum_filter(xp[n, c], footprint=st["foot"], mode="constant", cval=st["fill"])
                     y[n, c] = self._window(p, f)
                 else:
-                    f = self._window(p, ndi.uniform_filter(xp[n, c], size=(p.kh, p.kw), mode="constant"))
+                    f = self._window(p, ndi.uniform_filter(xp[n, c], size=p.kernel, mode="constant"))
                     y[n, c] = f / st["count"] if p.alg == "avg_np" else f
         return y

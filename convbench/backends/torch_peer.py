@@ -133,61 +133,75 @@ class TorchOneDNN(Backend):
 
 
 class TorchPool(Backend):
-    """``pool_torch``: ``torch.nn.functional.max_pool2d`` / ``avg_pool2d`` and their backward
-    kernels (ATen's ``max_pool2d_with_indices_backward`` with the indices its forward kept,
-    ``avg_pool2d_backward``), the peer for pooling."""
+    """``pool_torch``: ``torch.nn.functional.max_pool1d/2d/3d`` / ``avg_pool1d/2d/3d`` and their
+    backward kernels (ATen's ``max_pool2d/3d_with_indices_backward`` with the indices its forward
+    kept, ``avg_pool2d/3d_backward``; a 1-D pool's backward is the 2-D kernel on its NC1W
+    layout, as torch's own autograd of ``max_pool1d`` runs it), the peer for pooling."""
 
     name = "pool_torch"
     baseline_rank = 0
     kind = "pool"
     algorithm = "torch pooling"
-    description = "torch max_pool2d / avg_pool2d (ATen CPU kernels); backward with the kept indices"
+    description = "torch max_pool1d/2d/3d / avg_pool1d/2d/3d (ATen CPU kernels); backward with the kept indices"
     role = "peer"
     # PyTorch's output size is floor or ceil_mode on both axes (asymmetric_padding covers the rest)
-    capabilities = Capabilities(exact=True, transposed=True, threads="torch", asymmetric_padding=False)
+    capabilities = Capabilities(exact=True, transposed=True, threads="torch", asymmetric_padding=False,
+                                ranks=(1, 2, 3))
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
         return TorchOneDNN.unavailable_reason()
 
-    def _kw(self, p) -> dict:
-        kw = dict(kernel_size=(p.kh, p.kw), stride=(p.sh, p.sw), padding=(p.ph, p.pw), ceil_mode=p.torch_ceil_mode)
+    @staticmethod
+    def _kw(p, axes) -> dict:
+        """The functional's keywords over ``axes`` (the own axes for the forward functional,
+        the layout axes for the backward kernels)."""
+        def f(x, plus=0):
+            return tuple(getattr(p, x + a) + plus for a in axes)
+        kw = dict(kernel_size=f("k"), stride=f("s"), padding=f("p"), ceil_mode=p.torch_ceil_mode)
         if p.alg == "max":
-            kw["dilation"] = (p.dh + 1, p.dw + 1)
+            kw["dilation"] = f("d", 1)
         else:
             kw["count_include_pad"] = p.alg == "avg_p"
         return kw
 
+    @staticmethod
+    def _forward_fn(p):
+        F = torch.nn.functional
+        return ((F.max_pool1d, F.max_pool2d, F.max_pool3d) if p.alg == "max" else
+                (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d))[p.rank - 1]
+
     def argmax(self, p, x: np.ndarray) -> np.ndarray:
-        """``max_pool2d(..., return_indices=True)``'s indices (flat offsets into ``ih*iw``)."""
+        """``max_poolNd(..., return_indices=True)``'s indices (flat offsets into the input plane
+        or volume)."""
         with torch.no_grad():
-            return torch.nn.functional.max_pool2d(torch.from_numpy(x), return_indices=True, **self._kw(p))[1].numpy()
+            idx = self._forward_fn(p)(native(x, p), return_indices=True, **self._kw(p, p.own_axes))[1]
+        return idx.numpy().reshape(p.output_shape)
 
     def prepare(self, p, x, indices=None) -> Plan:
-        kw = self._kw(p)
-        st = {"kw": kw, "max": p.alg == "max"}
+        st = {"kw": self._kw(p, p.own_axes), "max": p.alg == "max", "fn": self._forward_fn(p)}
         if p.direction == "bwd_d":  # ATen's backward kernels take the input (avg: for its shape only)
+            st["bkw"] = self._kw(p, p.layout_axes)
             xt = torch.from_numpy(np.array(x, copy=True)) if x is not None else \
                 torch.zeros(p.input_shape, dtype=getattr(torch, p.dtype))
             st["x"] = xt
-            if p.alg == "max" and indices is not None:
-                st["idx"] = torch.from_numpy(np.ascontiguousarray(indices, dtype=np.int64))
-            elif p.alg == "max":
-                with torch.no_grad():
-                    _, st["idx"] = torch.nn.functional.max_pool2d(xt, return_indices=True, **kw)
+            if p.alg == "max":
+                idx = indices if indices is not None else self.argmax(p, xt.numpy())
+                st["idx"] = torch.from_numpy(np.ascontiguousarray(idx, dtype=np.int64).reshape(p.output_shape))
         return self.make_plan(p, st, workspace_bytes=(st["idx"].numel() * 8 if "idx" in st else 0))
 
     def run(self, plan: Plan, *inputs: np.ndarray) -> np.ndarray:
         p, st = plan.problem, plan.state
-        a = torch.from_numpy(inputs[0])
-        kw = st["kw"]
         with torch.no_grad():
             if p.direction == "fwd":
-                fn = torch.nn.functional.max_pool2d if st["max"] else torch.nn.functional.avg_pool2d
-                return fn(a, **kw).numpy()
+                return st["fn"](native(inputs[0], p), **st["kw"]).numpy().reshape(p.output_shape)
+            a = torch.from_numpy(inputs[0])
+            kw, ops = st["bkw"], torch.ops.aten
+            three = p.rank == 3
             if st["max"]:
-                return torch.ops.aten.max_pool2d_with_indices_backward(
-                    a, st["x"], kw["kernel_size"], kw["stride"], kw["padding"], kw["dilation"], kw["ceil_mode"],
-                    st["idx"]).numpy()
-            return torch.ops.aten.avg_pool2d_backward(a, st["x"], kw["kernel_size"], kw["stride"], kw["padding"],
-                                                      kw["ceil_mode"], kw["count_include_pad"], None).numpy()
+                fn = ops.max_pool3d_with_indices_backward if three else ops.max_pool2d_with_indices_backward
+                return fn(a, st["x"], kw["kernel_size"], kw["stride"], kw["padding"], kw["dilation"],
+                          kw["ceil_mode"], st["idx"]).numpy()
+            fn = ops.avg_pool3d_backward if three else ops.avg_pool2d_backward
+            return fn(a, st["x"], kw["kernel_size"], kw["stride"], kw["padding"], kw["ceil_mode"],
+                      kw["count_include_pad"], None).numpy()

@@ -139,7 +139,7 @@ def generate_source(m: int, r: int, points: str, dtype: str, parallel: bool, ran
         names, lines = _stages(AT, names, m, ax, f"z{ax}_", consts)
         body_out += lines
     last = {v: k for k, v in names.items()}
-    body_out = [f"Y[b_, " + ", ".join(f"{o} + {v}" for o, v in zip(org, last[ln.split(' = ')[0]]))
+    body_out = ["Y[b_, " + ", ".join(f"{o} + {v}" for o, v in zip(org, last[ln.split(' = ')[0]]))
                 + f", o0 + o] = {ln.split(' = ', 1)[1]}" if ln.split(" = ")[0] in last else ln for ln in body_out]
     const_lines = [f"    {name} = {np_t}({float(Fraction(k))!r})" for k, name in consts.items()]
     ind = " " * 20

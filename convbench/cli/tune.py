@@ -181,7 +181,6 @@ def _measure_costs(meas, sel, cands):
     """Measure mode's cost on measured problems: the first call times every admissible
     candidate once (prepare + first run, as measured), against the saving per call over the
     selector's pick."""
-    import numpy as np
     import pandas as pd
     if meas.first_call is None:
         return pd.DataFrame()

@@ -100,7 +100,7 @@ def current_selector(dtype: str, direction: str):
     sel = None
     path = _selector_file()
     if path.is_file():
-        from .model import Selector, SelectorFileError
+        from .model import SelectorFileError
         from .store import entries
         try:
             for s in entries(path):

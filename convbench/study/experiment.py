@@ -417,7 +417,6 @@ def insitu(cfg: StudyConfig, cnn_model, inference_rows: list[dict], log) -> list
             other_fns[layer.name] = (lambda layer=layer, v=val: layer.forward(v, False))
         a = layer.forward(a, False)
     others = median_times(other_fns, 3)
-    n_relu = sum(1 for layer, _ in shapes if layer.name == "relu")
     other_s = others.get("fc", 0.0) + others.get("flatten", 0.0)
     relu_s = 0.0
     for layer, shp in shapes:  # each ReLU at its own size

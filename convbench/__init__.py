@@ -24,13 +24,9 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {
-    "conv2d": "convbench.api",
-    "conv_transpose2d": "convbench.api",
-    "conv2d_weight": "convbench.api",
-    "max_pool2d": "convbench.api",
-    "avg_pool2d": "convbench.api",
-    "max_pool2d_backward": "convbench.api",
-    "avg_pool2d_backward": "convbench.api",
+    **{f"{f}{r}d{s}": "convbench.api" for r in (1, 2, 3)
+       for f, s in (("conv", ""), ("conv_transpose", ""), ("conv", "_weight"), ("max_pool", ""), ("avg_pool", ""),
+                    ("max_pool", "_backward"), ("avg_pool", "_backward"))},
     "FootprintError": "convbench.api",
     "PoolProblem": "convbench.problem",
     "choose_backend": "convbench.select.auto",

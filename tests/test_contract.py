@@ -74,10 +74,12 @@ def _check_refusal(b, p, x, w):
         f"{b.name} refuses {p.label} ({reason!r}) without a declared capability or limit that excludes it"
     with pytest.raises(convbench.Unsupported, match=re.escape(f"{b.name}: {reason}")):
         b.check(p)
-    if p.torch_compatible and p.direction == "fwd" and p.rank == 2:  # the public API refuses it the same way
+    if p.torch_compatible and p.direction == "fwd":  # the public API refuses it the same way
+        native = (lambda a: a.reshape(a.shape[:2] + a.shape[3:])) if p.rank == 1 else (lambda a: a)
         with pytest.raises(convbench.Unsupported, match=re.escape(reason)):
-            convbench.conv2d(x, w, stride=(p.sh, p.sw), padding=(p.ph, p.pw),
-                             dilation=(p.dh + 1, p.dw + 1), groups=p.g, backend=b.name)
+            getattr(convbench, f"conv{p.rank}d")(native(x), native(w), stride=p.own("s"), padding=p.own("p"),
+                                                 dilation=tuple(d + 1 for d in p.own("d")), groups=p.g,
+                                                 backend=b.name)
     return True
 
 

@@ -177,7 +177,7 @@ def test_descriptor_form():
      "count_include_pad"),
     (lambda: convbench.max_pool2d(np.zeros((1, 1, 8, 8), np.float32), 2, backend="im2col_blas"),
      "runs conv problems, not pool"),
-    (lambda: convbench.max_pool2d(np.zeros((1, 8, 8), np.float32), 2), "expected 4-D"),
+    (lambda: convbench.max_pool2d(np.zeros((1, 1, 2, 8, 8), np.float32), 2), "5-D; a 2-D operation takes"),
     (lambda: convbench.max_pool2d_backward(np.zeros((1, 1, 3, 3), np.float32), np.zeros((1, 1, 8, 8), np.float32), 2),
      r"grad_output shape \(1, 1, 3, 3\) does not match the pooling output \(1, 1, 4, 4\)"),
     (lambda: convbench.max_pool2d_backward(np.zeros((1, 1, 4, 4), np.float32), np.zeros((1, 1, 8, 8), np.float32), 2,
@@ -256,7 +256,7 @@ def test_reference_matches_torch(p):
 
 @pytest.mark.parametrize("call, match", [
     (lambda x, dy: convbench.conv2d_weight(x, (4, 3, 3, 3), dy), r"weight shape \(4, 3, 3, 3\) has ic/groups=3"),
-    (lambda x, dy: convbench.conv2d_weight(x, (4, 2, 3), dy), "expected four positive ints"),
+    (lambda x, dy: convbench.conv2d_weight(x, (4, 2, 3), dy), "expected 4 positive ints"),
     (lambda x, dy: convbench.conv2d_weight(x, (3, 1, 3, 3), dy, groups=2), "not divisible by groups=2"),
     (lambda x, dy: convbench.conv2d_weight(x, (4, 2, 3, 3), dy[:, :, :5]),
      r"grad_output shape \(1, 4, 5, 6\) does not match the forward output \(1, 4, 6, 6\)"),

@@ -41,6 +41,7 @@ class SweepConfig:
     suite_file: tuple = ()
     sizes: tuple | None = None
     kernels: tuple | None = None
+    rank: int | None = None
     strides: tuple | None = None
     channels: tuple | None = None
     out_channels: tuple | None = None

@@ -20,9 +20,8 @@ When a line has both, the ``# xN`` comment wins (it is convbench's own annotatio
 on purpose for this file). The same shape on several lines of one suite counts every
 line: ``# x3`` and ``# x2`` make 5 layers. Since multiplicity lives in a name or a comment,
 these files also load in benchdnn, and benchdnn's ``inputs/conv/shapes_*`` files load
-here unchanged (a UTF-8 byte-order mark included).
-Lines benchdnn accepts but convbench cannot run (3-D problems) are returned as
-:class:`~convbench.problem.InvalidProblem` entries, reported as skipped rows.
+here unchanged (a UTF-8 byte-order mark included), 1-D and 3-D lines as well: a suite may
+mix ranks. A line that is not a descriptor is refused naming the file and line.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ from importlib import resources
 from pathlib import Path
 
 from .problem import parse_problem
-from .problem import InvalidProblem
 
 __all__ = ["SuiteEntry", "list_suites", "load_suite", "parse_suite_text", "suite_path"]
 
@@ -43,7 +41,7 @@ _NAME_MULT = re.compile(r'n"?[^"]*\*(\d+)"?\s*$')
 
 @dataclass(frozen=True)
 class SuiteEntry:
-    problem: object  # ConvProblem or InvalidProblem
+    problem: object  # ConvProblem or PoolProblem
     multiplicity: int = 1
     line: int = 0
 
@@ -111,9 +109,6 @@ def parse_suite_text(text: str, source: str = "<suite>", *, dtype: str | None = 
         try:
             p = parse_problem(body, dtype=dtype, mb=mb)
         except ValueError as e:
-            if "3-D convolutions" in str(e):
-                out.append(SuiteEntry(InvalidProblem(body, str(e)), mult, i))
-                continue
             raise ValueError(f"{source}:{i}: {e}") from None
         out.append(SuiteEntry(p, mult, i))
     return out

@@ -43,6 +43,12 @@ from convbench.results import SCHEMA_VERSION, SUMMARY_COLUMNS, load_summary
     (["run", "--problem=--alg=max mb1ic4ih8kh3ph2"], "half the window"),
     (["run", "--problem=--alg=avg_p mb1ic4ih8kh3dh1"], "average pooling has no dilation"),
     (["run", "--resume", "/nonexistent/dir"], "no meta.json"),
+    (["run", "--sizes", "16x16", "--kernels", "3x3x3"], "--sizes 16x16 (2-D) and --kernels 3x3x3 (3-D) give different ranks"),
+    (["run", "--sizes", "16x16", "--rank", "3"], "--sizes 16x16 (2-D) and --rank 3 give different ranks"),
+    (["run", "--sizes", "8x8x8x8"], "is not N, HxW or DxHxW"),
+    (["run", "--sizes", "8", "--rank", "4"], "--rank"),
+    (["run", "--problem", "mb1ic4id8ih8oc4kd3kh3kw3"], "iw and kw are required"),
+    (["run", "--problem", "mb1ic4id8ih8iw8oc4kd9kh3kw3"], "kernel kd=9"),
     (["report", "/nonexistent/dir"], "not a directory"),
     (["frobnicate"], "invalid choice"),
     ([], "no command given; expected a command first, one of:"),
@@ -101,6 +107,24 @@ def test_invalid_grid_points_are_skipped_rows(tmp_path, tiny_run_args):
     bad = df[df.backend == "*"]
     assert len(bad) == 1 and bad.iloc[0].status == "skipped" and "larger than" in bad.iloc[0].reason
     assert "larger than" in (out / "tables.md").read_text()
+
+
+def test_grids_of_every_rank(tmp_path, tiny_run_args):
+    """--sizes DxHxW and --rank 1 make 3-D and 1-D grids; an invalid 3-D point is a skipped row
+    whose label names its axes."""
+    out = tmp_path / "r"
+    assert main(["run", "--sizes", "6x8x8,2", "--kernels", "3", "--rank", "3", "--channels", "2",
+                 "--backends", "im2col_blas,direct_numba", "--out", str(out)] + tiny_run_args) == 0
+    df = load_summary(out)
+    assert set(df[df.backend != "*"]["rank"]) == {3}
+    assert (df[df.backend != "*"].status == "passed").all()
+    bad = df[df.backend == "*"]
+    assert len(bad) == 1 and bad.iloc[0].problem.startswith("mb1ic2id2ih2iw2oc2kd3") and "larger than" in bad.iloc[0].reason
+    out1 = tmp_path / "r1"
+    assert main(["run", "--sizes", "40", "--rank", "1", "--kernels", "3,5", "--backends", "im2col_blas",
+                 "--out", str(out1)] + tiny_run_args) == 0
+    df1 = load_summary(out1)
+    assert set(df1["rank"]) == {1} and list(df1.problem) == ["mb1ic16iw40oc16kw3", "mb1ic16iw40oc16kw5"]
 
 
 def test_existing_results_are_not_overwritten(tmp_path, tiny_run_args, capsys):

@@ -139,3 +139,27 @@ def test_bom_directory_and_device(tmp_path):
         load_suite("/dev/null", is_path=True)
     with pytest.raises(ValueError, match="no such file"):
         load_suite(str(tmp_path / "missing.txt"), is_path=True)
+
+
+@pytest.mark.parametrize("name, rank, shapes, layers", [
+    ("i3d", 3, 55, 63), ("unet3d", 3, 11, 11), ("resnext101_3d", 3, 37, 39), ("x3d_dw", 3, 13, 13),
+    ("wavenet", 1, 13, 13), ("textcnn", 1, 6, 6)])
+def test_rank_suites_load_with_multiplicities(name, rank, shapes, layers):
+    """The 3-D and 1-D networks: benchdnn's shapes with their *N multiplicities, and the pooling
+    layers the networks have."""
+    entries = load_suite(name)
+    assert {e.problem.rank for e in entries} == {rank}
+    assert len(entries) == shapes and sum(e.multiplicity for e in entries) == layers
+    if name in ("i3d", "unet3d", "textcnn"):
+        assert any(e.problem.kind == "pool" for e in entries)
+
+
+def test_benchdnn_3d_rules_in_a_suite_file(tmp_path):
+    f = tmp_path / "mixed.txt"
+    f.write_text('mb1ic4ih8oc4kh3n"two"\nic8oc8_id4ih6iw6_kd3kh3kw3_pd1ph1pw1n"three*2"\nmb1ic4iw9oc4kw3n"one"\n'
+                 "mb1ic4id8ih8oc4kd3kh3kw3\n")
+    with pytest.raises(ValueError, match=r"mixed.txt:4: descriptor .* iw and kw are required"):
+        load_suite(str(f), is_path=True)
+    f.write_text("\n".join(f.read_text().splitlines()[:3]) + "\n")
+    entries = load_suite(str(f), is_path=True)
+    assert [e.problem.rank for e in entries] == [2, 3, 1] and [e.multiplicity for e in entries] == [1, 2, 1]

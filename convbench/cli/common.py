@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 __all__ = ["UsageError", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE", "Parser", "Option", "add_options", "normalize",
            "PROBLEM_OPTIONS", "BACKEND_OPTIONS", "TIMING_OPTIONS", "OUTPUT_OPTIONS", "GATE_OPTIONS", "RUN_OPTIONS",
-           "GATE_RUN_OPTIONS", "gate_run_kwargs", "options_named", "option", "int_list", "single_int", "pair_list",
+           "GATE_RUN_OPTIONS", "gate_run_kwargs", "options_named", "option", "int_list", "single_int", "extent_list",
            "padding_list", "dtype_list", "positive_float", "fraction", "density_list", "byte_size", "threads_arg",
            "threads_list", "cache_list",
            "inject_arg"]
@@ -104,28 +104,25 @@ def single_int(minimum: int = 1, example: str = "5", maximum: int | None = None,
 MAX_FUZZ = 100_000
 
 
-def pair_list(example: str):
-    """Comma-separated ``N`` or ``HxW`` (text), or ints / ``(h, w)`` pairs (Python)."""
-    what = f"comma-separated positive integers or HxW pairs, e.g. {example}"
+def extent_list(example: str):
+    """Comma-separated sizes: ``N`` (every axis), ``HxW`` or ``DxHxW`` (text); ints or tuples of
+    one, two or three ints (Python). Parsed as tuples of one value or one per axis."""
+    what = f"comma-separated positive integers, HxW or DxHxW, e.g. {example}"
 
     def one(t):
         if isinstance(t, (tuple, list)):
-            if len(t) != 2:
-                raise argparse.ArgumentTypeError(f"{t!r} is not N or HxW; expected {what}")
-            return _int(t[0], what), _int(t[1], what)
+            if not 1 <= len(t) <= 3:
+                raise argparse.ArgumentTypeError(f"{t!r} is not N, HxW or DxHxW; expected {what}")
+            return tuple(_int(v, what) for v in t)
         if isinstance(t, str):
             parts = t.lower().split("x")
-            if len(parts) == 1:
-                v = _int(parts[0], what)
-                return v, v
-            if len(parts) == 2:
-                return _int(parts[0], what), _int(parts[1], what)
-            raise argparse.ArgumentTypeError(f"{t!r} is not N or HxW; expected {what}")
-        v = _int(t, what)
-        return v, v
+            if len(parts) > 3:
+                raise argparse.ArgumentTypeError(f"{t!r} is not N, HxW or DxHxW; expected {what}")
+            return tuple(_int(v, what) for v in parts)
+        return (_int(t, what),)
 
     def parse(value):
-        if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        if isinstance(value, tuple) and 2 <= len(value) <= 3 and all(isinstance(v, int) for v in value):
             value = [value]
         return [one(t) for t in _items(value, what)]
     return parse
@@ -428,8 +425,12 @@ PROBLEM_OPTIONS = [
            help="a benchdnn descriptor, e.g. mb1ic64ih56oc64kh3ph1 (repeatable)"),
     option("suite", _text, action="append", metavar="NAME", help="a shipped suite (see `convbench suites`)"),
     option("suite_file", _text, action="append", metavar="PATH", help="a file of descriptors"),
-    option("sizes", pair_list("32,64 or 32x48"), help="input sizes (ih=iw, or HxW)"),
-    option("kernels", pair_list("3,5 or 3x1"), help="kernel sizes (default 3)"),
+    option("sizes", extent_list("32,64 or 32x48 or 16x56x56"),
+           help="input sizes: N (every axis), HxW, or DxHxW for volumes"),
+    option("kernels", extent_list("3,5 or 3x1 or 3x3x3"), help="kernel sizes (default 3 on every axis)"),
+    option("rank", single_int(1, "3", 3), metavar="1|2|3",
+           help="spatial rank of grid problems given by single numbers: 1 (audio, text: --sizes is the "
+                "length), 2 (default), 3 (volumes); HxW or DxHxW values set it"),
     option("strides", int_list(), help="strides (default 1)"),
     option("channels", int_list(), help="input channels (default 16)"),
     option("out_channels", int_list(), help="output channels (default: = input)"),

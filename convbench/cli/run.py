@@ -89,7 +89,7 @@ def new_config(o: dict):
     try:
         entries = expand_problems(**{k: o[k] for k in (
             "problem", "suite", "suite_file", "sizes", "kernels", "strides", "channels", "out_channels", "batch",
-            "padding", "dilation", "groups", "dtype", "direction", "pool", "fuzz", "seed")})
+            "padding", "dilation", "groups", "dtype", "direction", "pool", "fuzz", "seed", "rank")})
         kinds = {e.problem.kind for e in entries} or {"conv"}
         backends = resolve_backends(o["backends"], o["exclude"], kinds=kinds)
     except ValueError as e:

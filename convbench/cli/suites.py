@@ -1,4 +1,4 @@
-"""``convbench suites``: the shipped problem sets, with their shape and layer counts."""
+"""``convbench suites``: the shipped problem sets, with their rank, shape and layer counts."""
 
 from __future__ import annotations
 
@@ -17,5 +17,6 @@ def run() -> int:
     for name, desc in list_suites().items():
         entries = load_suite(name)
         layers = sum(e.multiplicity for e in entries)
-        print(f"{name:<22} {len(entries):>3} shapes {layers:>4} layers  {desc}")
+        ranks = ",".join(f"{r}-D" for r in sorted({e.problem.rank for e in entries}))
+        print(f"{name:<22} {ranks:<8} {len(entries):>3} shapes {layers:>4} layers  {desc}")
     return EXIT_OK

@@ -166,7 +166,8 @@ def expand_problems(*, problem=(), suite=(), suite_file=(), sizes=None, kernels=
     Parameters mirror ``convbench run``'s problem flags, already parsed (``sizes`` and
     ``kernels`` as tuples of one value or one per axis, ``rank`` the rank of single values
     (:func:`grid_rank`), the others as lists); ``fuzz`` problems drawn by
-    :func:`convbench.fuzz.fuzz_problems` from ``seed``, tagged suite ``fuzz-<seed>``. ``batch``, ``dtype`` and
+    :func:`convbench.fuzz.fuzz_problems` from ``seed`` at ``rank`` (2 when not given), tagged suite ``fuzz-<seed>`` (``fuzz-<seed>-<rank>d``
+    in 1-D and 3-D). ``batch``, ``dtype`` and
     ``direction`` apply to descriptors and suites too; with no problem source at all the
     ``default`` suite runs. Exact duplicates (same label) are dropped, order kept; a shape on
     several lines of one suite counts every line in its multiplicity, and a problem takes the
@@ -220,9 +221,9 @@ def expand_problems(*, problem=(), suite=(), suite_file=(), sizes=None, kernels=
             add_variants(e.problem, Path(path).stem, e.multiplicity)
     if fuzz:
         from .fuzz import fuzz_problems
-        for p in fuzz_problems(fuzz, seed or 0):
-            add_variants(p, f"fuzz-{seed or 0}", 1)
-    grid_values = [kernels, strides, channels, out_channels, padding, dilation, groups, rank]
+        for p in fuzz_problems(fuzz, seed or 0, rank=rank or 2):
+            add_variants(p, f"fuzz-{seed or 0}" + ("" if (rank or 2) == 2 else f"-{rank}d"), 1)
+    grid_values = [kernels, strides, channels, out_channels, padding, dilation, groups] + [None if fuzz else rank]
     if sizes and pool:
         if out_channels or (groups and groups != [1]):
             raise ValueError("convbench run: --pool makes pooling layers, which keep their channels and have no "
@@ -240,7 +241,8 @@ def expand_problems(*, problem=(), suite=(), suite_file=(), sizes=None, kernels=
             out_channels=out_channels, batch=batch or [1], padding=padding or [0], dilation=dilation or [1],
             groups=groups or [1], dtypes=dtype or ["float32"], directions=directions, rank=rank)
     elif any(v is not None for v in grid_values):
-        raise ValueError("convbench run: grid flags (--kernels, --strides, ...) need --sizes, e.g. --sizes 32,64")
+        raise ValueError("convbench run: grid flags (--kernels, --strides, ...) need --sizes, e.g. --sizes 32,64 "
+                         "(--rank alone goes with --sizes or --fuzz)")
     if not problems:
         # the default sweep is ladders and sample layers, not a network: no roll-up of its own
         for e in load_suite("default"):

@@ -52,6 +52,29 @@ def test_fuzzer_is_reproducible_valid_and_within_budget():
         fuzz_problems(5, 0, max_flops=1)
 
 
+@pytest.mark.parametrize("rank,lo,hi,klo,khi", [(1, 8, 4096, 1, 31), (3, 4, 64, 1, 7)])
+def test_fuzzer_draws_problems_of_the_rank_asked(rank, lo, hi, klo, khi):
+    ps = fuzz_problems(60, 2, rank=rank)
+    assert [p.label for p in ps] == [p.label for p in fuzz_problems(60, 2, rank=rank)]
+    assert {p.rank for p in ps} == {rank} and len({p.label for p in ps}) == 60
+    assert all(lo <= i <= hi for p in ps for i in p.own("i"))
+    assert all(klo <= k <= khi for p in ps for k in p.own("k"))
+    assert max(max(p.own("k")) for p in ps) > khi // 2  # the range is drawn, not a corner of it
+    if rank == 3:
+        assert any(len(set(p.own("i"))) > 1 for p in ps) and any(p.kd == p.kh == p.kw > 1 for p in ps)
+    assert all(2 * p.mb * p.oc * p.icg * np.prod(p.own("o")) * np.prod(p.own("k")) <= 4e8 for p in ps)
+    with pytest.raises(ValueError, match="rank 4"):
+        fuzz_problems(3, 0, rank=4)
+
+
+def test_run_fuzz_takes_the_rank(capsys):
+    assert main(["run", "--fuzz", "3", "--seed", "4", "--rank", "3", "--dry-run", "--backends", "im2col_blas"]) == 0
+    out = capsys.readouterr().out
+    assert all(p.label in out for p in fuzz_problems(3, 4, rank=3))
+    from convbench.sweep import expand_problems
+    assert {e.suite for e in expand_problems(fuzz=3, seed=4, rank=3)} == {"fuzz-4-3d"}
+
+
 def test_run_fuzz_dry_run_lists_the_same_problems(capsys):
     assert main(["run", "--fuzz", "4", "--seed", "3", "--dry-run", "--backends", "im2col_blas"]) == 0
     first = capsys.readouterr().out
@@ -257,3 +280,16 @@ def test_run_with_auto_shows_its_choice(tmp_path):
     assert "What backend=auto chose" in tables
     section = tables.split("What backend=auto chose")[1].split("\n## ")[0]
     assert all(f"| {c} |" in section for c in auto.chosen)
+
+
+def test_features_count_every_axis_and_name_the_rank():
+    from convbench.select.features import FEATURES, features
+    at = {n: i for i, n in enumerate(FEATURES)}
+    vol = ConvProblem(mb=1, ic=8, oc=8, id=8, ih=12, iw=16, kd=3, kh=3, kw=3, pd=1, ph=1, pw=1, rank=3)
+    line = ConvProblem(mb=1, ic=8, oc=8, iw=64, kw=5, sw=2, rank=1)
+    f3, f1 = features(vol), features(line)
+    assert f3[at["rank"]] == 3 and f3[at["kd"]] == 3 and f3[at["wino3"]] == 1
+    assert f3[at["log_in_px"]] == pytest.approx(np.log2(8 * 12 * 16))
+    assert f3[at["log_taps"]] == pytest.approx(np.log2(27)) and f3[at["log_od"]] == pytest.approx(3)
+    assert f1[at["rank"]] == 1 and f1[at["log_taps"]] == pytest.approx(np.log2(5)) and f1[at["stride"]] == 2
+    assert f1[at["kh"]] == 1 and f1[at["log_in_px"]] == pytest.approx(6)

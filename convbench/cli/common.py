@@ -429,8 +429,8 @@ PROBLEM_OPTIONS = [
            help="input sizes: N (every axis), HxW, or DxHxW for volumes"),
     option("kernels", extent_list("3,5 or 3x1 or 3x3x3"), help="kernel sizes (default 3 on every axis)"),
     option("rank", single_int(1, "3", 3), metavar="1|2|3",
-           help="spatial rank of grid problems given by single numbers: 1 (audio, text: --sizes is the "
-                "length), 2 (default), 3 (volumes); HxW or DxHxW values set it"),
+           help="spatial rank of grid problems given by single numbers and of --fuzz draws: 1 (audio, "
+                "text: --sizes is the length), 2 (default), 3 (volumes); HxW or DxHxW values set it"),
     option("strides", int_list(), help="strides (default 1)"),
     option("channels", int_list(), help="input channels (default 16)"),
     option("out_channels", int_list(), help="output channels (default: = input)"),

@@ -103,3 +103,17 @@ def test_compiled_strided_unfold(kw):
     assert plan.note.startswith("strided unfold")
     if p.ih == 224:
         assert int(plan.note.split(", ")[1].split()[0]) < p.oh  # several row chunks per image
+
+
+@pytest.mark.parametrize("kw", [dict(mb=2, ic=6, oc=4, iw=301, kw=5, pw=2, g=2, rank=1),
+                                dict(mb=1, ic=3, oc=5, iw=400, kw=3, sw=2, dw=1, pw=3, rank=1),
+                                dict(mb=2, ic=4, oc=4, ih=3, iw=150, kh=2, kw=3, ph=1, pw=1)],
+                         ids=["1d-grouped", "1d-strided-dilated", "2d-long-rows"])
+def test_unfold_in_column_blocks_of_rows_longer_than_the_cache(kw, monkeypatch):
+    from convbench.backends import im2col_blas
+    p = ConvProblem(**kw)
+    monkeypatch.setattr(im2col_blas, "CHUNK_BYTES", p.icg * p.kh * p.kw * 4 * 37)  # 37 columns a block
+    ch = im2col_blas.chunks(p)
+    assert len(ch) == p.mb * p.oh * -(-p.ow // max(c[-1] for c in ch)) and max(c[-1] for c in ch) < p.ow
+    assert sum(c[-1] for c in ch) == p.mb * p.oh * p.ow
+    _check(p, np.random.default_rng(3), "im2col_blas", ("fwd",))

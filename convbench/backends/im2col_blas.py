@@ -12,7 +12,8 @@ not contiguous and numpy's copy went element by element: strided forward layers 
 with a compiled loop instead (:mod:`.unfold`), in ~2 MiB blocks of output rows whose GEMM
 writes straight into the output.
 
-Cache blocking: the column matrix is built and multiplied in chunks of output rows
+Cache blocking: the column matrix is built and multiplied in chunks of output rows (of
+columns, for rows longer than the cache: 1-D sequences)
 sized to the CPU's L2 cache (``K * columns * itemsize ~ L2``), so the GEMM reads
 columns the copy has just written while they are still in L2, instead of
 streaming a matrix of several MiB through L3. Measured on the ResNet-50 layers
@@ -110,25 +111,29 @@ def _even(n: int, most: int) -> int:
     return -(-n // -(-n // most))
 
 
-def chunks(p: ConvProblem) -> list[tuple[int, int, int, int, int, int]]:
+def chunks(p: ConvProblem) -> list[tuple[int, int, int, int, int, int, int, int]]:
     """Forward GEMM chunks ``(first image, images, first output plane, planes, first output
-    row, rows)`` (one plane in 2-D).
+    row, rows, first output column, columns)`` (one plane in 1-D and 2-D, one row in 1-D).
 
     Whole images are grouped while their columns fit :data:`CHUNK_BYTES`; a larger image is
-    split into blocks of output planes that do, and a plane that does not into blocks of rows
-    (at least one row).
+    split into blocks of output planes that do, a plane that does not into blocks of rows,
+    and a row that does not (long 1-D sequences) into blocks of columns.
     """
     row_bytes = p.icg * _taps(p) * p.ow * p.itemsize
-    rows = max(1, CHUNK_BYTES // row_bytes)
+    rows = CHUNK_BYTES // row_bytes
     if rows >= p.od * p.oh:
         nb = max(1, rows // (p.od * p.oh))
-        return [(n0, min(nb, p.mb - n0), 0, p.od, 0, p.oh) for n0 in range(0, p.mb, nb)]
+        return [(n0, min(nb, p.mb - n0), 0, p.od, 0, p.oh, 0, p.ow) for n0 in range(0, p.mb, nb)]
     if rows >= p.oh:
         nz = _even(p.od, rows // p.oh)
-        return [(n, 1, z0, min(nz, p.od - z0), 0, p.oh) for n in range(p.mb) for z0 in range(0, p.od, nz)]
-    rows = _even(p.oh, rows)
-    return [(n, 1, z, 1, y0, min(rows, p.oh - y0)) for n in range(p.mb) for z in range(p.od)
-            for y0 in range(0, p.oh, rows)]
+        return [(n, 1, z0, min(nz, p.od - z0), 0, p.oh, 0, p.ow) for n in range(p.mb) for z0 in range(0, p.od, nz)]
+    if rows >= 1:
+        rows = _even(p.oh, rows)
+        return [(n, 1, z, 1, y0, min(rows, p.oh - y0), 0, p.ow) for n in range(p.mb) for z in range(p.od)
+                for y0 in range(0, p.oh, rows)]
+    cols = _even(p.ow, max(1, CHUNK_BYTES // (p.icg * _taps(p) * p.itemsize)))
+    return [(n, 1, z, 1, y, 1, x0, min(cols, p.ow - x0)) for n in range(p.mb) for z in range(p.od)
+            for y in range(p.oh) for x0 in range(0, p.ow, cols)]
 
 
 def _chunk(p: ConvProblem) -> int:
@@ -137,12 +142,14 @@ def _chunk(p: ConvProblem) -> int:
     return max(1, min(p.mb, WORKSPACE_CAP // max(per_image, 1)))
 
 
-def _unfold_view(xv: np.ndarray, p: ConvProblem, gi: int, nb: int, nz: int, nr: int) -> np.ndarray:
-    """The read-only ``(icg, kd, kh, kw, nb, nz, nr, ow)`` view of group ``gi``'s windows in the
-    padded input ``xv`` (a 5-D view starting at the chunk's first image, plane and row)."""
+def _unfold_view(xv: np.ndarray, p: ConvProblem, gi: int, nb: int, nz: int, nr: int,
+                 nc: int | None = None) -> np.ndarray:
+    """The read-only ``(icg, kd, kh, kw, nb, nz, nr, nc)`` view of group ``gi``'s windows in the
+    padded input ``xv`` (a 5-D view starting at the chunk's first image, plane, row and
+    column; ``nc`` output columns, all ``ow`` by default)."""
     sN, sC, sD, sH, sW = xv.strides
     return as_strided(xv[:, gi * p.icg:(gi + 1) * p.icg],
-                      shape=(p.icg, p.kd, p.kh, p.kw, nb, nz, nr, p.ow),
+                      shape=(p.icg, p.kd, p.kh, p.kw, nb, nz, nr, p.ow if nc is None else nc),
                       strides=(sC, (p.dd + 1) * sD, (p.dh + 1) * sH, (p.dw + 1) * sW, sN, p.sd * sD, p.sh * sH,
                                p.sw * sW), writeable=False)
 
@@ -300,8 +307,8 @@ class Im2colBlas(Backend):
             kern(np.zeros((1, p.kh, p.kw), dt), np.empty((p.kh * p.kw, 1), dt), 0, 1, 1, p.kh, p.kw)  # compile now
             return self.make_plan(p, st, note=f"strided unfold (compiled), {rows} output rows per GEMM")
         ch = chunks(p)
-        ncols = max(nb * nz * nr for _, nb, _, nz, _, nr in ch) * p.ow
-        whole = len(ch) == p.mb and all(nb == 1 and nz == p.od and nr == p.oh for _, nb, _, nz, _, nr in ch)
+        ncols = max(nb * nz * nr * nc for _, nb, _, nz, _, nr, _, nc in ch)
+        whole = len(ch) == p.mb and all(nb == 1 and nz == p.od and nr == p.oh for _, nb, _, nz, _, nr, _, _ in ch)
         xp = np.zeros((p.mb, p.ic) + p.padded, dtype=dt)
         cols = np.empty((K, ncols), dtype=dt)
         tmp = None if whole else np.empty((p.ocg, ncols), dtype=dt)
@@ -309,16 +316,20 @@ class Im2colBlas(Backend):
         # is only copies and GEMMs (as_strided costs ~10 us a call in Python).
         xv = volume(xp)
         steps = []
-        for n0, nb, z0, nz, y0, nr in ch:
-            ncol = nb * nz * nr * p.ow
+        for n0, nb, z0, nz, y0, nr, x0, nc in ch:
+            ncol = nb * nz * nr * nc
             c = cols[:, :ncol]
             for gi in range(p.g):
-                src = _unfold_view(xv[n0:, :, z0 * p.sd:, y0 * p.sh:], p, gi, nb, nz, nr)
-                t = None if whole else tmp[:, :ncol]
+                src = _unfold_view(xv[n0:, :, z0 * p.sd:, y0 * p.sh:, x0 * p.sw:], p, gi, nb, nz, nr, nc)
+                # a block of one row writes straight into the output (a 2-D view BLAS writes at full
+                # speed); a block of several images, planes or part-rows goes through the scratch
+                row = not whole and nb == nz == nr == 1
+                t = None if whole or row else tmp[:, :ncol]
                 steps.append((src, c.reshape(src.shape), c, wg[gi], t,
-                              t.reshape(p.ocg, nb, nz, nr, p.ow).transpose(1, 0, 2, 3, 4) if t is not None else None,
+                              t.reshape(p.ocg, nb, nz, nr, nc).transpose(1, 0, 2, 3, 4) if t is not None else None,
+                              (n0, slice(gi * p.ocg, (gi + 1) * p.ocg), z0, y0, slice(x0, x0 + nc)) if row else
                               (slice(n0, n0 + nb), slice(gi * p.ocg, (gi + 1) * p.ocg), slice(z0, z0 + nz),
-                               slice(y0, y0 + nr))))
+                               slice(y0, y0 + nr), slice(x0, x0 + nc))))
         return self.make_plan(p, ForwardState(P=P, w=wg, xp=xp, cols=cols, steps=steps, whole=whole))
 
     def run(self, plan: Plan, *inputs: np.ndarray) -> np.ndarray:
@@ -365,15 +376,18 @@ class Im2colBlas(Backend):
         xp = fill_padded(st.xp, x, p)
         y = np.empty(p.output_shape, dtype=xp.dtype)
         if st.whole:  # one chunk per image: the GEMM writes straight into the output
-            for src, dst, cols, wmat, _, _, (n, g, _, _) in st.steps:
+            for src, dst, cols, wmat, _, _, (n, g, _, _, _) in st.steps:
                 np.copyto(dst, src)
                 np.matmul(wmat, cols, out=y[n.start, g].reshape(p.ocg, st.P))
             return y
         yv = volume(y)
         for src, dst, cols, wmat, tmp, tmp5, idx in st.steps:
             np.copyto(dst, src)
-            np.matmul(wmat, cols, out=tmp)
-            yv[idx] = tmp5
+            if tmp is None:
+                np.matmul(wmat, cols, out=yv[idx])
+            else:
+                np.matmul(wmat, cols, out=tmp)
+                yv[idx] = tmp5
         return y
 
     def _transposed(self, plan: Plan[TransposedState], x: np.ndarray) -> np.ndarray:
@@ -427,8 +441,8 @@ class Im2colBlas(Backend):
             ws = pad + K * rows * p.ow * it
         else:
             ch = chunks(p)
-            ncols = max(nb * nz * nr for _, nb, _, nz, _, nr in ch) * p.ow
-            whole = len(ch) == p.mb and all(nb == 1 and nz == p.od and nr == p.oh for _, nb, _, nz, _, nr in ch)
+            ncols = max(nb * nz * nr * nc for _, nb, _, nz, _, nr, _, nc in ch)
+            whole = len(ch) == p.mb and all(nb == 1 and nz == p.od and nr == p.oh for _, nb, _, nz, _, nr, _, _ in ch)
             ws = K * ncols * it + pad + (0 if whole else p.ocg * ncols * it)  # cols + padded x + GEMM out
         # a GEMM algorithm's multiplication stage is all of it (the base contract's rule)
         return Estimate(gemm + extra, gemm + extra, ws)

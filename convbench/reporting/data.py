@@ -92,6 +92,16 @@ class ReportData:
                     if c is not None and c.status != "passed" and c.reason:
                         self.note_ref(c)
 
+    def rank_of(self, prob: str) -> int:
+        """The spatial rank of ``prob`` (2 for rows from before ranks)."""
+        r = getattr(self.first[prob], "rank", 2)
+        return 2 if r is None or r != r else int(r)
+
+    @property
+    def ranks(self) -> list:
+        """The spatial ranks of the run's problems, ascending."""
+        return sorted({self.rank_of(p) for p in self.problems + self.pool_problems})
+
     @property
     def config(self):
         """The run's :class:`~convbench.config.SweepConfig` (of any schema; problems unread)."""

@@ -35,7 +35,10 @@ PLOTS: dict[str, tuple[str, str, Callable]] = {}
 _MARKERS = "o s ^ D v P X * < > h p d 8 H".split()
 
 #: columns that, with the input size (and kernel size), identify a family of problems
-FAMILY = ["kind", "alg", "mb", "ic", "oc", "g", "sh", "sw", "dh", "dw", "dtype", "direction", "weight_density"]
+FAMILY = ["kind", "alg", "rank", "mb", "ic", "oc", "g", "sd", "sh", "sw", "dd", "dh", "dw", "dtype", "direction",
+          "weight_density"]
+#: per rank: the axis a winner map puts along x (the extent of a cube or square, or the length)
+_LEAD = {1: "iw", 2: "ih", 3: "id"}
 
 
 def figure(stem: str, title: str, what: str):
@@ -56,7 +59,8 @@ class FigureContext:
     variants: object = None  # every row at every thread count and cache state (``--threads 1,2``)
 
     def __post_init__(self):
-        for col, default in (("kind", "conv"), ("alg", ""), ("direction", "fwd"), ("algorithm", "")):
+        for col, default in (("kind", "conv"), ("alg", ""), ("direction", "fwd"), ("algorithm", ""), ("rank", 2),
+                             ("id", 1), ("od", 1), ("kd", 1), ("sd", 1), ("pd", 0), ("dd", 0)):
             if col not in self.df.columns:  # frames from before pooling and bwd_w (or built by hand)
                 self.df = self.df.assign(**{col: default})
 
@@ -81,10 +85,25 @@ def _legend(ax, **kw):
         ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False, **kw)
 
 
+def _rank(row) -> int:
+    """A row's spatial rank (a Series' ``.rank`` is a method: read it as an item)."""
+    try:
+        r = row["rank"]
+    except (KeyError, TypeError, IndexError):  # a namedtuple, or a row of an older frame
+        r = getattr(row, "rank", 2)
+    return 2 if r is None or callable(r) or r != r else int(r)
+
+
+def _kernel(row) -> str:
+    """``3x3x3``, ``5x5`` or ``9`` (a row's kernel over its own axes)."""
+    return "x".join(str(int(getattr(row, "k" + a))) for a in "dhw"[3 - _rank(row):])
+
+
 def family_key(row) -> str:
     """A short, readable name of a row's family (what stays fixed along a size ladder)."""
+    dim = "" if _rank(row) == 2 else f"{_rank(row)}-D "
     if getattr(row, "kind", "conv") == "pool":  # a row of an older or hand-made frame may lack it
-        bits = [f"{row.alg} pool, {int(row.ic)} ch"]
+        bits = [f"{dim}{row.alg} pool, {int(row.ic)} ch"]
         if row.sh > 1:
             bits.append(f"stride {int(row.sh)}")
         if row.mb != 1:
@@ -95,11 +114,11 @@ def family_key(row) -> str:
     chans = "1 channel" if row.ic == 1 and row.oc == 1 else (
         f"depthwise {int(row.ic)} ch" if row.g > 1 and row.g == row.ic == row.oc else
         f"{int(row.ic)}->{int(row.oc)} ch" + (f", g{int(row.g)}" if row.g > 1 else ""))
-    bits = [chans]
-    if row.sh > 1 or row.sw > 1:
-        bits.append(f"stride {int(row.sh)}")
-    if row.dh or row.dw:
-        bits.append(f"dilation {int(row.dh) + 1}")
+    bits = [dim + chans]
+    if max(row.sh, row.sw, getattr(row, "sd", 1)) > 1:
+        bits.append(f"stride {int(max(row.sh, row.sw, getattr(row, 'sd', 1)))}")
+    if row.dh or row.dw or getattr(row, "dd", 0):
+        bits.append(f"dilation {int(max(row.dh, row.dw, getattr(row, 'dd', 0))) + 1}")
     if row.mb != 1:
         bits.append(f"mb{int(row.mb)}")
     if row.dtype == "float64":
@@ -117,6 +136,21 @@ def _conv(df):
     return df[df.kind != "pool"] if "kind" in df.columns else df
 
 
+def _per_rank(scored: list, most: int) -> list:
+    """The frames of ``scored`` ((score, frame) pairs, a frame per panel), best score first, at
+    most ``most``, taking each rank's best panel before a second one of any rank: a run of 2-D
+    ladders with one 3-D and one 1-D ladder draws all three."""
+    order = sorted(scored, key=lambda t: -t[0])
+    firsts, seen = [], set()
+    for i, (_, g) in enumerate(order):
+        r = _rank(g.iloc[0])
+        if r not in seen:
+            seen.add(r)
+            firsts.append(i)
+    picked = firsts + [i for i in range(len(order)) if i not in firsts]
+    return [order[i][1] for i in sorted(picked[:most])]
+
+
 # ---------------------------------------------------------------------------- figures
 @figure("time_vs_size", "Time vs input size",
         "median time per call against input pixels; one panel per family of problems that differ "
@@ -126,14 +160,14 @@ def _time_vs_size(c: FigureContext):
     ok = _ok(c.df)
     if ok.empty:
         return None
+    ok = ok.assign(px=ok["id"] * ok.ih * ok.iw)  # 1 on the axes a problem does not have
     panels = []
-    for key, g in ok.groupby(FAMILY + ["kh", "kw"], sort=False, dropna=False):
-        sizes = g.ih * g.iw
-        if sizes.nunique() >= 3:
-            panels.append((sizes.nunique(), g))
+    for key, g in ok.groupby(FAMILY + ["kd", "kh", "kw"], sort=False, dropna=False):
+        if g.px.nunique() >= 3:
+            panels.append((g.px.nunique(), g))
     if not panels:  # no ladder: one panel per kernel size with whatever there is
-        panels = [(len(g), g) for _, g in ok.groupby(["kh", "kw"])]
-    panels = [g for _, g in sorted(panels, key=lambda t: -t[0])[:6]]
+        panels = [(len(g), g) for _, g in ok.groupby(["rank", "kd", "kh", "kw"])]
+    panels = _per_rank(panels, 6)
     n = len(panels)
     cols = min(3, n)
     rows = -(-n // cols)
@@ -142,14 +176,15 @@ def _time_vs_size(c: FigureContext):
         r0 = g.iloc[0]
         for key, gb in g.groupby(["backend"] + FAMILY, sort=False, dropna=False):
             b = key[0]
-            gb = gb.assign(px=gb.ih * gb.iw).sort_values("px")
+            gb = gb.sort_values("px")
             s = c.style[b]
             ax.plot(gb.px, gb.time_median_s * 1e3, label=b, color=s["color"], marker=s["marker"],
                     mfc=s["mfc"], ls=s["ls"] if len(gb) > 1 else "none", lw=1.2, ms=5)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_title(f"kernel {int(r0.kh)}x{int(r0.kw)}, {family_key(r0)}", fontsize=10)
-        ax.set_xlabel("input size (pixels, ih x iw)")
+        ax.set_title(f"kernel {_kernel(r0)}, {family_key(r0)}", fontsize=10)
+        ax.set_xlabel({1: "input length (samples, iw)", 2: "input size (pixels, ih x iw)",
+                       3: "input size (voxels, id x ih x iw)"}[_rank(r0)])
         ax.set_ylabel("median time per call (ms)")
         ax.grid(True, which="both", alpha=0.25)
     for ax in axes.ravel()[n:]:
@@ -177,16 +212,22 @@ def _winner_map(c: FigureContext):
     if ok.empty:
         return None
     win = ok.loc[ok.groupby("problem").time_median_s.idxmin()]
-    fams = [(len(g), g) for _, g in win.groupby(FAMILY, sort=False, dropna=False)]
-    fams = [g for n, g in sorted(fams, key=lambda t: -t[0]) if n >= 3][:6] or [win]
-    fig, axes = plt.subplots(1, len(fams), figsize=(5.6 * len(fams) + 2.5, 4.6), squeeze=False)
+    fams = [(len(g), g) for _, g in win.groupby(FAMILY, sort=False, dropna=False) if len(g) >= 3]
+    fams = _per_rank(fams, 6) or [win[win["rank"] == win["rank"].mode().iloc[0]]]
+    cols = min(3, len(fams))
+    nrows = -(-len(fams) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(5.6 * cols + 2.5, 4.2 * nrows), squeeze=False)
+    for ax in axes.ravel()[len(fams):]:
+        ax.axis("off")
     used = set()
-    for ax, w in zip(axes[0], fams):
-        sizes = sorted(w.ih.unique())
-        kernels = sorted(w.kh.unique())
+    for ax, w in zip(axes.ravel(), fams):
+        rank = _rank(w.iloc[0])
+        lead, klead = _LEAD[rank], "k" + _LEAD[rank][1]
+        sizes = sorted(w[lead].unique())
+        kernels = sorted(w[klead].unique())
         for i, k in enumerate(kernels):
             for j, sz in enumerate(sizes):
-                cell = w[(w.kh == k) & (w.ih == sz)]
+                cell = w[(w[klead] == k) & (w[lead] == sz)]
                 if cell.empty:
                     continue
                 counts = cell.backend.value_counts()
@@ -200,13 +241,14 @@ def _winner_map(c: FigureContext):
         ax.set_xlim(-0.5, len(sizes) - 0.5)
         ax.set_ylim(-0.5, len(kernels) - 0.5)
         ax.set_xticks(range(len(sizes)), [str(int(v)) for v in sizes])
-        ax.set_yticks(range(len(kernels)), [f"{int(v)}x{int(v)}" for v in kernels])
-        ax.set_xlabel("input height ih (pixels)")
+        ax.set_yticks(range(len(kernels)), ["x".join([str(int(v))] * rank) for v in kernels])
+        ax.set_xlabel({1: "input length iw (samples)", 2: "input height ih (pixels)",
+                       3: "input depth id (voxels)"}[rank])
         ax.set_ylabel("kernel size")
         ax.set_title(family_key(w.iloc[0]) if len(fams) > 1 or len(w) < len(win) else "all problems",
                      fontsize=10)
     handles = [Patch(color=c.style[b]["color"], label=b) for b in c.style if b in used]
-    axes[0, -1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize=8, frameon=False)
     fig.suptitle("Fastest backend by input size and kernel size (several problems in a cell: the most "
                  "frequent winner, with its count)")
     fig.tight_layout()
@@ -301,6 +343,11 @@ def _reduction(c: FigureContext):
     for b, g in rows.groupby("backend", sort=False):
         s = c.style[b]
         ax.scatter(g.reduction, g.speedup, label=b, color=s["color"], marker=s["marker"], facecolors=s["mfc"], s=30)
+    for r, size in ((3, 130), (1, 70)):  # rings mark volumes and lines among the 2-D cells
+        g = rows[rows["rank"] == r]
+        if not g.empty and rows["rank"].nunique() > 1:
+            ax.scatter(g.reduction, g.speedup, s=size, facecolors="none", edgecolors="black", linewidths=0.8,
+                       label=f"{r}-D cell (ring)")
     lo = min(rows.reduction.min(), rows.speedup.min(), 0.1)
     hi = max(rows.reduction.max(), rows.speedup.max(), 10)
     ax.plot([lo, hi], [lo, hi], color="grey", ls=":", lw=1, label="speed-up = arithmetic saved")
@@ -323,17 +370,20 @@ def _error(c: FigureContext):
     ok = ok[np.isfinite(ok.rel_err.astype(float))]
     if ok.empty:
         return None
-    order = [b for b in c.style if b in set(ok.backend)]
+    ranks = sorted(int(r) for r in ok["rank"].dropna().unique()) or [2]
+    # a backend measured at several ranks gets a column per rank: F(4x4x4,3x3x3) is not F(4x4,3x3)
+    cols = [(b, r) for b in c.style for r in ranks if ((ok.backend == b) & (ok["rank"] == r)).any()]
     floor = 1e-17
-    fig, ax = plt.subplots(figsize=(max(7.0, 0.75 * len(order) + 3), 4.8))
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.75 * len(cols) + 3), 4.8))
     rng = np.random.default_rng(0)
-    for i, b in enumerate(order):
-        e = ok[ok.backend == b].rel_err.to_numpy(dtype=float)
+    for i, (b, r) in enumerate(cols):
+        e = ok[(ok.backend == b) & (ok["rank"] == r)].rel_err.to_numpy(dtype=float)
         s = c.style[b]
         ax.scatter(i + rng.uniform(-0.18, 0.18, e.size), np.maximum(e, floor), color=s["color"],
                    marker=s["marker"], facecolors=s["mfc"], s=22)
         if e.size:
             ax.hlines(np.median(np.maximum(e, floor)), i - 0.3, i + 0.3, color="black", lw=1.2)
+    order = [b if len(ranks) == 1 else f"{b} ({r}-D)" for b, r in cols]
     ax.axhline(floor, color="grey", ls=":", lw=0.8)
     top = float(np.nanmax(ok.rel_err.to_numpy(dtype=float)))
     ax.set_ylim(floor / 10, max(top * 10, floor * 1e3))
@@ -341,7 +391,8 @@ def _error(c: FigureContext):
     ax.set_yscale("log")
     ax.set_xticks(range(len(order)), order, rotation=40, ha="right")
     ax.set_ylabel("relative L2 error vs float64 reference")
-    ax.set_title("Numerical error by algorithm (bar: median over problems; integer test data)")
+    ax.set_title("Numerical error by algorithm" + (" and rank" if len(ranks) > 1 else "")
+                 + " (bar: median over problems; integer test data)")
     ax.grid(True, axis="y", which="both", alpha=0.25)
     fig.tight_layout()
     return fig

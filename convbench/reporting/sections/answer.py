@@ -80,8 +80,17 @@ def at_a_glance(d: ReportData) -> Section | None:
     conv, pool = count(d.problems, d.algorithms), count(d.pool_problems, d.pool_backends)
     if not conv and not pool:
         return None
+    by_rank = ""
+    if len(d.ranks) > 1:  # the answer differs with the rank: say it per rank
+        parts = []
+        for r in d.ranks:
+            probs = [p for p in d.problems if d.rank_of(p) == r]
+            if probs and count(probs, d.algorithms):
+                parts.append(f"{r}-D ({len(probs)}): {count(probs, d.algorithms)}")
+        by_rank = "By spatial rank: " + "; ".join(parts) + ". " if parts else ""
     text = ((f"Fastest backend, counted over the {len(d.problems)} convolution problems: {conv}. "
              if conv else "")
+            + by_rank
             + (f"Over the {len(d.pool_problems)} pooling problems: {pool}. " if pool else "")
             + "The table below says by how much and what came second; the figures in "
               "`report.md` show where each algorithm wins (by size, kernel and stride) and why "
@@ -100,7 +109,7 @@ def fastest(d: ReportData) -> Section:
         is_pool = prob in d.pool_problems
         ok = d.passed(prob, d.pool_backends if is_pool else d.algorithms)
         if not ok:
-            rows.append([prob, "(none passed)", "", "", "", ""])
+            rows.append([prob, "(none passed)", "", "", "", "", f"{d.rank_of(prob)}-D"])
             continue
         best = ok[0]
         second = ok[1] if len(ok) > 1 else None
@@ -110,10 +119,10 @@ def fastest(d: ReportData) -> Section:
         rate = fmt_rate(best.gbs_effective, "") + " GB/s" if is_pool else fmt_rate(best.gflops_effective, "")
         rows.append([prob, f"**{best.backend}** ({best.algorithm})", fmt_time(best.time_median_s), rate,
                      f"{second.backend} +{(second.time_median_s / best.time_median_s - 1) * 100:.0f}%"
-                     if second is not None and best.time_median_s > 0 else "", vs_base])
+                     if second is not None and best.time_median_s > 0 else "", vs_base, f"{d.rank_of(prob)}-D"])
     vs = f"speed-up vs {d.baseline}" + (f" (pools: vs {pool_base})" if pool_base and d.pool_problems else "")
     headers = ["problem", "fastest", "median", "GFLOP/s" + (" (pools: GB/s)" if d.pool_problems else ""),
-               "runner-up (slower by)", vs]
+               "runner-up (slower by)", vs, "rank"]
     return Section("Fastest backend per problem", blocks=[Table(headers, rows)])
 
 @section("auto")

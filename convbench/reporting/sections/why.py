@@ -48,30 +48,43 @@ def multiplication_reduction(d: ReportData) -> Section | None:
             r.append("" if math.isnan(fm) or fm <= 0 else fmt_ratio(dense, fm))
         rows.append(r)
     return Section("Multiplication reduction of transform algorithms", intro=(
-        "Multiply-adds a direct loop spends (all `kh*kw` taps of every output, padding "
+        "Multiply-adds a direct loop spends (all taps of every output, padding "
         "included) divided by those of the transform algorithm's element-wise/GEMM stage: "
-        "Winograd F(m,r) reaches (m*r/(m+r-1))^2 on outputs that are a multiple of m and "
-        "less where edge tiles are partial; transforms are extra (previous table)."),
+        "Winograd F(m,r) reaches (m*r/(m+r-1))^n in n dimensions on outputs that are a multiple "
+        "of m, and less where edge tiles are partial: F(2,3) 1.5x in 1-D, 2.25x in 2-D, 3.4x in "
+        "3-D; F(4,3) 2x, 4x, 8x. Transforms are extra (previous table)."),
         blocks=[Table(["problem"] + mbk, rows)])
 
 @section("parameters")
 def parameters(d: ReportData) -> Section:
-    rows = []
+    rows, best = [], {}
     for prob in d.problems:
         c = d.first[prob]
         dense, local, conv = (_num(c.params_fully_connected), _num(c.params_locally_connected), _num(c.params))
         if is_missing(dense) or is_missing(local):
             continue
+        rank = d.rank_of(prob)
+        if conv > 0 and (rank not in best or dense / conv > best[rank][0]):
+            best[rank] = (dense / conv, prob, dense, conv)
         rows.append([prob, fmt_count(dense), fmt_count(local), fmt_count(conv),
                      fmt_ratio(dense, local, "{:.3g}x"), fmt_ratio(local, conv, "{:.3g}x"),
-                     f"{safe_ratio(local, dense) * 100:.3g}%" if not math.isnan(safe_ratio(local, dense)) else ""])
+                     f"{safe_ratio(local, dense) * 100:.3g}%" if not math.isnan(safe_ratio(local, dense)) else "",
+                     f"{rank}-D"])
+    told = " ".join(f"In {r}-D the largest gap is `{p}`: a dense layer needs {fmt_count(de)} weights, the "
+                    f"convolution {fmt_count(cv)} ({x:.3g}x fewer)." for r, (x, p, de, cv) in sorted(best.items()))
+    if len(best) > 1:
+        top = max(best, key=lambda r: best[r][0])
+        told += (f" The widest gap of this run is in {top}-D. A dense layer's weights grow with the product of the "
+                 "input and output elements (pixels, voxels or samples times channels), the convolution's with "
+                 "neither: a volume of the same number of elements as an image has as large a dense layer, and "
+                 "its 3-D kernel only a few times more taps.")
     return Section("Why convolution beats a dense layer: parameters of the same mapping", intro=(
         "Weights needed to map this input to this output by a fully-connected layer (the dense "
         "operator, per group), by a locally-connected layer (one weight per nonzero of the "
         "operator: local connectivity, no sharing) and by the convolution (shared kernels). "
-        "`locality` = dense / locally-connected, `sharing` = locally-connected / conv."),
+        "`locality` = dense / locally-connected, `sharing` = locally-connected / conv. " + told),
         blocks=[Table(["problem", "fully connected", "locally connected", "convolution", "locality",
-                       "sharing", "operator density"], rows)])
+                       "sharing", "operator density", "rank"], rows)])
 
 @section("workspace")
 def workspace(d: ReportData) -> Section:

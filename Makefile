@@ -19,13 +19,14 @@ PYTEST_ARGS ?=
 
 STUDY_ARGS ?=
 
-.PHONY: bench test study floors bench-check baseline clean help
+.PHONY: bench test study floors floors-ranks bench-check baseline clean help
 
 help:
 	@echo "make bench   - default sweep: tables in results/<timestamp>/tables.md"
 	@echo "make test    - the test suite"
 	@echo "make study   - CNN vs locally connected vs MLP on digits, trained on convbench's kernels (results/<timestamp>/study)"
 	@echo "make floors  - the speed floors of the issues, as ratios from one run"
+	@echo "make floors-ranks - the 1-D and 3-D floors (networks, roll-ups, the 3-D vs 2-D crossover table)"
 	@echo "make bench-check - CI regression gate: the ci suite against results/baseline"
 	@echo "make baseline    - re-record results/baseline (A/A runs, noise floors) on this machine kind"
 	@echo "options: PEERS=0 (no torch), PEERS=all (torch, ONNX Runtime, JAX), BENCH_ARGS='--threads 2 ...', STUDY_ARGS='--epochs 20', PYTEST_ARGS='-k cli'"
@@ -79,6 +80,10 @@ test: $(VENV)/.deps $(PEER_DEP) $(VENV)/.bytecode
 
 floors: $(VENV)/.deps $(VENV)/.peers
 	$(BIN)/python benchmarks/floors.py
+
+# issue 25's floors: 3-D networks' 3x3x3 layers and roll-ups, 1-D layers, the 3-D vs 2-D crossover table
+floors-ranks: $(VENV)/.deps $(VENV)/.peers
+	$(BIN)/python benchmarks/ranks.py
 
 # The gate: a 1.5x slowdown of one backend fails it; unchanged code passes. Thresholds are
 # max(1.3, the cell's A/A noise floor); times are normalised by the same problem's other

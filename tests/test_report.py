@@ -288,3 +288,19 @@ def test_rows_from_different_machines_are_warned_about_and_grouped():
     meta["hosts"]["h2"] = fp
     md = to_markdown(build_sections(ReportData(pd.DataFrame(rows), meta, None), keys=["header", "machines"]))
     assert "different machine kinds" not in md and "Machine kind 1 (h1, h2)" not in md
+
+
+def test_a_run_of_every_rank_says_its_winners_and_gaps_per_rank(tmp_path):
+    d = _run_suite(tmp_path, "ranks.txt",
+                   'mb1ic2ih12oc2kh3ph1n"img"\nmb1ic2id6oc2kd3pd1n"vol"\nmb1ic2iw40oc2kw3pw1n"seq"\n',
+                   "--backends", "direct_numba,im2col_blas,dense_matrix")
+    md = (d / "tables.md").read_text() + (d / "report.md").read_text()
+    glance = md.split("## At a glance", 1)[1].split("\n## ", 1)[0]
+    assert "By spatial rank: 1-D (1): " in glance and "; 2-D (1): " in glance and "; 3-D (1): " in glance
+    fastest = {r[0]: r for r in _table(md, "Fastest backend per problem")}
+    assert {r[-1] for r in fastest.values()} == {"1-D", "2-D", "3-D"}
+    params = md.split("## Why convolution beats a dense layer", 1)[1].split("\n## ", 1)[0]
+    for r, name, dense, conv in ((1, "seq", (2 * 40) ** 2, 2 * 2 * 3), (3, "vol", (2 * 6 ** 3) ** 2, 2 * 2 * 27)):
+        assert f"In {r}-D the largest gap is `" in params and f"({dense / conv:.3g}x fewer)" in params, name
+    # 82944 / 36 = 2304x in 2-D against 186624 / 108 = 1728x in 3-D: the volume's 27 taps per weight
+    assert "The widest gap of this run is in 2-D" in params

@@ -38,7 +38,8 @@ def run(*, json: bool = False) -> int:  # noqa: A002 - the flag's name
         if not d["available"]:
             print(f"{d['name']:<16} not available: {d['reason']}")
             continue
-        caps = ["dtypes " + "/".join(x.replace("float", "f") for x in d["dtypes"])]
+        caps = ["ranks " + "/".join(f"{r}-D" for r in d.get("ranks", (2,))),
+                "dtypes " + "/".join(x.replace("float", "f") for x in d["dtypes"])]
         if d["kernel_sizes"]:
             caps.append("kernels " + ",".join(f"{k} (every axis)" for k in d["kernel_sizes"]))
         if d["max_kernel"]:

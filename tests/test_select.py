@@ -212,6 +212,24 @@ def test_tune_fits_stores_and_auto_finds_it_in_a_new_process(measured, tmp_path,
     assert json.loads(path.read_text())["revision"] == 2 and path.with_name(path.stem + ".prev.json").is_file()
 
 
+def test_tune_on_problems_of_two_ranks_judges_each_and_auto_chooses_volumes(measured, tmp_path):
+    vol = tmp_path / "fuzz3d"
+    args = ["run", "--fuzz", "10", "--seed", "4", "--rank", "3", "--backends", FAST, "--min-time", "0.002",
+            "--max-time", "0.02", "--min-rounds", "2", "--cell-budget", "0.2", "--quiet", "--no-plots", "--out", str(vol)]
+    assert main(args) == 0
+    rep = tmp_path / "rep"
+    assert main(["tune", str(measured), str(vol), "--evaluate", "--model", "linear", "--report", str(rep),
+                 "--quiet"]) == 0
+    text = (rep / "evaluation.md").read_text()
+    assert "**2-D problems**" in text and "**3-D problems**" in text
+    regret = pd.read_csv(rep / "regret.csv")
+    assert set(regret["rank"]) == {2, 3}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the fitted selector is used: no rules warning
+        pick = convbench.choose_backend((1, 8, 12, 12, 12), (8, 8, 3, 3, 3), padding=1)
+    assert pick in FAST.split(",")
+
+
 @pytest.mark.parametrize("kind", ["linear", "trees", "hybrid"])
 def test_selector_kinds_fit_round_trip_and_choose_admissible(measured, tmp_path, kind):
     from convbench.select import store

@@ -107,8 +107,10 @@ def test_compiled_strided_unfold(kw):
 
 @pytest.mark.parametrize("kw", [dict(mb=2, ic=6, oc=4, iw=301, kw=5, pw=2, g=2, rank=1),
                                 dict(mb=1, ic=3, oc=5, iw=400, kw=3, sw=2, dw=1, pw=3, rank=1),
-                                dict(mb=2, ic=4, oc=4, ih=3, iw=150, kh=2, kw=3, ph=1, pw=1)],
-                         ids=["1d-grouped", "1d-strided-dilated", "2d-long-rows"])
+                                dict(mb=2, ic=4, oc=4, ih=3, iw=150, kh=2, kw=3, ph=1, pw=1),
+                                dict(mb=2, ic=4, oc=6, iw=300, kw=2, rank=1), dict(mb=1, ic=3, oc=2, iw=90, kw=4, ow=80,
+                                                                               rank=1)],
+                         ids=["1d-grouped", "1d-strided-dilated", "2d-long-rows", "1d-unpadded", "1d-cropped"])
 def test_unfold_in_column_blocks_of_rows_longer_than_the_cache(kw, monkeypatch):
     from convbench.backends import im2col_blas
     p = ConvProblem(**kw)
@@ -116,4 +118,10 @@ def test_unfold_in_column_blocks_of_rows_longer_than_the_cache(kw, monkeypatch):
     ch = im2col_blas.chunks(p)
     assert len(ch) == p.mb * p.oh * -(-p.ow // max(c[-1] for c in ch)) and max(c[-1] for c in ch) < p.ow
     assert sum(c[-1] for c in ch) == p.mb * p.oh * p.ow
-    _check(p, np.random.default_rng(3), "im2col_blas", ("fwd",))
+    plan = _check(p, np.random.default_rng(3), "im2col_blas", ("fwd",))
+    unpadded = not any(p.own("p")) and p.ow == (p.iw - p.kw) // p.sw + 1
+    assert (getattr(plan.state, "geoms", None) is not None) == (unpadded and p.sw == 1)  # views over the input
+    x = np.random.default_rng(4).standard_normal(p.input_shape).astype(np.float32)
+    b = convbench.get_backend("im2col_blas")
+    # an input that is not C-contiguous (or not float32) is copied into the padded buffer instead
+    np.testing.assert_array_equal(b.run(plan, np.asfortranarray(x)), b.run(plan, x))

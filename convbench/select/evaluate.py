@@ -92,7 +92,7 @@ def regret_table(meas, policies: dict, candidates) -> pd.DataFrame:
                 pick = choice if choice in own.index else _pick_measured(own, choice or "")
                 if pick is None:
                     continue
-            rows.append(dict(problem=k, suite=meas.suite.get(k, ""), policy=name, chosen=pick,
+            rows.append(dict(problem=k, suite=meas.suite.get(k, ""), rank=p.rank, policy=name, chosen=pick,
                              time_s=float(tk[pick]), best=best_b, best_s=best_t, regret=float(tk[pick]) / best_t,
                              top1=pick == best_b))
     return pd.DataFrame(rows)

@@ -117,6 +117,10 @@ def write_evaluation(out_dir: Path, selector, tables: dict, meas, admissible_fn,
             continue
         allrows.append(tab.assign(protocol=key))
         blocks = [_summary_table(tab)]
+        if "rank" in tab.columns and tab["rank"].nunique() > 1:  # the selector judged at each rank apart
+            for rank, g in tab.groupby("rank"):
+                blocks.append(f"**{rank}-D problems**")
+                blocks.append(_summary_table(g))
         if key in ("holdout", "lono"):
             by = "held_out" if key == "lono" else "suite"
             for grp, g in tab.groupby(by, sort=False):

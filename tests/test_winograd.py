@@ -99,3 +99,38 @@ def test_prepare_compiles_everything_run_calls(name):
     before = (len(kin.signatures), len(kout.signatures))
     b.run(plan, x)
     assert (len(kin.signatures), len(kout.signatures)) == before
+
+
+@pytest.mark.parametrize("name", ["winograd_f4x3", "winograd_f2x5"])
+@pytest.mark.parametrize("groups", [1, 4])
+@pytest.mark.parametrize("reorder", ["numpy", "compiled"])
+def test_volumes_transformed_in_blocks_of_depth_tiles(name, groups, reorder, monkeypatch):
+    """Blocks of one depth tile (a tiny block budget) give the whole volume's result, over
+    several images, groups and an edge block, with the layout reorders numpy's or compiled,
+    and the phases add up to a run."""
+    from convbench.backends import layout
+    monkeypatch.setattr(W, "WINO3_BLOCK_BYTES", 1)
+    monkeypatch.setattr(layout, "MIN_BYTES", 1 << 40 if reorder == "numpy" else 0)
+    b = get_backend(name)
+    r = b.r
+    p = ConvProblem(mb=2, ic=4, oc=8, id=11, ih=6, iw=7, kd=r, kh=r, kw=r, pd=r // 2, ph=1, pw=0, g=groups, rank=3)
+    plan = b.prepare(p, make_data(p)[1])
+    td = -(-p.od // b.m)
+    assert plan.state.blocks == [(i, t, 1) for i in range(2) for t in range(td)] and "1 of" in plan.note
+    x, w = make_data(p)
+    y = b.run(plan, x)
+    assert check_output(y, reference_output(p, x, w), p, b.capabilities.tolerance(p.dtype, p))["status"] == "passed"
+    np.testing.assert_array_equal(b.run(plan, x), y)  # the buffers are reused, nothing leaks between runs
+    ph = b.phases(plan, x)
+    assert set(ph) == {"input", "multiply", "output"} and all(v > 0 for v in ph.values())
+
+
+@pytest.mark.parametrize("desc", ["mb2ic6ih11iw9oc4kh3kw3ph1pw0", "g2mb1ic4iw37oc6kw3pw1", "mb1ic3ih7oc5oh6kh5ph2"])
+def test_compiled_layout_reorders_in_1d_and_2d(desc, monkeypatch):
+    from convbench.backends import layout
+    monkeypatch.setattr(layout, "MIN_BYTES", 0)
+    p = ConvProblem.parse(desc)
+    b = get_backend("winograd_f4x3" if p.kw == 3 else "winograd_f2x5")
+    x, w = make_data(p)
+    y = b.run(b.prepare(p, w), x)
+    assert check_output(y, reference_output(p, x, w), p, b.capabilities.tolerance(p.dtype, p))["status"] == "passed"

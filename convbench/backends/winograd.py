@@ -52,8 +52,9 @@ from numpy.lib.stride_tricks import as_strided
 from ..flops import dense_flops, prod
 from ..problem import ConvProblem
 from ..toomcook import POINT_SETS, validate_points, winograd_transform
-from .base import Backend, Capabilities, Estimate, Plan
+from .base import Backend, Capabilities, Estimate, Plan, volume
 from .codegen import load_generated
+from .layout import to_channels_first, to_channels_last
 
 try:
     import numba
@@ -326,15 +327,32 @@ def _nest(mat: np.ndarray, arr: np.ndarray, axes) -> np.ndarray:
     return arr
 
 
-def _staged_buffers(p: ConvProblem, tiles: tuple, m: int, r: int) -> dict:
-    """Shapes of the buffers between the staged 3-D passes: ``s1`` (after depth) and ``s2``
-    (after height) of the input transform, ``z1`` (after width) and ``z2`` (after height) of
-    the output transform."""
+#: bytes of V, M and the staged buffers per block of depth tiles in 3-D: the whole volume's
+#: transformed tiles (n^3 = 216 values per tile and channel for F(4,3)) ran into gigabytes
+#: (5.4 GiB for 3-D U-Net's 32->64 layer on 114x130x130); blocks of 4, 16, 64 MiB and the whole
+#: volume ran 427/375/374/365 ms on U-Net's 64->64 layer at 56x64x64 (torch 545; 1 thread)
+WINO3_BLOCK_BYTES = 64 << 20
+
+
+def _depth_block(p: ConvProblem, tiles: tuple, m: int, r: int) -> int:
+    """Depth tiles per block of the 3-D transforms (at least one): V, M and the buffers
+    between the passes of one block fit :data:`WINO3_BLOCK_BYTES`."""
     td, th, tw = tiles
     n = m + r - 1
+    one = p.itemsize * (sum(prod(v) for v in _staged_buffers(p, (1, th, tw), m, r, 1).values())
+                        + n ** 3 * th * tw * (p.ic + p.oc))
+    return max(1, min(td, WINO3_BLOCK_BYTES // one))
+
+
+def _staged_buffers(p: ConvProblem, tiles: tuple, m: int, r: int, block: int) -> dict:
+    """Shapes of the buffers between the staged 3-D passes, for a block of ``block`` depth
+    tiles of one image: ``s1`` (after depth) and ``s2`` (after height) of the input transform,
+    ``z1`` (after width) and ``z2`` (after height) of the output transform."""
+    _, th, tw = tiles
+    n = m + r - 1
     Hp, Wp = th * m + r - 1, tw * m + r - 1
-    return {"s1": (p.mb, td, n, Hp, Wp, p.ic), "s2": (p.mb * td, n, th, n, Wp, p.ic),
-            "z1": (p.mb * td, n, th, n, tw * m, p.oc), "z2": (p.mb * td, n, th * m, tw * m, p.oc)}
+    return {"s1": (1, block, n, Hp, Wp, p.ic), "s2": (block, n, th, n, Wp, p.ic),
+            "z1": (block, n, th, n, tw * m, p.oc), "z2": (block, n, th * m, tw * m, p.oc)}
 
 
 @dataclass
@@ -352,9 +370,11 @@ class WinogradState:
     kin: Any
     kout: Any
     parallel: bool
-    #: 3-D: the staged kernels and the buffers between their passes (see :func:`_staged_buffers`)
+    #: 3-D: the staged kernels, the buffers between their passes (see :func:`_staged_buffers`)
+    #: and the blocks ``(image, first depth tile, depth tiles)`` the volume is transformed in
     staged: dict | None = None
     stage: dict | None = None
+    blocks: list | None = None
 
 
 @dataclass
@@ -453,9 +473,11 @@ class _Winograd(Backend):
         U = np.ascontiguousarray(U.reshape(n ** R, p.g, p.icg, p.ocg), dtype=dt)
         parallel = numba.get_num_threads() > 1 and dense_flops(p) >= 4e6
         kin, kout = transform_kernels(m, r, self.points, p.dtype, parallel, R) if R < 3 else (None, None)
+        bd = _depth_block(p, tiles, m, r) if R == 3 else 0
+        Tb = bd * tiles[1] * tiles[2] if R == 3 else T  # tiles of V and M at a time
         st = WinogradState(tiles=tiles, U=U, parallel=parallel, kin=kin, kout=kout,
                            xn=np.zeros((p.mb,) + tuple(t * m + r - 1 for t in tiles) + (p.ic,), dtype=dt),
-                           V=_slabs(n ** R, (p.g, T, p.icg), dt), M=_slabs(n ** R, (p.g, T, p.ocg), dt),
+                           V=_slabs(n ** R, (p.g, Tb, p.icg), dt), M=_slabs(n ** R, (p.g, Tb, p.ocg), dt),
                            Y=np.empty((p.mb,) + tuple(t * m for t in tiles) + (p.oc,), dtype=dt))
         # compile now (or load numba's cache), never in a timed run: on the plan's own buffers,
         # whose array types (the slabs are not C-contiguous) are exactly what run() passes;
@@ -463,72 +485,103 @@ class _Winograd(Backend):
         # with a cold cache: 3.3 s and 6.3 s in the first run of F(2x2,5x5) and F(4x4,5x5))
         if R == 3:
             st.staged = staged_kernels(m, r, self.points, p.dtype, parallel)
-            st.stage = {k: np.empty(v, dtype=dt) for k, v in _staged_buffers(p, tiles, m, r).items()}
+            st.stage = {k: np.empty(v, dtype=dt) for k, v in _staged_buffers(p, tiles, m, r, bd).items()}
+            st.blocks = [(i, t0, min(bd, tiles[0] - t0)) for i in range(p.mb) for t0 in range(0, tiles[0], bd)]
+            st.M[...] = 0
+            self._staged_volume(p, st, np.zeros(p.input_shape, dtype=dt), multiply=False)
+        else:
             self._stage_input(Plan(p, st), np.zeros(p.input_shape, dtype=dt))
             st.M[...] = 0
-            self._transform_output(p, st)
-        else:
-            kin(st.xn, st.V, m, *tiles, p.icg)
-            st.M[...] = 0
             kout(st.M, st.Y, m, *tiles, p.ocg)
-        how = "staged (one axis per pass)" if R == 3 else "fused"
+        self._stage_output(Plan(p, st), transform=False)  # the layout reorder compiled too
+        how = (f"staged (one axis per pass, {bd} of {tiles[0]} depth tiles a block)" if R == 3 else "fused")
         note = (f"{self._name(p)} points {self.points}: " + ",".join(str(a) for a in tr.points)
                 + f",inf; {how} {'parallel' if parallel else 'serial'} transforms")
         return self.make_plan(p, st, note=note)
 
     # ------------------------------------------------------------------ the work
+    def _fill(self, p: ConvProblem, st: WinogradState, x: np.ndarray) -> None:
+        """The input into the zero-bordered channels-last ``xn`` (a compiled reorder)."""
+        R = p.rank
+        read = (1,) * (3 - len(p.read)) + tuple(p.read)
+        pads = (0,) * (3 - R) + tuple(p.own("p"))
+        xn5 = st.xn.reshape((p.mb,) + (1,) * (3 - R) + st.xn.shape[1:1 + R] + (p.ic,))
+        to_channels_last(volume(x)[:, :, :read[0], :read[1], :read[2]], xn5, pads, st.parallel)
+
     def _stage_input(self, plan: Plan[WinogradState], x: np.ndarray) -> None:
         p, st = plan.problem, plan.state
-        R = p.rank
-        read = p.read[len(p.read) - R:]
-        st.xn[(slice(None),) + tuple(slice(q, q + k) for q, k in zip(p.own("p"), read))] = \
-            own_view(x, p)[(slice(None), slice(None)) + tuple(slice(0, k) for k in read)].transpose(
-                (0,) + tuple(range(2, 2 + R)) + (1,))
-        if R < 3:
-            st.kin(st.xn, st.V, self.m, *st.tiles, p.icg)
-            return
-        # B^T along depth, then height, then width (writing the V slabs)
-        k, b, m = st.staged, st.stage, self.m
-        mb, (Dp, Hp, Wp), (td, th, tw) = p.mb, st.xn.shape[1:4], st.tiles
-        n = b["s1"].shape[2]
-        k["tin"](st.xn.reshape(mb, Dp, Hp * Wp * p.ic), b["s1"].reshape(mb, td, n, Hp * Wp * p.ic), m)
-        k["tin"](b["s1"].reshape(mb * td * n, Hp, Wp * p.ic), b["s2"].reshape(mb * td * n, th, n, Wp * p.ic), m)
-        k["tin_last"](b["s2"], st.V, m, tw, p.icg)
+        self._fill(p, st, x)
+        st.kin(st.xn, st.V, self.m, *st.tiles, p.icg)
 
     def _transform_output(self, p: ConvProblem, st: WinogradState) -> None:
-        """The output transform into the channels-last tiles ``Y``."""
-        if st.staged is None:
-            st.kout(st.M, st.Y, self.m, *st.tiles, p.ocg)
-            return
-        # A^T along width (reading the M slabs), then height, then depth
-        k, b, m = st.staged, st.stage, self.m
-        z1, z2 = b["z1"], b["z2"]
-        B, n, th, _, W, oc = z1.shape
-        k["tout_first"](st.M, z1, m, st.tiles[2], p.ocg)
-        k["tout"](z1.reshape(B * n * th, n, W * oc), z2.reshape(B * n * th, m, W * oc))
-        k["tout"](z2.reshape(B, n, th * m * W * oc), st.Y.reshape(B, m, th * m * W * oc))
+        """The output transform into the channels-last tiles ``Y`` (1-D and 2-D)."""
+        st.kout(st.M, st.Y, self.m, *st.tiles, p.ocg)
+
+    def _staged_volume(self, p: ConvProblem, st: WinogradState, x: np.ndarray, multiply: bool = True) -> dict:
+        """The 3-D pipeline, block of depth tiles by block: B^T along depth, height, then width
+        (into the V slabs), the multiply, A^T along width (from the M slabs), height, then depth
+        (into ``Y``). Returns the seconds spent per phase (input, multiply, output)."""
+        k, b, m, r = st.staged, st.stage, self.m, self.r
+        _, th, tw = st.tiles
+        Dp, Hp, Wp = st.xn.shape[1:4]
+        n = m + r - 1
+        ic, oc, W = p.ic, p.oc, tw * m
+        spent = {"input": 0.0, "multiply": 0.0, "output": 0.0}
+        t0 = time.perf_counter()
+        self._fill(p, st, x)
+        spent["input"] = time.perf_counter() - t0
+        for i, d0, nb in st.blocks:
+            t1 = time.perf_counter()
+            T = nb * th * tw
+            V, M = st.V[:, :, :T], st.M[:, :, :T]
+            s1, s2, z1, z2 = b["s1"][:, :nb], b["s2"][:nb], b["z1"][:nb], b["z2"][:nb]
+            src = st.xn[i, d0 * m:(d0 + nb) * m + r - 1].reshape(1, nb * m + r - 1, Hp * Wp * ic)
+            k["tin"](src, s1.reshape(1, nb, n, Hp * Wp * ic), m)
+            k["tin"](s1.reshape(nb * n, Hp, Wp * ic), s2.reshape(nb * n, th, n, Wp * ic), m)
+            k["tin_last"](s2, V, m, tw, p.icg)
+            t2 = time.perf_counter()
+            if multiply:
+                self._multiply(p, V, st.U, M)
+            t3 = time.perf_counter()
+            k["tout_first"](M, z1, m, tw, p.ocg)
+            k["tout"](z1.reshape(nb * n * th, n, W * oc), z2.reshape(nb * n * th, m, W * oc))
+            k["tout"](z2.reshape(nb, n, th * m * W * oc),
+                      st.Y[i, d0 * m:(d0 + nb) * m].reshape(nb, m, th * m * W * oc))
+            t4 = time.perf_counter()
+            spent["input"] += t2 - t1
+            spent["multiply"] += t3 - t2
+            spent["output"] += t4 - t3
+        return spent
+
+    @staticmethod
+    def _multiply(p: ConvProblem, V: np.ndarray, U: np.ndarray, M: np.ndarray) -> None:
+        if p.icg == 1:
+            np.multiply(V, U, out=M)  # (.., T, 1) * (.., 1, ocg)
+        else:
+            np.matmul(V, U, out=M)
 
     def _stage_multiply(self, plan: Plan[WinogradState]) -> None:
         p, st = plan.problem, plan.state
-        if p.icg == 1:
-            np.multiply(st.V, st.U, out=st.M)  # (.., T, 1) * (.., 1, ocg)
-        else:
-            np.matmul(st.V, st.U, out=st.M)
+        self._multiply(p, st.V, st.U, st.M)
 
-    def _stage_output(self, plan: Plan[WinogradState]) -> np.ndarray:
+    def _stage_output(self, plan: Plan[WinogradState], transform: bool = True) -> np.ndarray:
         p, st = plan.problem, plan.state
         R = p.rank
-        self._transform_output(p, st)
+        if transform:
+            self._transform_output(p, st)
         # channels-last tiles -> NC[D]HW output, dropping the parts of edge tiles beyond the output
         y = np.empty(p.output_shape, dtype=st.Y.dtype)  # never a view of the plan's buffers
-        np.copyto(own_view(y, p), st.Y[(slice(None),) + tuple(slice(0, o) for o in p.own("o"))].transpose(
-            (0, R + 1) + tuple(range(1, R + 1))))
+        Y5 = st.Y.reshape((p.mb,) + (1,) * (3 - R) + st.Y.shape[1:1 + R] + (p.oc,))
+        to_channels_first(Y5, volume(y), st.parallel)
         return y
 
     def run(self, plan: Plan, *inputs: np.ndarray) -> np.ndarray:
         if plan.problem.direction == "bwd_w":
             return self._wgrad(plan, *inputs)
         x = inputs[0]
+        if plan.state.staged is not None:
+            self._staged_volume(plan.problem, plan.state, x)
+            return self._stage_output(plan, transform=False)
         self._stage_input(plan, x)
         self._stage_multiply(plan)
         return self._stage_output(plan)
@@ -537,6 +590,12 @@ class _Winograd(Backend):
         if plan.problem.direction == "bwd_w":
             return None  # the phases are those of the forward/backward-data pipeline
         (x,) = inputs
+        if plan.state.staged is not None:  # 3-D: the phases summed over the blocks
+            spent = self._staged_volume(plan.problem, plan.state, x)
+            t0 = time.perf_counter()
+            self._stage_output(plan, transform=False)
+            spent["output"] += time.perf_counter() - t0
+            return spent
         t0 = time.perf_counter()
         self._stage_input(plan, x)
         t1 = time.perf_counter()
@@ -568,14 +627,19 @@ class _Winograd(Backend):
                 + 8 * n ** R * p.oc * p.icg
             return Estimate(float(t_in + t_dy + mult + t_out), float(mult), ws)
         tr = winograd_transform(m, r, self.points)
-        ws = p.itemsize * (xn + n ** R * T * (p.ic + p.oc) + n ** R * p.oc * p.icg)
+        if R == 3:  # V and M hold one block of depth tiles
+            bd = _depth_block(p, tiles, m, r)
+            ws = p.itemsize * (xn + n ** R * bd * tiles[1] * tiles[2] * (p.ic + p.oc) + n ** R * p.oc * p.icg
+                               + p.mb * prod(t * m for t in tiles) * p.oc)
+        else:
+            ws = p.itemsize * (xn + n ** R * T * (p.ic + p.oc) + n ** R * p.oc * p.icg)
         if R == 3:  # the staged passes: lines per pass times the nonzeros of the 1-D matrix
             td, th, tw = tiles
             Hp, Wp = th * m + r - 1, tw * m + r - 1
             lines_in = p.mb * td * (Hp * Wp + n * th * Wp + n * th * n * tw) * p.ic
             lines_out = p.mb * td * n * th * (n * tw + tw * m) * p.oc + p.mb * td * th * m * tw * m * p.oc
             t_in, t_out = 2 * _nnz(tr.BT) * lines_in, 2 * _nnz(tr.AT) * lines_out
-            ws += p.itemsize * sum(prod(v) for v in _staged_buffers(p, tiles, m, r).values())
+            ws += p.itemsize * sum(prod(v) for v in _staged_buffers(p, tiles, m, r, bd).values())
             return Estimate(float(t_in + mult + t_out), float(mult), ws)
         t_in = 2 * R * n ** (R - 1) * _nnz(tr.BT) * T * p.ic
         t_out = 2 * sum(m ** k * n ** (R - 1 - k) for k in range(R)) * _nnz(tr.AT) * T * p.oc

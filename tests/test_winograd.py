@@ -7,6 +7,7 @@ import pytest
 
 from convbench.backends import get_backend
 from convbench.backends import winograd as W
+from convbench.backends import winograd_kernels as WK
 from convbench.problem import ConvProblem
 from convbench.data import check_output, make_data, reference_output
 
@@ -79,10 +80,10 @@ def test_points_are_selectable_and_recorded():
 
 
 def test_generated_transforms_fold_constants():
-    src = W.generate_source(2, 3, "lavin", "float32", False)
+    src = WK.generate_source(2, 3, "lavin", "float32", False)
     assert "K0" not in src          # F(2,3)'s matrices hold only 0 and +-1: additions only
     assert " * d" not in src
-    src43 = W.generate_source(4, 3, "lavin", "float32", False)
+    src43 = WK.generate_source(4, 3, "lavin", "float32", False)
     assert "np.float32(" in src43 and "K0 * " in src43
 
 

@@ -125,3 +125,18 @@ def test_unfold_in_column_blocks_of_rows_longer_than_the_cache(kw, monkeypatch):
     b = convbench.get_backend("im2col_blas")
     # an input that is not C-contiguous (or not float32) is copied into the padded buffer instead
     np.testing.assert_array_equal(b.run(plan, np.asfortranarray(x)), b.run(plan, x))
+
+
+@pytest.mark.parametrize("kw", [dict(mb=2, ic=24, oc=16, ih=9, iw=10, kh=3, kw=3, ph=1, pw=1, g=2),
+                                dict(mb=1, ic=24, oc=18, ih=11, iw=9, kh=3, kw=2, sh=2, sw=2, ph=1, g=3),
+                                dict(mb=1, ic=16, oc=8, ih=8, iw=12, kh=2, kw=4, dh=1, dw=1, g=2),
+                                dict(mb=1, ic=32, oc=32, id=5, ih=7, iw=6, kd=3, kh=3, kw=3, pd=1, ph=1, pw=1, g=8,
+                                     rank=3),
+                                dict(mb=2, ic=8, oc=12, iw=30, kw=5, pw=2, g=2, rank=1)],
+                         ids=["g2-icg12", "strided-odd-ocg", "dilated", "3d-g8", "1d"])
+def test_few_channels_per_group_fold_the_groups_into_images(kw):
+    """(Not the 2-D 3x3/5x5 cases of up to 8 channels per group: those have generated kernels.)"""
+    p = ConvProblem(**kw)
+    _check(p, np.random.default_rng(5), directions=("fwd", "bwd_d"))
+    assert "groups folded into images" in convbench.get_backend("direct_numba").prepare(
+        p, np.zeros(p.weight_shape, np.float32)).note

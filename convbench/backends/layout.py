@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["to_channels_last", "to_channels_first"]
+__all__ = ["to_channels_last", "to_channels_first", "warm"]
 
 _SRC = '''
 from numba import njit, prange
@@ -80,3 +80,15 @@ def to_channels_first(src: np.ndarray, dst: np.ndarray, parallel: bool = False) 
         np.copyto(dst, src[:, :D, :H, :W].transpose(0, 4, 1, 2, 3))
         return
     _kernels(parallel)[1](src, dst)
+
+
+@lru_cache(maxsize=None)
+def warm(dtype: str, parallel: bool = False) -> None:
+    """Compile (or load from numba's cache) both reorders for ``dtype``, for a contiguous and a
+    sliced source, so that a plan's first timed run never compiles: call it in ``prepare``."""
+    to_last, to_first = _kernels(parallel)
+    dt = np.dtype(dtype)
+    src = np.zeros((1, 2, 2, 2, 3), dt)
+    for s in (src, src[:, :, :1, :1, :2]):
+        to_last(s, np.zeros((1, 3, 3, 4, 2), dt), 0, 1, 1)
+    to_first(np.zeros((1, 2, 2, 3, 2), dt), np.zeros((1, 2, 1, 2, 2), dt))

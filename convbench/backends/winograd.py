@@ -50,7 +50,7 @@ from ..flops import dense_flops, prod
 from ..problem import ConvProblem
 from ..toomcook import POINT_SETS, validate_points, winograd_transform
 from .base import Backend, Capabilities, Estimate, Plan, volume
-from .layout import to_channels_first, to_channels_last
+from .layout import to_channels_first, to_channels_last, warm
 from .winograd_kernels import staged_kernels, transform_kernels
 
 try:
@@ -242,6 +242,7 @@ class _Winograd(Backend):
         U = U.transpose(tuple(range(3, 3 + R)) + (0, 2, 1))
         U = np.ascontiguousarray(U.reshape(n ** R, p.g, p.icg, p.ocg), dtype=dt)
         parallel = numba.get_num_threads() > 1 and dense_flops(p) >= 4e6
+        warm(p.dtype, parallel)  # the layout reorders, compiled before any timed run
         kin, kout = transform_kernels(m, r, self.points, p.dtype, parallel, R) if R < 3 else (None, None)
         bd = _depth_block(p, tiles, m, r) if R == 3 else 0
         Tb = bd * tiles[1] * tiles[2] if R == 3 else T  # tiles of V and M at a time

@@ -8,6 +8,7 @@ reference, backends of one problem timed interleaved), 1 thread, mb1, forward:
 - the whole networks, layers times their multiplicity, the best own backend per layer
   against oneDNN on the same layers (pooling layers with the pooling backends), floor 1.5x;
 - every WaveNet and text-CNN layer (1-D): best own against oneDNN, floor 1.0x;
+- X3D's depthwise 3-D layers, measured and shown (no floor);
 - where each algorithm family wins in 3-D as the volume and the kernel grow, against the
   same ladders in 2-D, with the crossover points.
 
@@ -32,6 +33,8 @@ OWN_POOL = ("pool_numba", "pool_numpy")
 PEER, PEER_POOL = "torch_onednn", "pool_torch"
 NETS_3D = ("i3d", "unet3d", "resnext101_3d")
 NETS_1D = ("wavenet", "textcnn")
+#: measured and shown, no floor: X3D's depthwise 3-D layers
+NETS_INFO = ("x3d_dw",)
 #: the crossover ladders: 16 -> 16 channels, 'same' padding, sides per rank
 LADDERS = {3: (8, 12, 16, 24, 32, 48), 2: (16, 32, 64, 128, 256, 512)}
 KERNELS = (3, 5, 7)
@@ -69,7 +72,7 @@ def network_tables(df) -> list[str]:
     rolls = ["", "## Whole networks (layers x multiplicity, best own per layer)", "",
              "| suite | layers | own | oneDNN | speed-up | floor | verdict | layers left out |",
              "| :--- | ---: | ---: | ---: | ---: | ---: | :--- | :--- |"]
-    for suite in NETS_3D + NETS_1D:
+    for suite in NETS_3D + NETS_INFO + NETS_1D:
         sub = df[(df.suite == suite) & (df.backend != "*")]
         own_t = peer_t = 0.0
         n = 0
@@ -86,18 +89,20 @@ def network_tables(df) -> list[str]:
                 n += 1
             else:
                 missing.append(str(r0["name"] or prob))
-            judged = not pool and (suite in NETS_1D or (
+            judged = not pool and (suite in NETS_1D + NETS_INFO or (
                 (int(r0.kd), int(r0.kh), int(r0.kw)) == (3, 3, 3) and max(r0.sd, r0.sh, r0.sw) == 1))
             if judged:
                 floor = 1.0 if suite in NETS_1D else 1.3
                 ratio = peer / mine if mine == mine and peer == peer else float("nan")
+                verdict, shown = (_verdict(ratio, floor), f"{floor}x") if suite not in NETS_INFO else ("info", "-")
                 lines.append(f"| {suite} | `{r0['name'] or prob}` `{r0.descriptor}` | {mult} | {who or '-'} | "
-                             f"{mine * 1e3:.2f} ms | {peer * 1e3:.2f} ms | {ratio:.2f}x | {floor}x | "
-                             f"{_verdict(ratio, floor)} |")
-        if suite in NETS_3D and n:
+                             f"{mine * 1e3:.2f} ms | {peer * 1e3:.2f} ms | {ratio:.2f}x | {shown} | {verdict} |")
+        if suite in NETS_3D + NETS_INFO and n:
             ratio = peer_t / own_t
-            rolls.append(f"| {suite} | {n} | {own_t * 1e3:.1f} ms | {peer_t * 1e3:.1f} ms | {ratio:.2f}x | 1.5x | "
-                         f"{_verdict(ratio, 1.5)} | {', '.join(missing) or '-'} |")
+            info = suite in NETS_INFO
+            rolls.append(f"| {suite} | {n} | {own_t * 1e3:.1f} ms | {peer_t * 1e3:.1f} ms | {ratio:.2f}x | "
+                         f"{'-' if info else '1.5x'} | {'info' if info else _verdict(ratio, 1.5)} | "
+                         f"{', '.join(missing) or '-'} |")
     return lines + rolls
 
 
@@ -149,7 +154,7 @@ def main(argv=None) -> int:
             f"1 thread, mb1, float32; OpenBLAS kernels: {kernels}.", ""]
     if not a.skip_networks:
         args = ["--batch", "1", "--backends", ",".join(OWN + OWN_POOL + (PEER, PEER_POOL))]
-        for s in NETS_3D + NETS_1D:
+        for s in NETS_3D + NETS_INFO + NETS_1D:
             args += ["--suite", s]
         text += network_tables(_run(cli, out / "networks", args, a))
     if not a.skip_crossover:

@@ -8,15 +8,20 @@ large outputs, less where partial edge tiles are computed in full (3.06x on 14x1
 Three stages, each timed as a phase:
 
 input transform   ``V = B^T d B`` for every tile and input channel. A compiled loop
-                  (numba) reads tiles from a zero-padded NHWC copy of the input and
-                  vectorises over channels; coefficients equal to zero are skipped.
+                  (numba) reads tiles from a zero-padded channels-last copy of the input
+                  (:mod:`.layout`) and vectorises over channels; coefficients equal to
+                  zero are skipped.
 multiply          for each of the ``n^2`` transformed positions, one GEMM over channels:
                   ``M[xy] (tiles x oc/g) = V[xy] (tiles x ic/g) @ U[xy] (ic/g x oc/g)``,
                   all of them in one batched ``numpy.matmul`` call (BLAS per position);
                   depthwise problems become an element-wise product.
-output transform  ``Y = A^T M A`` per tile and output channel, compiled, written straight
-                  into the NCHW output; rows/columns of edge tiles beyond the output are
-                  computed but not stored.
+output transform  ``Y = A^T M A`` per tile and output channel, compiled, into channels-last
+                  tiles, then reordered into the NC[D]HW output (:mod:`.layout`); rows and
+                  columns of edge tiles beyond the output are computed but not stored.
+
+In 1-D the tiles are F(m, r); in 3-D F(m^3, r^3) runs as three passes of the 1-D
+transform, one axis each (Budden et al. 2017), block of depth tiles by block
+(:data:`WINO3_BLOCK_BYTES`), with ``n^3`` batched GEMMs per block.
 
 The weight transform ``U = G g G^T`` happens once, in ``prepare``. The transform
 matrices come from :mod:`convbench.toomcook` (exact rational Toom-Cook); the point
@@ -294,7 +299,7 @@ class _Winograd(Backend):
         (into ``Y``). Returns the seconds spent per phase (input, multiply, output)."""
         k, b, m, r = st.staged, st.stage, self.m, self.r
         _, th, tw = st.tiles
-        Dp, Hp, Wp = st.xn.shape[1:4]
+        Hp, Wp = st.xn.shape[2:4]
         n = m + r - 1
         ic, oc, W = p.ic, p.oc, tw * m
         spent = {"input": 0.0, "multiply": 0.0, "output": 0.0}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["set_threads", "get_threads", "preset_environment", "thread_report"]
+__all__ = ["set_threads", "get_threads", "preset_environment", "thread_report", "held_import"]
 
 _THREADS = 1
 _ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
@@ -79,6 +79,27 @@ def get_threads() -> int:
     return _THREADS
 
 
+def held_import(mod: str):
+    """``importlib.import_module(mod)`` with SIGINT and SIGTERM held until it returns.
+
+    A backend module imports numba, torch, jax...; a Ctrl-C landing inside one of those
+    imports was turned into an ``ImportError`` by the library (the backend then read as "not
+    installed" and the run failed with a traceback). Held, the signal is delivered the
+    moment the import is done, and the run stops cleanly there."""
+    import importlib
+    import signal
+    held = {signal.SIGINT, signal.SIGTERM}
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, OSError, ValueError):  # no pthread_sigmask on this platform
+        old = None
+    try:
+        return importlib.import_module(mod)
+    finally:
+        if old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def set_threads(n: int) -> None:
     """Apply ``n`` threads to numba, torch (if imported) and every loaded BLAS/OpenMP runtime."""
     global _THREADS
@@ -87,7 +108,7 @@ def set_threads(n: int) -> None:
     _THREADS = n
     os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
     try:
-        import numba
+        numba = held_import("numba")
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     except ImportError:
         pass

@@ -140,3 +140,16 @@ def test_few_channels_per_group_fold_the_groups_into_images(kw):
     _check(p, np.random.default_rng(5), directions=("fwd", "bwd_d"))
     assert "groups folded into images" in convbench.get_backend("direct_numba").prepare(
         p, np.zeros(p.weight_shape, np.float32)).note
+
+
+@pytest.mark.parametrize("desc", ["mb3ic4ih6oc4kh3", "mb1ic4ih6oc4kh3", "mb2ic64id30ih40iw40oc64kd3kh3kw3",
+                                  "mb1ic512ih200oc64kh3", "mb2ic32iw90000oc32kw2", "mb4ic8ih20oc8kh3"])
+def test_chunk_extent_from_the_shape_matches_the_chunks(desc):
+    """The estimate's column count and whole-image flag, computed without listing the chunks,
+    are those of the chunks prepare builds."""
+    from convbench.backends import im2col_blas
+    p = ConvProblem.parse(desc)
+    ch = im2col_blas.chunks(p)
+    ncols = max(nb * nz * nr * nc for _, nb, _, nz, _, nr, _, nc in ch)
+    whole = len(ch) == p.mb and all(nb == 1 and nz == p.od and nr == p.oh for _, nb, _, nz, _, nr, _, _ in ch)
+    assert im2col_blas._chunk_extent(p) == (ncols, whole)

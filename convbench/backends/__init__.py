@@ -11,9 +11,9 @@ algorithm settings of a run, passing each backend only the options its class dec
 
 from __future__ import annotations
 
-import importlib
 from functools import lru_cache
 
+from ..threads import held_import
 from .base import ROLES, Backend, Capabilities, Unsupported
 
 __all__ = ["REGISTRY", "get_backend", "available_backends", "registered_backends", "resolve_backends",
@@ -64,7 +64,7 @@ def backend_class(name: str) -> type[Backend] | None:
         return None
     mod, _, cls = REGISTRY[name].partition(":")
     try:
-        return getattr(importlib.import_module(mod), cls)
+        return getattr(held_import(mod), cls)
     except ImportError:
         return None
 
@@ -76,7 +76,7 @@ def unavailable_reason(name: str) -> str | None:
         return "not registered"
     mod = REGISTRY[name].partition(":")[0]
     try:
-        importlib.import_module(mod)
+        held_import(mod)
     except ImportError as e:
         return f"cannot import {mod}: {e}"
     return backend_class(name).unavailable_reason()

@@ -111,6 +111,30 @@ def _even(n: int, most: int) -> int:
     return -(-n // -(-n // most))
 
 
+def _blocking(p: ConvProblem) -> tuple[str, int]:
+    """How the forward GEMM is chunked: ``("images", n)``, ``("planes", n)``, ``("rows", n)``
+    or ``("columns", n)``, ``n`` of them per chunk (see :func:`chunks`)."""
+    row_bytes = p.icg * _taps(p) * p.ow * p.itemsize
+    rows = CHUNK_BYTES // row_bytes
+    if rows >= p.od * p.oh:
+        return "images", max(1, rows // (p.od * p.oh))
+    if rows >= p.oh:
+        return "planes", _even(p.od, rows // p.oh)
+    if rows >= 1:
+        return "rows", _even(p.oh, rows)
+    return "columns", _even(p.ow, max(1, CHUNK_BYTES // (p.icg * _taps(p) * p.itemsize)))
+
+
+def _chunk_extent(p: ConvProblem) -> tuple[int, bool]:
+    """Columns of the largest chunk, and whether every chunk is one whole image, from the
+    shape alone (a huge problem has millions of chunks: the estimate must not list them)."""
+    how, n = _blocking(p)
+    if how == "images":
+        per = min(n, p.mb)
+        return per * p.od * p.oh * p.ow, per == 1
+    return {"planes": n * p.oh * p.ow, "rows": n * p.ow, "columns": n}[how], False
+
+
 def chunks(p: ConvProblem) -> list[tuple[int, int, int, int, int, int, int, int]]:
     """Forward GEMM chunks ``(first image, images, first output plane, planes, first output
     row, rows, first output column, columns)`` (one plane in 1-D and 2-D, one row in 1-D).
@@ -119,21 +143,16 @@ def chunks(p: ConvProblem) -> list[tuple[int, int, int, int, int, int, int, int]
     split into blocks of output planes that do, a plane that does not into blocks of rows,
     and a row that does not (long 1-D sequences) into blocks of columns.
     """
-    row_bytes = p.icg * _taps(p) * p.ow * p.itemsize
-    rows = CHUNK_BYTES // row_bytes
-    if rows >= p.od * p.oh:
-        nb = max(1, rows // (p.od * p.oh))
-        return [(n0, min(nb, p.mb - n0), 0, p.od, 0, p.oh, 0, p.ow) for n0 in range(0, p.mb, nb)]
-    if rows >= p.oh:
-        nz = _even(p.od, rows // p.oh)
-        return [(n, 1, z0, min(nz, p.od - z0), 0, p.oh, 0, p.ow) for n in range(p.mb) for z0 in range(0, p.od, nz)]
-    if rows >= 1:
-        rows = _even(p.oh, rows)
-        return [(n, 1, z, 1, y0, min(rows, p.oh - y0), 0, p.ow) for n in range(p.mb) for z in range(p.od)
-                for y0 in range(0, p.oh, rows)]
-    cols = _even(p.ow, max(1, CHUNK_BYTES // (p.icg * _taps(p) * p.itemsize)))
-    return [(n, 1, z, 1, y, 1, x0, min(cols, p.ow - x0)) for n in range(p.mb) for z in range(p.od)
-            for y in range(p.oh) for x0 in range(0, p.ow, cols)]
+    how, n = _blocking(p)
+    if how == "images":
+        return [(n0, min(n, p.mb - n0), 0, p.od, 0, p.oh, 0, p.ow) for n0 in range(0, p.mb, n)]
+    if how == "planes":
+        return [(i, 1, z0, min(n, p.od - z0), 0, p.oh, 0, p.ow) for i in range(p.mb) for z0 in range(0, p.od, n)]
+    if how == "rows":
+        return [(i, 1, z, 1, y0, min(n, p.oh - y0), 0, p.ow) for i in range(p.mb) for z in range(p.od)
+                for y0 in range(0, p.oh, n)]
+    return [(i, 1, z, 1, y, 1, x0, min(n, p.ow - x0)) for i in range(p.mb) for z in range(p.od)
+            for y in range(p.oh) for x0 in range(0, p.ow, n)]
 
 
 def _chunk(p: ConvProblem) -> int:
@@ -310,8 +329,7 @@ class Im2colBlas(Backend):
             kern(np.zeros((1, p.kh, p.kw), dt), np.empty((p.kh * p.kw, 1), dt), 0, 1, 1, p.kh, p.kw)  # compile now
             return self.make_plan(p, st, note=f"strided unfold (compiled), {rows} output rows per GEMM")
         ch = chunks(p)
-        ncols = max(nb * nz * nr * nc for _, nb, _, nz, _, nr, _, nc in ch)
-        whole = len(ch) == p.mb and all(nb == 1 and nz == p.od and nr == p.oh for _, nb, _, nz, _, nr, _, _ in ch)
+        ncols, whole = _chunk_extent(p)
         xp = np.zeros((p.mb, p.ic) + p.padded, dtype=dt)
         cols = np.empty((K, ncols), dtype=dt)
         tmp = None if whole else np.empty((p.ocg, ncols), dtype=dt)
@@ -452,9 +470,7 @@ class Im2colBlas(Backend):
             rows = _strided_rows(p)
             ws = pad + K * rows * p.ow * it
         else:
-            ch = chunks(p)
-            ncols = max(nb * nz * nr * nc for _, nb, _, nz, _, nr, _, nc in ch)
-            whole = len(ch) == p.mb and all(nb == 1 and nz == p.od and nr == p.oh for _, nb, _, nz, _, nr, _, _ in ch)
+            ncols, whole = _chunk_extent(p)
             ws = K * ncols * it + pad + (0 if whole else p.ocg * ncols * it)  # cols + padded x + GEMM out
         # a GEMM algorithm's multiplication stage is all of it (the base contract's rule)
         return Estimate(gemm + extra, gemm + extra, ws)

@@ -9,7 +9,7 @@ PIP    := $(BIN)/python -m pip -q --disable-pip-version-check
 # pip prints a warning per missing local index entry on this machine; keep the output readable
 PIPF   := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 
-# the default sweep (63 problems: 2-D, 3-D and 1-D ladders, network layers, pools) on a cheaper budget
+# the default sweep (61 problems: 2-D, 3-D and 1-D ladders, network layers, pools) on a cheaper budget
 # per cell than `convbench run`'s defaults, so a fresh clone finishes in about 3 minutes:
 # at least 3 rounds and 10 ms, at most 0.12 s of timed rounds; a cell whose single run takes
 # over 0.35 s is skipped (and larger rungs of its ladder with it); a cell whose backends'

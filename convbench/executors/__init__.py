@@ -108,6 +108,10 @@ class Interrupt:
 
     def __exit__(self, *exc):
         outermost = not any(isinstance(getattr(old, "__self__", None), Interrupt) for old in self._old.values())
+        if self.requested and self.signal and not outermost:
+            # a stop was asked for and honoured (the loop finished what was running): the run is
+            # stopping now, so a further Ctrl-C while it writes its rows' wrap-up is only noted
+            _STOPPING["signal"] = _STOPPING["signal"] or self.signal
         if _STOPPING["signal"] and not outermost:
             return False  # keep noting signals until the outermost context has cleaned up
         for sig, old in self._old.items():

@@ -43,13 +43,42 @@ class Measurements:
     direction: str
     sources: list
     first_call: pd.DataFrame | None = None  #: prepare + first run seconds (measure mode's cost)
+    #: per cell, the standard error of log2(median time) from its repeated rounds (NaN: unknown)
+    noise: pd.DataFrame | None = None
+    #: the machine's measured peaks (meta.json ``peaks``: fma_gflops, sgemm_gflops, stream ...)
+    peaks: dict | None = None
 
     def subset(self, labels) -> "Measurements":
         labels = [x for x in labels if x in self.times.index]
         fc = self.first_call.loc[labels] if self.first_call is not None else None
+        nz = self.noise.loc[labels] if self.noise is not None else None
         return Measurements(self.times.loc[labels], {k: self.problems[k] for k in labels},
                             {k: self.suite[k] for k in labels}, self.dtype, self.threads, self.direction,
-                            self.sources, fc)
+                            self.sources, fc, nz, self.peaks)
+
+
+def _median_se_log2(df: pd.DataFrame) -> pd.Series:
+    """Standard error of log2(median) per row from its rounds: the IQR as a normal spread
+    (IQR / 1.349), times 1.253 for a median, over sqrt(rounds), relative to the median."""
+    import numpy as np
+    med = df.time_median_s.astype(float)
+    iqr = df.time_iqr_s.astype(float) if "time_iqr_s" in df.columns else med * np.nan
+    rounds = df.rounds.astype(float).clip(lower=1) if "rounds" in df.columns else med * np.nan
+    rel = (iqr / 1.349) * 1.253 / np.sqrt(rounds) / med
+    return np.log2(1.0 + rel)
+
+
+def _peaks(metas: list) -> dict | None:
+    """The median of each numeric peak over the directories that recorded one."""
+    import numpy as np
+    vals: dict = {}
+    for m in metas:
+        pk = m.get("peaks") or {}
+        flat = dict(pk, **{f"stream_{k}": v for k, v in (pk.get("stream") or {}).items()})
+        for k, v in flat.items():
+            if isinstance(v, (int, float)) and np.isfinite(v) and v > 0:
+                vals.setdefault(k, []).append(float(v))
+    return {k: float(np.median(v)) for k, v in vals.items()} or None
 
 
 def load_measurements(dirs, *, dtype: str | None = None, threads: int | None = None, direction: str = "fwd",
@@ -65,7 +94,7 @@ def load_measurements(dirs, *, dtype: str | None = None, threads: int | None = N
     from ..problem import parse_problem
     from ..results import ResultsError, load_meta, load_summary
     here = fingerprint() if check_machine else None
-    frames, foreign = [], []
+    frames, foreign, metas = [], [], []
     warn = warn or (lambda m: None)
     for d in dirs:
         d = Path(d)
@@ -84,6 +113,7 @@ def load_measurements(dirs, *, dtype: str | None = None, threads: int | None = N
                 continue
         df = df.assign(source=str(d))
         frames.append(df)
+        metas.append(meta)
     if foreign and not frames:
         raise TuneError(f"tune: {foreign[0]}; a selector is fitted to the machine it runs on"
                         + (f" (and {len(foreign) - 1} more such directories)" if len(foreign) > 1 else ""))
@@ -113,6 +143,10 @@ def load_measurements(dirs, *, dtype: str | None = None, threads: int | None = N
         elif col == "threads":
             threads = int(want)
     times = df.pivot_table(index="problem", columns="backend", values="time_median_s", aggfunc="min")
+    noise = (df.assign(se=_median_se_log2(df)).sort_values("time_median_s")
+             .drop_duplicates(["problem", "backend"])
+             .pivot_table(index="problem", columns="backend", values="se", aggfunc="first", dropna=False)
+             .reindex(index=times.index, columns=times.columns))
     first = None
     if {"prepare_s", "first_run_s"} <= set(df.columns):
         first = (df.assign(fc=df.prepare_s.astype(float) + df.first_run_s.astype(float))
@@ -129,4 +163,4 @@ def load_measurements(dirs, *, dtype: str | None = None, threads: int | None = N
     keep = [lab for lab in times.index if lab in problems]
     times = times.loc[keep]
     return Measurements(times, problems, suite, dtype, int(threads), direction, [str(d) for d in dirs],
-                        first.loc[keep] if first is not None else None)
+                        first.loc[keep] if first is not None else None, noise.loc[keep], _peaks(metas))

@@ -71,9 +71,12 @@ def fit_scipy_two_way(meas, direct="direct_numba", fft="fft_pyfftw"):
 
 
 def regret_table(meas, policies: dict, candidates) -> pd.DataFrame:
-    """One row per (problem, policy): chosen backend, its time, the best candidate's, regret."""
+    """One row per (problem, policy): chosen backend, its time, the best candidate's, regret,
+    the standard error of the chosen cell's log2 time (``se``, from its rounds) and, for a
+    policy that returns a :class:`~.model.Decision`, whether the rules decided (``fallback``)."""
     rows = []
     t = meas.times
+    noise = meas.noise
     for k in t.index:
         tk = t.loc[k]
         own = tk[[c for c in candidates if c in tk.index]]
@@ -89,24 +92,32 @@ def regret_table(meas, policies: dict, candidates) -> pd.DataFrame:
                 pick = name
             else:
                 choice = pol(p, list(own.index)) if getattr(pol, "wants_admissible", False) else pol(p)
+                fallback = bool(getattr(choice, "fallback", False))
+                unsure = len(getattr(choice, "plausible", ())) > 1
+                choice = getattr(choice, "choice", choice)
                 pick = choice if choice in own.index else _pick_measured(own, choice or "")
                 if pick is None:
                     continue
+            se = float(noise.loc[k, pick]) if noise is not None and pick in noise.columns else float("nan")
             rows.append(dict(problem=k, suite=meas.suite.get(k, ""), rank=p.rank, policy=name, chosen=pick,
                              time_s=float(tk[pick]), best=best_b, best_s=best_t, regret=float(tk[pick]) / best_t,
-                             top1=pick == best_b))
+                             top1=pick == best_b, se=se, fallback=pol is not None and fallback,
+                             unsure=pol is not None and unsure))
     return pd.DataFrame(rows)
 
 
 def summarise(tab: pd.DataFrame) -> pd.DataFrame:
-    """Per policy: problems, top-1 accuracy, regret geomean/p95/max, geomean time."""
+    """Per policy: problems, top-1 accuracy, regret geomean/p95/max, geomean time, and the
+    fraction of problems where the pick was unsure and where the rules decided."""
     out = []
     for name, g in tab.groupby("policy", sort=False):
         r = g.regret.to_numpy(float)
         rs = regret_summary(r)
         out.append(dict(policy=name, problems=len(g), top1=float(g.top1.mean()), regret_geomean=rs["geomean"],
                         regret_p95=rs["p95"], regret_max=rs["max"],
-                        time_geomean_s=geomean(g.time_s)))
+                        time_geomean_s=geomean(g.time_s),
+                        unsure=float(g.unsure.mean()) if "unsure" in g else 0.0,
+                        fallback=float(g.fallback.mean()) if "fallback" in g else 0.0))
     return pd.DataFrame(out)
 
 
@@ -117,10 +128,10 @@ def _policies(train, candidates, selector) -> dict:
     single = best_single(train, candidates)
 
     def sel(p, admissible):
-        return selector.choose(p, admissible)
+        return selector.decide(p, admissible, builtin_rule(p))
     sel.wants_admissible = True
     pols = {"selector": sel, "always im2col_blas": lambda p: "im2col_blas",
-            f"best single ({single})": lambda p: single, "NNPACK rules": nnpack_rule,
+            "best single": lambda p: single, "NNPACK rules": nnpack_rule,
             "built-in rules": builtin_rule, "scipy-style two-way": fit_scipy_two_way(train)}
     peers = [b for b in train.times.columns if backend_role(b) == "peer"]
     pols.update({name: None for name in ranked_backends(peers)[:1]})
@@ -133,16 +144,18 @@ def kfold_labels(labels, k: int, seed: int = 0):
     return [[labels[i] for i in f] for f in folds]
 
 
-def evaluate_protocols(meas, candidates, kind: str, *, holdout=None, k: int = 5, seed: int = 0) -> dict:
+def evaluate_protocols(meas, candidates, kind: str, *, holdout=None, k: int = 5, seed: int = 0,
+                       confidence: bool = True) -> dict:
     """Regret tables of the protocols: ``kfold`` (by problem), ``lono`` (leave one network
     out: every suite held out in turn, fuzzed problems always in training) and, given
-    ``holdout`` measurements, ``holdout`` (fit on all of ``meas``)."""
+    ``holdout`` measurements, ``holdout`` (fit on all of ``meas``). Without ``confidence``
+    the selectors never defer to the rules (one fit per fold instead of five)."""
     out = {}
     labels = list(meas.times.index)
     parts = []
     for fold in kfold_labels(labels, k, seed):
         train = meas.subset([x for x in labels if x not in set(fold)])
-        sel = fit_selector(train, kind, candidates)
+        sel = fit_selector(train, kind, candidates, confidence=confidence)
         parts.append(regret_table(meas.subset(fold), _policies(train, candidates, sel), candidates))
     out["kfold"] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     suites = sorted({s for s in meas.suite.values() if s and not s.startswith("fuzz-")})
@@ -152,11 +165,11 @@ def evaluate_protocols(meas, candidates, kind: str, *, holdout=None, k: int = 5,
         train = meas.subset([x for x in labels if meas.suite.get(x) != s])
         if not test or len(train.times) < 10:
             continue
-        sel = fit_selector(train, kind, candidates)
+        sel = fit_selector(train, kind, candidates, confidence=confidence)
         parts.append(regret_table(meas.subset(test), _policies(train, candidates, sel), candidates)
                      .assign(held_out=s))
     out["lono"] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if holdout is not None:
-        sel = fit_selector(meas, kind, candidates)
+        sel = fit_selector(meas, kind, candidates, confidence=confidence)
         out["holdout"] = regret_table(holdout, _policies(meas, candidates, sel), candidates)
     return out

@@ -9,7 +9,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .model import FORMAT_VERSION, Selector, SelectorFileError
+from .model import FORMAT_VERSION, NewerSelectorFile, Selector, SelectorFileError, check_version
 
 __all__ = ["STORE_FORMAT", "entries", "write"]
 
@@ -23,8 +23,7 @@ def _read(path: Path) -> dict:
         raise SelectorFileError(f"unreadable ({e.__class__.__name__}: {str(e)[:80]})") from None
     if not isinstance(d, dict) or d.get("format") != STORE_FORMAT:
         raise SelectorFileError("not a convbench selector file")
-    if d.get("version") != FORMAT_VERSION:
-        raise SelectorFileError(f"format version {d.get('version')}; this convbench reads {FORMAT_VERSION}")
+    check_version(d.get("version"))
     return d
 
 
@@ -41,7 +40,9 @@ def entries(path: Path) -> list[Selector]:
 
 def write(path: Path, sel: Selector) -> tuple[Path, int]:
     """Add ``sel`` to the file at ``path`` (replacing the entry with its dtype, threads and
-    direction); returns (path, revision). A corrupt existing file is moved aside, not merged."""
+    direction); returns (path, revision). A corrupt existing file, or one of an older format, is
+    moved aside, not merged; one written by a newer convbench raises :class:`NewerSelectorFile`
+    and is left as it is."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     old, revision = [], 0
@@ -53,8 +54,10 @@ def write(path: Path, sel: Selector) -> tuple[Path, int]:
                                                                                sel.direction)]
             revision = int(d.get("revision", 0))
             shutil.copyfile(path, path.with_name(path.stem + ".prev.json"))
+        except NewerSelectorFile:
+            raise
         except (SelectorFileError, OSError, ValueError):
-            path.replace(path.with_name(path.stem + f".corrupt-{time.strftime('%Y%m%d-%H%M%S')}.json"))
+            path.replace(path.with_name(path.stem + f".old-{time.strftime('%Y%m%d-%H%M%S')}.json"))
     doc = {"format": STORE_FORMAT, "version": FORMAT_VERSION, "revision": revision + 1,
            "fingerprint": sel.fingerprint, "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
            "selectors": old + [sel.to_dict()]}

@@ -32,7 +32,21 @@ def gather(threads: int = 1, coretype: dict | None = None) -> dict:
                                                       if k in ("fma_gflops", "bandwidth_gbs", "stream")})
     info["git"] = git_commit()
     info["fftw_build"] = fftw_build()
+    from ..select.auto import chooser
+    info["auto"] = chooser("float32", "fwd")
     return info
+
+
+def _auto_line(a: dict) -> str:
+    """backend='auto''s chooser and the regret ``tune`` judged it by."""
+    head = f"backend='auto' ({a['dtype']}, {a['threads']} thread(s), {a['direction']}): "
+    v = next((j for j in a.get("judged", []) if j.get("protocol") == "lono"), (a.get("judged") or [None])[-1])
+    fig = (f"; judged {v['protocol']} on {v['problems']} problems: selector regret {v['selector']:.3f}, built-in rules "
+           f"{v['rules']:.3f}") if v else ""
+    if a["chooser"] == "selector":
+        return head + f"the {a['kind']} selector of {a['created']} ({a['file']}){fig}"
+    return head + f"the built-in rules ({a['note']}){fig}; expected regret {'%.3f' % v['rules'] if v else 'unknown: not measured here'}" \
+        + ("" if v else " (`convbench tune --collect` measures it and fits a selector)")
 
 
 def run(*, threads: int = 1, blas_coretype: str = "auto", json: bool = False) -> int:  # noqa: A002
@@ -77,6 +91,7 @@ def run(*, threads: int = 1, blas_coretype: str = "auto", json: bool = False) ->
         lacks = (f"; this CPU also has {', '.join(fftw['simd_missing'])}, which this build has no codelets for"
                  if fftw["simd_missing"] else "")
         print(f"FFTW (fft_pyfftw): {fftw['version']} {fftw['path']}{lacks}")
+    print(_auto_line(info["auto"]))
     libs = info["libraries"]
     print("libraries: " + ", ".join(f"{k} {v}" for k, v in libs.items() if v))
     missing = [k for k, v in libs.items() if not v]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..timing import best_times
 
-__all__ = ["choose", "choose_for_problem", "default_path", "set_mode", "get_mode", "measure_log", "reset",
+__all__ = ["choose", "choose_for_problem", "chooser", "default_path", "set_mode", "get_mode", "measure_log", "reset",
            "own_candidates", "current_selector", "instance"]
 
 _MODES = ("model", "measure")
@@ -113,6 +113,30 @@ def current_selector(dtype: str, direction: str):
             sel = None
     _state["selectors"][key] = sel
     return sel
+
+
+def chooser(dtype: str = "float32", direction: str = "fwd") -> dict:
+    """Which chooser ``backend="auto"`` uses here for ``dtype``, the thread count in force and
+    ``direction``, and the regret it was judged by: ``chooser`` ("selector" or "rules"),
+    ``file``, ``kind``, ``created``, ``judged`` (tune's verdicts) and ``note``."""
+    from ..threads import get_threads
+    from .model import RULES, SelectorFileError
+    from .store import entries
+    path = _selector_file()
+    out = {"chooser": "rules", "file": str(path), "threads": get_threads(), "dtype": dtype, "direction": direction,
+           "judged": [], "note": "no selector file for this machine"}
+    if not path.is_file():
+        return out
+    try:
+        found = [s for s in entries(path) if (s.dtype, s.threads, s.direction) == (dtype, get_threads(), direction)]
+    except SelectorFileError as e:
+        return dict(out, note=f"selector file unusable: {e}")
+    if not found:
+        return dict(out, note=f"no selector for {dtype}, {get_threads()} thread(s), {direction} in the file")
+    s = found[-1]
+    judged = (s.evaluation or {}).get("judged", [])
+    return dict(out, chooser="rules" if s.kind == RULES else "selector", kind=s.kind, created=s.created,
+                judged=judged, note="tune kept the built-in rules" if s.kind == RULES else "fitted by convbench tune")
 
 
 def _warn_rules(path: Path) -> None:

@@ -23,9 +23,10 @@ def _summary_table(tab: pd.DataFrame) -> Table:
     sel = s[s.policy == "selector"]
     sel_t = float(sel.time_geomean_s.iloc[0]) if len(sel) else float("nan")
     rows = [[r.policy, int(r.problems), f"{r.top1:.1%}", f"{r.regret_geomean:.3f}", f"{r.regret_p95:.3f}",
-             f"{r.regret_max:.2f}", f"{r.time_geomean_s / sel_t:.3f}"] for _, r in s.iterrows()]
+             f"{r.regret_max:.2f}", f"{r.time_geomean_s / sel_t:.3f}",
+             f"{r.fallback:.1%}" if r.policy == "selector" else ""] for _, r in s.iterrows()]
     return Table(["policy", "problems", "top-1", "regret geomean", "regret p95", "regret max",
-                  "geomean time / selector's"], rows)
+                  "geomean time / selector's", "rules decided"], rows)
 
 
 _REGIMES = (("1 channel", 1, 1, 1), ("32 channels", 32, 32, 1), ("depthwise 32", 32, 32, 32))
@@ -93,7 +94,8 @@ def decision_map(selector, meas, path_stem: Path, admissible_fn) -> tuple[str, s
 
 
 def write_evaluation(out_dir: Path, selector, tables: dict, meas, admissible_fn, *, overhead: dict | None = None,
-                     model_cv: dict | None = None, measure: pd.DataFrame | None = None) -> dict:
+                     model_cv: dict | None = None, measure: pd.DataFrame | None = None, verdicts=(),
+                     installed: bool = True) -> dict:
     """``evaluation.md``/``.html``, ``regret.csv`` and the decision map in ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -104,12 +106,27 @@ def write_evaluation(out_dir: Path, selector, tables: dict, meas, admissible_fn,
         f"measured own backend) on each problem; a policy chooses among the backends measured there. "
         f"The last policy, when there is one, is the framework peer measured here: what a framework user gets "
         f"(its ratio can be below 1)."))]
+    if verdicts:
+        secs.append(Section("Verdict: the selector against the built-in rules", intro=(
+            ("The selector was installed: " if installed else "The built-in rules were kept: ") +
+            "a fitted selector is installed only when, in every protocol, it beats the rules' regret geomean on "
+            "the same held-out problems by more than twice the standard error its cells' repeated rounds put on "
+            "the difference (noise margin, at least 1%). The bootstrap p is the share of paired resamples of the "
+            "problems in which the selector does not win: how much of the win rests on a few problems. Unsure: the model's top two were within its own error on similar tuning problems, or "
+            "the rules' backend was one it could not predict; rules decided: then the rules' backend ran."),
+            blocks=[Table(["protocol", "problems", "selector", "p95", "built-in rules", "p95", "best single",
+                           "gain", "noise margin", "bootstrap p", "unsure", "rules decided", "passed"],
+                          [[v.protocol, v.problems, f"{v.selector:.3f}", f"{v.selector_p95:.2f}", f"{v.rules:.3f}",
+                            f"{v.rules_p95:.2f}", f"{v.best_single:.3f}", f"{100 * (2 ** v.gain - 1):+.1f}%",
+                            f"{100 * (2 ** v.margin - 1):.1f}%", f"{v.p:.3f}", f"{v.unsure:.1%}",
+                            f"{v.fallback:.1%}", "yes" if v.passed else "no"] for v in verdicts])]))
     if model_cv:
-        secs.append(Section("Model choice", intro="Both model kinds cross-validated (5-fold by problem) on the "
-                            "tuning data; the lower geometric-mean regret is kept.", blocks=[Table(
-                                ["model", "regret geomean", "regret p95", "top-1"],
-                                [[k, f"{v['regret_geomean']:.3f}", f"{v['regret_p95']:.3f}", f"{v['top1']:.1%}"]
-                                 for k, v in model_cv.items()])]))
+        secs.append(Section("Model choice", intro="Every model kind judged on held-out problems (leave one network "
+                            "out when suites were measured, else 5-fold by problem); the lower geometric-mean regret "
+                            "is kept.", blocks=[Table(
+                                ["model", "protocol", "regret geomean", "regret p95", "top-1"],
+                                [[k, v.get("protocol", "kfold"), f"{v['regret_geomean']:.3f}",
+                                  f"{v['regret_p95']:.3f}", f"{v['top1']:.1%}"] for k, v in model_cv.items()])]))
     allrows = []
     for key, title in PROTOCOLS.items():
         tab = tables.get(key)

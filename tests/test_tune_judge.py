@@ -92,6 +92,17 @@ def test_a_selector_that_cannot_beat_the_rules_is_not_installed_and_auto_keeps_t
     assert got == pytest.approx(regret_on(unseen, rules_are_right, _rules))
 
 
+def test_a_selector_judged_on_fuzzed_problems_only_is_not_installed(tmp_path, capsys):
+    fuzz, _, _ = world(tmp_path, learnable)
+    sel_file = tmp_path / "sel.json"
+    out = tune([fuzz], sel_file, capsys)
+    line = [ln for ln in out.splitlines() if ln.startswith("tune: kept the built-in rules")]
+    assert len(line) == 1 and "beat them on fuzzed problems (kfold" in line[0], out
+    assert "no network layers were measured" in line[0] and "tune --collect" in line[0]
+    judged = store.entries(sel_file)[0].evaluation["judged"]
+    assert [j["protocol"] for j in judged] == ["kfold"] and judged[0]["passed"]
+
+
 def test_a_kept_rules_verdict_leaves_an_installed_selector_alone(tmp_path, capsys):
     fuzz, nets, _ = world(tmp_path, learnable)
     sel_file = tmp_path / "sel.json"

@@ -209,19 +209,17 @@ def _install(meas, cands, kind, model_cv, tables, out, log):
     evaluation = {k: {m: v for m, v in d.items() if m != "protocols"} for k, d in model_cv.items()}
     evaluation["chosen"] = kind
     evaluation["judged"] = [v.as_dict() for v in verdicts]
-    passed = bool(verdicts) and all(v.passed for v in verdicts)
+    why = _why_not(verdicts)
     path = Path(out) if out else auto.default_path()
-    if passed:
+    if why is None:
         sel = fit_selector(meas, kind, cands)
         sel.evaluation = evaluation
     else:
         sel = None
         existing = _fitted_entry(path, meas)
         if existing is not None:
-            lost = next(v for v in verdicts if not v.passed) if verdicts else None
             print(f"tune: kept the installed {existing.kind} selector of {existing.created} at {path}: the new "
-                  f"{kind} fit does not beat the built-in rules"
-                  + (f" ({lost.line()})" if lost else "") + f"; {advice(verdicts, tables, set(meas.suite.values()))}")
+                  f"{kind} fit is not installed: {why}; {advice(verdicts, tables, set(meas.suite.values()))}")
             return path, None, verdicts
     entry = sel if sel is not None else rules_record(meas, evaluation)
     try:
@@ -232,21 +230,31 @@ def _install(meas, cands, kind, model_cv, tables, out, log):
         raise UsageError(f"tune: cannot write {str(path)!r} ({e.strerror})") from None
     head = next((v for v in verdicts if v.protocol == "lono"), verdicts[-1] if verdicts else None)
     if sel is not None:
-        print(f"tune: installed the {kind} selector for {meas.dtype}, {meas.threads} thread(s), {direction_of(meas)}: "
+        print(f"tune: installed the {kind} selector for {meas.dtype}, {meas.threads} thread(s), {meas.direction}: "
               f"expected regret {head.selector:.3f} ({head.protocol}) against the built-in rules' {head.rules:.3f}; "
               f"written to {path} (revision {rev})")
     else:
-        lost = next((v for v in verdicts if not v.passed), None)
-        why = (f"its {lost.protocol} regret {lost.selector:.3f} does not beat the rules' {lost.rules:.3f} by more than "
-               f"the noise margin of {100 * (2 ** lost.margin - 1):.1f}%)") if lost else \
-            "no protocol judged it"
-        print(f"tune: kept the built-in rules: the fitted {kind} selector is not better: {why}; "
+        print(f"tune: kept the built-in rules: the fitted {kind} selector is not installed: {why}; "
               f"{advice(verdicts, tables, set(meas.suite.values()))} (recorded in {path})")
     return path, sel, verdicts
 
 
-def direction_of(meas) -> str:
-    return meas.direction
+def _why_not(verdicts) -> str | None:
+    """Why a fitted selector may not replace the rules (None: it may). It must beat them in
+    every protocol, and one protocol must have judged it on real layers (networks held out,
+    or --holdout): a fuzz-fitted model that wins on fuzzed problems can still lose on real
+    layers, which a user cannot see."""
+    if not verdicts:
+        return "no protocol judged it"
+    lost = next((v for v in verdicts if not v.passed), None)
+    if lost is not None:
+        return (f"its {lost.protocol} regret {lost.selector:.3f} does not beat the rules' {lost.rules:.3f} by more "
+                f"than the noise margin of {100 * (2 ** lost.margin - 1):.1f}%")
+    if not any(v.protocol in ("lono", "holdout") for v in verdicts):
+        v = verdicts[0]
+        return (f"it beat them on fuzzed problems ({v.protocol} {v.selector:.3f} against {v.rules:.3f}), but no "
+                f"network layers were measured to judge it on real ones")
+    return None
 
 
 def _fitted_entry(path: Path, meas):

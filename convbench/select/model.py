@@ -207,25 +207,11 @@ class Confidence:
     scale: np.ndarray
     Z: np.ndarray
     resid: dict
-    #: per tuning problem, log2 regret of the model's out-of-fold pick and of the rules' pick
-    model_lr: np.ndarray | None = None
-    rules_lr: np.ndarray | None = None
 
     def _near(self, x: np.ndarray, ok=None) -> np.ndarray:
         z = (x - self.mean) / self.scale
         Z = self.Z if ok is None else self.Z[ok]
         return np.argsort(np.sum((Z - z) ** 2, axis=1))[:NEIGHBOURS]
-
-    def rules_better_near(self, x: np.ndarray) -> bool:
-        """Whether, on the most similar tuning problems, the rules' picks were faster than the
-        model's out-of-fold picks (geometric mean)."""
-        if self.model_lr is None:
-            return False
-        ok = np.isfinite(self.model_lr) & np.isfinite(self.rules_lr)
-        if ok.sum() < 3:
-            return False
-        near = self._near(x, ok)
-        return float(self.rules_lr[ok][near].mean()) < float(self.model_lr[ok][near].mean())
 
     def margin_error(self, x: np.ndarray, a: str, b: str) -> float:
         """log2 error of the predicted margin between ``a`` and ``b`` near feature row ``x``
@@ -241,10 +227,8 @@ class Confidence:
         return float(np.sqrt(np.mean(d[ok][near] ** 2)))
 
     def to_dict(self) -> dict:
-        def lst(a):
-            return None if a is None else [None if not np.isfinite(v) else round(float(v), 4) for v in a]
         return {"mean": self.mean.tolist(), "scale": self.scale.tolist(),
-                "Z": np.round(self.Z, 3).tolist(), "model_lr": lst(self.model_lr), "rules_lr": lst(self.rules_lr),
+                "Z": np.round(self.Z, 3).tolist(),
                 "resid": {b: [None if not np.isfinite(v) else round(float(v), 4) for v in r]
                           for b, r in self.resid.items()}}
 
@@ -257,11 +241,7 @@ class Confidence:
             raise SelectorFileError("confidence data does not match the feature set")
         if any(r.size != len(Z) for r in resid.values()) or not np.all(np.isfinite(Z)):
             raise SelectorFileError("confidence data is inconsistent (rows or values)")
-        lr = [None if d.get(k) is None else np.array([np.nan if v is None else v for v in d[k]], float)
-              for k in ("model_lr", "rules_lr")]
-        if any(a is not None and a.size != len(Z) for a in lr):
-            raise SelectorFileError("confidence data is inconsistent (regret rows)")
-        return cls(mean, scale, Z, resid, *lr)
+        return cls(mean, scale, Z, resid)
 
 
 @dataclass
@@ -415,29 +395,6 @@ def _fit_models(X, logt: dict, kind: str, floor: dict | None, min_rows: int, see
     return models
 
 
-def _oof_regrets(probs, logt: dict, resid: dict):
-    """Per problem: log2 regret of the out-of-fold model's pick and of the rules' pick."""
-    from .rules import builtin_rule, FALLBACK_ORDER
-    names = list(resid)
-    T = np.column_stack([logt[b] for b in names])
-    P = T - np.column_stack([resid[b] for b in names])
-    best = np.nanmin(np.where(np.isfinite(T), T, np.nan), axis=1)
-    model_lr = np.full(len(probs), np.nan)
-    rules_lr = np.full(len(probs), np.nan)
-    for i, p in enumerate(probs):
-        ok = np.isfinite(P[i]) & np.isfinite(T[i])
-        if not ok.any():
-            continue
-        j = np.flatnonzero(ok)[np.argmin(P[i][ok])]
-        model_lr[i] = T[i, j] - best[i]
-        measured = [b for b, v in zip(names, T[i]) if np.isfinite(v)]
-        rule = builtin_rule(p)
-        rule = rule if rule in measured else next((f for f in FALLBACK_ORDER if f in measured), None)
-        if rule is not None:
-            rules_lr[i] = T[i, names.index(rule)] - best[i]
-    return model_lr, rules_lr
-
-
 def fit_selector(meas, kind: str = "linear", candidates=None, min_rows: int = 8, seed: int = 0,
                  confidence: bool = True, folds: int = 4) -> Selector:
     """Fit one model per candidate backend with at least ``min_rows`` measured problems; with
@@ -469,7 +426,7 @@ def fit_selector(meas, kind: str = "linear", candidates=None, min_rows: int = 8,
                 resid[b][part] = logt[b][part] - pred
         mean, scale = X.mean(axis=0), X.std(axis=0)
         scale[scale == 0] = 1.0
-        conf = Confidence(mean, scale, (X - mean) / scale, resid, *_oof_regrets(probs, logt, resid))
+        conf = Confidence(mean, scale, (X - mean) / scale, resid)
     return Selector(kind=kind, models=models, fingerprint=fingerprint(), dtype=meas.dtype, threads=meas.threads,
                     direction=meas.direction, n_problems=len(labels), created=time.strftime("%Y-%m-%dT%H:%M:%S"),
                     peaks=meas.peaks, confidence=conf)

@@ -111,7 +111,8 @@ def write_evaluation(out_dir: Path, selector, tables: dict, meas, admissible_fn,
             ("The selector was installed: " if installed else "The built-in rules were kept: ") +
             "a fitted selector is installed only when, in every protocol, it beats the rules' regret geomean on "
             "the same held-out problems by more than twice the standard error its cells' repeated rounds put on "
-            "the difference (noise margin, at least 1%). The bootstrap p is the share of paired resamples of the "
+            "the difference (noise margin, at least 1%), and one protocol judged it on real layers (networks held out "
+            "or --holdout). The bootstrap p is the share of paired resamples of the "
             "problems in which the selector does not win: how much of the win rests on a few problems. Unsure: the model's top two were within its own error on similar tuning problems, or "
             "the rules' backend was one it could not predict; rules decided: then the rules' backend ran."),
             blocks=[Table(["protocol", "problems", "selector", "p95", "built-in rules", "p95", "best single",

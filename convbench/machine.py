@@ -39,16 +39,20 @@ def library_versions() -> dict:
 
 
 def git_commit() -> dict:
-    """Commit and dirty flag of the convbench checkout (None outside a git checkout)."""
+    """Commit, dirty flag and commit date of the convbench checkout (None outside a git checkout)."""
     root = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=10).stdout.strip() or None
         dirty = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
                                     capture_output=True, text=True, timeout=10).stdout.strip())
+        date = None
+        if sha:
+            date = subprocess.run(["git", "-C", str(root), "show", "-s", "--format=%cI", "HEAD"], capture_output=True,
+                                  text=True, timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
-    return {"commit": sha, "dirty": dirty if sha else None}
+    return {"commit": sha, "dirty": dirty if sha else None, "date": date}
 
 
 def cache_bytes(level: int = 2, default: int = 1 << 20) -> int:

@@ -20,7 +20,7 @@ LAYERS = [
     ("backends", "data"),
     ("cells", "config", "results", "suites", "fuzz", "sweep"),
     ("runner", "executors"),
-    ("reporting", "select", "study", "comparison", "gate"),
+    ("reporting", "select", "study", "comparison", "gate", "history"),
     ("cli", "api", "workflow", "__main__", "__init__"),
 ]
 

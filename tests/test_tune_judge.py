@@ -216,3 +216,13 @@ def test_tune_collect_bad_input_and_plan(tmp_path, capsys, monkeypatch):
     fuzz = [c for c in calls if c[1]]
     assert fuzz and {c[2] for c in fuzz} <= {1, 2, 3} and len({c[3] for c in fuzz}) == len(fuzz)
     assert clock["t"] <= 180 + 0.5 * tune_collect.FUZZ_BATCH  # within the budget, give or take a batch
+    # an interrupted part stops the collection, names the directory and returns its status
+    msgs = []
+
+    def interrupted(**o):
+        r = R(3)
+        r.interrupted = True
+        return r
+    monkeypatch.setattr("convbench.cli.run.execute", interrupted)
+    dirs, status = tune_collect.collect(budget_min=3, log=msgs.append)
+    assert status == 130 and len(dirs) == 1 and "every finished row is in results/collect-" in msgs[-1]

@@ -47,6 +47,12 @@ def _root() -> Path:
     return root
 
 
+def _stopped(root: Path, status: int, log) -> int:
+    log(f"tune --collect: stopped (status {status}); every finished row is in {root}; fit on what was measured "
+        f"with `convbench tune {root}/*`")
+    return status
+
+
 def collect(*, budget_min: float, dtype=None, threads=None, direction="fwd", log=print) -> tuple[list, int]:
     """Run the collection; returns (result directories written, exit status: 0, or 130/143
     when interrupted)."""
@@ -84,7 +90,7 @@ def collect(*, budget_min: float, dtype=None, threads=None, direction="fwd", log
             continue
         st = part(f"suite-{s}", n, suite=[s])
         if st != EXIT_OK:
-            return dirs, st
+            return dirs, _stopped(root, st, log)
     cycle = [r for r, k in FUZZ_MIX for _ in range(k)]
     i = 0
     while True:
@@ -96,7 +102,7 @@ def collect(*, budget_min: float, dtype=None, threads=None, direction="fwd", log
         seed = 1000 + i
         st = part(f"fuzz-r{r}-s{seed}", n, fuzz=n, seed=seed, rank=r)
         if st != EXIT_OK:
-            return dirs, st
+            return dirs, _stopped(root, st, log)
         i += 1
     log(f"tune --collect: {problems} problems measured in {spent / 60:.1f} min; fit on them later with "
         f"`convbench tune {root}/*`")

@@ -73,7 +73,7 @@ def test_a_selector_that_beats_the_rules_is_installed_and_auto_is_no_worse_on_un
 def test_a_selector_that_cannot_beat_the_rules_is_not_installed_and_auto_keeps_them(tmp_path, capsys):
     fuzz, nets, unseen = world(tmp_path, rules_are_right)
     sel_file = tmp_path / "sel.json"
-    out = tune([fuzz, nets], sel_file, capsys)
+    out = tune([fuzz, nets], sel_file, capsys, "linear")
     line = [ln for ln in out.splitlines() if ln.startswith("tune: kept the built-in rules")]
     assert len(line) == 1 and "does not beat the rules'" in line[0] and "noise margin" in line[0], out
     entry = store.entries(sel_file)[0]
@@ -95,7 +95,7 @@ def test_a_selector_that_cannot_beat_the_rules_is_not_installed_and_auto_keeps_t
 def test_a_selector_judged_on_fuzzed_problems_only_is_not_installed(tmp_path, capsys):
     fuzz, _, _ = world(tmp_path, learnable)
     sel_file = tmp_path / "sel.json"
-    out = tune([fuzz], sel_file, capsys)
+    out = tune([fuzz], sel_file, capsys, "linear")
     line = [ln for ln in out.splitlines() if ln.startswith("tune: kept the built-in rules")]
     assert len(line) == 1 and "beat them on fuzzed problems (kfold" in line[0], out
     assert "no network layers were measured" in line[0] and "tune --collect" in line[0]

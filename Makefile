@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 
 STUDY_ARGS ?=
 
-.PHONY: bench test study floors floors-ranks bench-check baseline clean help
+.PHONY: bench test study floors floors-ranks bench-check bench-against baseline clean help
 
 help:
 	@echo "make bench   - default sweep: tables in results/<timestamp>/tables.md"
@@ -29,7 +29,8 @@ help:
 	@echo "make study   - CNN vs locally connected vs MLP on digits, trained on convbench's kernels (results/<timestamp>/study)"
 	@echo "make floors  - the speed floors of the issues, as ratios from one run"
 	@echo "make floors-ranks - the 1-D and 3-D floors (networks, roll-ups, the 3-D vs 2-D crossover table)"
-	@echo "make bench-check - CI regression gate: the ci suite against results/baseline"
+	@echo "make bench-against - CI regression gate: REF (HEAD~1) and the working tree side by side on the ci suite"
+	@echo "make bench-check - the committed-baseline gate: the ci suite against results/baseline"
 	@echo "make baseline    - re-record results/baseline (A/A runs, noise floors) on this machine kind"
 	@echo "options: PEERS=0 (no torch), PEERS=all (torch, ONNX Runtime, JAX), BENCH_ARGS='--threads 2 ...', STUDY_ARGS='--epochs 20', PYTEST_ARGS='-k cli'"
 
@@ -94,6 +95,16 @@ floors-ranks: $(VENV)/.deps $(VENV)/.peers
 GATE_ARGS ?= --fail-above 1.3 --retries 2
 bench-check: $(VENV)/.deps $(PEER_DEP)
 	$(BIN)/convbench check --baseline results/baseline $(GATE_ARGS) --quiet
+
+# The gate that works on any machine: REF (default: the previous commit) and the working tree
+# measured side by side in this run, rounds alternated between two worker processes per problem,
+# the run's own A/A floor from a second base process; a slowdown above max(1.2, floor) with
+# Mann-Whitney p < 0.01 that survives two re-measurements fails it, unless a reviewed record in
+# benchmarks/accepted-slowdowns.toml accepts it. See README "Regression gate".
+REF ?= HEAD~1
+AGAINST_ARGS ?=
+bench-against: $(VENV)/.core
+	$(BIN)/convbench check --against $(REF) --quiet $(AGAINST_ARGS)
 
 # what the gate times: convbench's own backends, torch and the scipy peers (ONNX Runtime and JAX,
 # PEERS=all, are not gated: the same on every machine, installed or not)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from .common import (EXIT_FAIL, EXIT_OK, GATE_OPTIONS, GATE_RUN_OPTIONS, UsageError, add_options, gate_run_kwargs,
-                     normalize, option, single_int)
+                     normalize, option, positive_float, single_int)
 from . import run as run_cmd
 
 NAME = "check"
@@ -16,12 +16,46 @@ DESCRIPTION = ("Runs the suite, compares it with the baseline and re-runs every 
                "only a regression seen in every attempt fails the check (exit 1).")
 PRELOAD = True
 
+
+def fraction_or_zero(value):
+    """A number in [0, 1]."""
+    import argparse
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number; expected a fraction in [0, 1], e.g. 0.5") from None
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is outside [0, 1]; e.g. 0.5 (0: no A/A sample)")
+    return v
+
+
 OPTIONS = [
     option("baseline", str, default="results/baseline", metavar="DIR", help="the committed baseline"),
     option("suite", str, default="ci", help="the suite to run (ci)"),
     option("retries", single_int(0, "2"), default=2, metavar="N",
            help="re-measurements a flagged cell must survive (2)"),
     option("out", str, metavar="DIR", help="where the check's runs go (default results/check-<timestamp>)"),
+    option("against", str, metavar="REF",
+           help="measure the git commit REF and the working tree side by side in this run instead of comparing "
+                "with --baseline: two worker processes, rounds alternated per problem, the run's own A/A floor "
+                "(REF 'merge-base': the merge base with the main branch; e.g. HEAD~1)"),
+    option("allow_dirty", None, action="flag",
+           help="--against: measure uncommitted changes as the head side (the report records them)"),
+    option("allow_deps_drift", None, action="flag",
+           help="--against: measure even when REF declares other dependencies (both run from this virtualenv)"),
+    option("rounds", single_int(5, "15"), default=15, metavar="N",
+           help="--against: rounds per problem and side (15)"),
+    option("round_time", positive_float, default=0.005, metavar="S",
+           help="--against: target seconds of one backend's round (0.005)"),
+    option("problem_time", positive_float, default=10.0, metavar="S",
+           help="--against: after this many seconds of a problem's rounds, stop at a third of --rounds (10)"),
+    option("cell_budget", positive_float, default=5.0, metavar="S",
+           help="--against: a backend whose single run takes longer is skipped on that problem (5)"),
+    option("aa_sample", fraction_or_zero, default=0.5, metavar="F",
+           help="--against: fraction of the problems also timed in a second base process for the A/A floor (0.5)"),
+    option("accepted", str, metavar="FILE",
+           help="--against: the record of reviewed, intended slowdowns (default benchmarks/accepted-slowdowns.toml "
+                "of the working tree)"),
 ] + GATE_OPTIONS + GATE_RUN_OPTIONS
 
 
@@ -48,6 +82,12 @@ def run(**options) -> int:
     from ..gate import persistent_regressions
     from ..results import ResultsError
     o = normalize(OPTIONS, options, "check")
+    if o["against"]:
+        from .check_against import run_against
+        return run_against(o)
+    against_only = [n for n in ("allow_dirty", "allow_deps_drift", "accepted") if o[n]]
+    if against_only:
+        raise UsageError(f"check: --{against_only[0].replace('_', '-')} applies to --against REF only")
     try:
         base = load_run(o["baseline"])
     except ResultsError as e:

@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 
 STUDY_ARGS ?=
 
-.PHONY: bench test study floors floors-ranks bench-check bench-against baseline clean help
+.PHONY: bench test browser study floors floors-ranks bench-check bench-against baseline clean help
 
 help:
 	@echo "make bench   - default sweep: tables in results/<timestamp>/tables.md"
@@ -40,13 +40,13 @@ $(BIN)/python:
 # what `make bench` needs; the test tools and the Dask extra come on top for `make test`
 $(VENV)/.core: pyproject.toml | $(BIN)/python
 	$(PIP) install --no-compile -e . $(PIPF)
-	@$(BIN)/python -c "import convbench.cli, numpy, scipy, numba, pyfftw, pandas, threadpoolctl, matplotlib, markdown, tqdm, sklearn" \
+	@$(BIN)/python -c "import convbench.cli, numpy, scipy, numba, pyfftw, pandas, threadpoolctl, matplotlib, markdown, tqdm, sklearn, plotly" \
 		|| { echo "dependency installation failed"; exit 1; }
 	@touch $@
 
 $(VENV)/.deps: $(VENV)/.core
 	$(PIP) install --no-compile -e '.[test]' $(PIPF)
-	@$(BIN)/python -c "import pytest, distributed" || { echo "test dependency installation failed"; exit 1; }
+	@$(BIN)/python -c "import pytest, distributed, ruptures, selenium" || { echo "test dependency installation failed"; exit 1; }
 	@touch $@
 
 # torch==2.13.0 is pinned: here it is the local CPU build; an unpinned torch pulls CUDA (GBs)
@@ -78,7 +78,19 @@ bench: $(VENV)/.core $(PEER_DEP)
 study: $(VENV)/.core $(PEER_DEP)
 	$(BIN)/convbench study $(STUDY_ARGS)
 
-test: $(VENV)/.deps $(PEER_DEP) $(VENV)/.bytecode
+# headless Chromium for the browser tests of the site and report.html: Debian's chromium and
+# chromium-driver from apt, as root (never a downloaded browser build). Best effort: without root
+# or apt the browser tests skip with the reason.
+browser:
+	@if command -v chromium > /dev/null && command -v chromedriver > /dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+		echo "installing Debian's chromium and chromium-driver (apt) for the browser tests"; \
+		{ apt-get install -y -q chromium chromium-driver > /dev/null 2>&1 \
+		  || { apt-get update -q > /dev/null 2>&1 && apt-get install -y -q chromium chromium-driver > /dev/null 2>&1; }; } \
+		|| echo "could not install chromium and chromium-driver: the browser tests will skip"; \
+	else echo "no chromium/chromedriver, and no root apt-get to install them: the browser tests will skip"; fi
+
+test: $(VENV)/.deps $(PEER_DEP) $(VENV)/.bytecode browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 floors: $(VENV)/.deps $(VENV)/.peers

@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["HistoryError", "Finding", "load_points", "detect_steps", "findings", "PENALTY_SIGMAS"]
+__all__ = ["HistoryError", "Finding", "load_points", "require_common", "detect_steps", "series_steps", "findings",
+           "PENALTY_SIGMAS"]
 
 #: the PELT penalty in units of the A/A variance (times log n): a step must stand out by this
 #: many standard deviations of consecutive-commit noise
@@ -91,6 +92,9 @@ def load_points(dirs) -> pd.DataFrame:
             meta, df = load_meta(d), load_summary(d)
         except (ResultsError, OSError, ValueError) as e:
             raise HistoryError(f"history: {str(d)!r}: {e}") from None
+        if not ((meta.get("machine") or {}).get("cpu_model") or (meta.get("machine") or {}).get("blas")):
+            raise HistoryError(f"history: {str(d)!r} records no machine fingerprint (meta.json machine: CPU, "
+                               f"cores, BLAS kernels); its times cannot be placed in a machine's series")
         commit = (meta.get("git") or {}).get("commit")
         if not commit:
             raise HistoryError(f"history: {str(d)!r} records no git commit (meta.json git.commit); "
@@ -114,8 +118,21 @@ def load_points(dirs) -> pd.DataFrame:
     allr = pd.concat(frames, ignore_index=True)
     allr["time_s"] = allr.time_s.astype(float)
     g = allr.groupby(["machine", "machine_label", "commit", "date", "cell", "backend"], sort=False)
-    pts = g.agg(median_s=("time_s", "median"), rounds=("time_s", "size"), runs=("run", "nunique")).reset_index()
+    pts = g.agg(median_s=("time_s", "median"), q1_s=("time_s", lambda x: x.quantile(0.25)),
+                q3_s=("time_s", lambda x: x.quantile(0.75)), rounds=("time_s", "size"),
+                runs=("run", "nunique")).reset_index()
     return pts.rename(columns={"cell": "problem"}).sort_values(["machine", "problem", "backend", "date"])
+
+
+def require_common(points: pd.DataFrame, ndirs: int) -> None:
+    """Raise :class:`HistoryError` when no cell has two points on one machine: the directories
+    have nothing in common to make a series of (other problems, backends, machines, or one commit)."""
+    n = points.groupby(["machine", "problem", "backend"]).commit.nunique()
+    if ndirs > 1 and not (n >= 2).any():
+        machines, commits = points.machine.nunique(), points.commit.nunique()
+        raise HistoryError(f"history: the {ndirs} directories have nothing in common: no cell (problem and backend) "
+                           f"was measured at two commits on one machine ({commits} commit(s), {machines} machine(s)); "
+                           f"give runs of the same suite across commits")
 
 
 def _sigma(y: np.ndarray, rounds: np.ndarray) -> float:
@@ -136,17 +153,23 @@ def detect_steps(y: np.ndarray, sigma: float) -> list[int]:
     return [b for b in bkps if b < len(y)]
 
 
+def series_steps(s: pd.DataFrame) -> tuple[list[int], list[float]]:
+    """One series' points (ordered by date): the indices where a new level starts and the
+    levels (mean log2 time of each segment)."""
+    y = np.log2(s.median_s.to_numpy(float))
+    steps = detect_steps(y, _sigma(y, s.rounds.to_numpy(float)))
+    edges = [0, *steps, len(y)]
+    return steps, [float(np.mean(y[a:b])) for a, b in zip(edges, edges[1:])]
+
+
 def findings(points: pd.DataFrame, threshold: float = 1.1) -> list[Finding]:
     """Regressions, improvements and drifts over ``threshold`` (a time ratio) in every series."""
     lim = math.log2(threshold)
     out = []
     for (mid, prob, backend), s in points.groupby(["machine", "problem", "backend"], sort=False):
         s = s.sort_values("date")
-        y = np.log2(s.median_s.to_numpy(float))
         commits = s.commit.tolist()
-        steps = detect_steps(y, _sigma(y, s.rounds.to_numpy(float)))
-        edges = [0, *steps, len(y)]
-        levels = [float(np.mean(y[a:b])) for a, b in zip(edges, edges[1:])]
+        steps, levels = series_steps(s)
         chain: list = []  # consecutive sub-threshold steps of one sign
 
         def close_chain():

@@ -31,6 +31,12 @@ def run_dir(path, commit, day, machine, times: dict, rng, rounds=7, noise=0.01):
                          weight_density=1.0, time_median_s=float(np.median(ts)), rounds=rounds))
         smp += [dict(problem="p1", weight_density=1.0, backend=b, round=i, iterations=1, time_s=float(v))
                 for i, v in enumerate(ts)]
+    return write_run(path, summ, smp, commit, day, cpu, blas)
+
+
+def write_run(path, summ: list, smp: list, commit: str, day: int, cpu: str, blas: str):
+    """A result directory's files: the summary and sample rows, and a meta.json with the commit
+    (dated 2026-11-``day``) and the machine fingerprint (CPU, 2 cores, BLAS kernel set)."""
     pd.DataFrame(summ).to_csv(path / "summary.csv", index=False)
     pd.DataFrame(smp).to_csv(path / "samples.csv", index=False)
     meta = {"tool": "convbench", "schema_version": SCHEMA_VERSION, "config": {"threads": [1]},

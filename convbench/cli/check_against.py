@@ -186,14 +186,16 @@ def run_against(o: dict) -> int:
         factor = o["fail_above"] or AGAINST_FACTOR
         first = compare_runs(base_rd, head_rd, factor=factor, alpha=o["alpha"], normalize="none")
         suspects = {(r.problem, r.backend) for r in first.regressions}
+        better = {(r.problem, r.backend) for r in first.rows if r.verdict == "improvement"}
         remeasured = []
         for k in range(o["retries"]):
-            if not suspects:
+            if not suspects and not better:
                 break
-            _say(f"check: re-measuring {len(suspects)} flagged cell(s), attempt {k + 1}", quiet)
+            flagged = suspects | better
+            _say(f"check: re-measuring {len(flagged)} flagged cell(s), attempt {k + 1}", quiet)
             again_b, again_h = {}, {}
-            for prob in sorted({p for p, _ in suspects}):
-                bks = sorted(b for p, b in suspects if p == prob)
+            for prob in sorted({p for p, _ in flagged}):
+                bks = sorted(b for p, b in flagged if p == prob)
                 res = measure_problem({s: workers[s] for s in ("base", "head")}, prob, bks, rounds=o["rounds"],
                                       min_rounds=max(5, o["rounds"] // 3), max_seconds=o["problem_time"])
                 rows.add(k + 1, prob, res)
@@ -203,8 +205,9 @@ def run_against(o: dict) -> int:
             again = compare_runs(rb, rh, factor=factor, alpha=o["alpha"], normalize="none")
             still = {(r.problem, r.backend) for r in again.regressions}
             remeasured.append({f"{p}/{b}": next((f"{r.ratio:.3f}" for r in again.rows if (r.problem, r.backend) == (p, b)),
-                                                "not timed") for p, b in sorted(suspects)})
+                                                "not timed") for p, b in sorted(flagged)})
             suspects &= still
+            better &= {(r.problem, r.backend) for r in again.rows if r.verdict == "improvement"}
         rows.close()
         confirmed = [r for r in first.regressions if (r.problem, r.backend) in suspects]
         acc_rows, failing = [], []
@@ -231,6 +234,7 @@ def run_against(o: dict) -> int:
                       rows=[dict(problem=r.problem, backend=r.backend, base_s=r.base, head_s=r.new, ratio=r.ratio,
                                  low=r.low, high=r.high, p=r.p, verdict=r.verdict) for r in first.rows],
                       confirmed=[f"{r.problem}/{r.backend}" for r, _ in failing],
+                      improvements=[f"{p}/{b}" for p, b in sorted(better)],
                       accepted=[dict(cell=f"{r.problem}/{r.backend}", ratio=r.ratio, factor=a.factor, reason=a.reason)
                                 for r, a in acc_rows],
                       head_fails_verification=[dict(cell=f"{p}/{b}", status=s, reason=why) for p, b, s, why in wrong],
@@ -273,7 +277,7 @@ def _render(rep: dict, c) -> str:
              f"({aa['cells']} cells): largest base'/base ratio {aa['largest']:.3f}, largest the U test also "
              f"called different {aa['largest_significant']:.3f}, floor x{aa['margin']} = {aa['floor']:.3f}; a cell "
              f"is flagged above max({rep['factor']:g}, floor) = {rep['threshold']:.3f} with Mann-Whitney "
-             f"p < {rep['alpha']:g}, and must stay flagged on re-measurement",
+             f"p < {rep['alpha']:g}, and must stay flagged on re-measurement (improvements alike)",
              f"- wall time {rep['wall_s']:.0f} s (warm-up: JIT and plans {rep['warm_s']:.0f} s)"]
     if rep["inject_slowdown"]:
         lines.append(f"- **injected slowdown** in the head: "
@@ -284,6 +288,8 @@ def _render(rep: dict, c) -> str:
         ci = "" if math.isnan(r.low) else f"[{r.low:.2f}, {r.high:.2f}]"
         verdict = r.verdict
         cell = f"{r.problem}/{r.backend}"
+        if r.verdict == "improvement" and cell not in rep["improvements"]:
+            verdict = "not confirmed (noise)"
         if r.verdict == "REGRESSION":
             verdict = ("REGRESSION" if cell in rep["confirmed"] else
                        "accepted" if any(a["cell"] == cell for a in rep["accepted"]) else "not confirmed (noise)")
@@ -303,7 +309,7 @@ def _render(rep: dict, c) -> str:
         lines += ["", "Accepted slowdowns (reviewed records in the accepted-slowdowns file):"]
         lines += [f"- `{a['cell']}`: {a['ratio']:.2f}x, accepted up to {a['factor']:g}x: {a['reason']}"
                   for a in rep["accepted"]]
-    n_imp = sum(1 for r in c.rows if r.verdict == "improvement")
+    n_imp = len(rep["improvements"])
     lines.append("")
     if rep["head_fails_verification"]:
         lines += [f"check FAILED: `{w['cell']}` passes verification in the base but is {w['status']} in the head: "
@@ -313,7 +319,7 @@ def _render(rep: dict, c) -> str:
                      + ", ".join(f"`{x}`" for x in rep["confirmed"]))
     if not rep["confirmed"] and not rep["head_fails_verification"]:
         lines.append(f"check passed: {len(c.rows)} cells compared, no regression above {rep['threshold']:.2f}x "
-                     f"persisted; {n_imp} improvement(s)" + (f", {len(rep['accepted'])} accepted slowdown(s)"
+                     f"persisted; {n_imp} improvement(s) confirmed on re-measurement" + (f", {len(rep['accepted'])} accepted slowdown(s)"
                                                              if rep["accepted"] else "")
                      + (f"; fixed in the head: {', '.join(rep['fixed'])}" if rep["fixed"] else ""))
     return "\n".join(lines) + "\n"

@@ -40,10 +40,11 @@ def run(*, dirs, threshold: float = 1.1, json: bool = False) -> int:  # noqa: A0
     except ImportError:
         raise UsageError("history: needs the ruptures package (pip install 'convbench[history]' or "
                          "pip install ruptures)") from None
-    from ..history import HistoryError, findings, load_points
+    from ..history import HistoryError, findings, load_points, require_common
     threshold = _ratio(threshold) if not isinstance(threshold, float) else threshold
     try:
         pts = load_points(dirs)
+        require_common(pts, len(dirs))
     except HistoryError as e:
         raise UsageError(str(e)) from None
     found = findings(pts, threshold)

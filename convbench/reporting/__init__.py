@@ -41,6 +41,23 @@ def summary_table(out_dir: Path, baseline: str | None = None) -> str:
     return to_markdown(build_sections(load_data(out_dir, baseline), keys=["fastest"]))
 
 
+def _interactive(data: ReportData, out_dir: Path, warn) -> str:
+    """The interactive figure of ``report.html`` (plotly.js written next to it: the page stays
+    viewable from disk with no network), beside the static PNG/SVG ones; "" without plotly."""
+    try:
+        from ..site import ASSETS, figure_html, plotly_js, run_rows
+        js = plotly_js()
+    except ImportError:
+        warn("report.html: plotly is not installed; the interactive figure is left out")
+        return ""
+    write_atomic(out_dir / "plotly.min.js", js)
+    write_atomic(out_dir / "site.js", (ASSETS / "site.js").read_text())
+    commit = (data.meta.get("git") or {}).get("commit") or ""
+    return ("<h2>Interactive figure</h2><p>Median time per call of every timed cell, one colour per backend "
+            "(log scale; hover a point for its problem, backend, median, IQR and commit; drag to zoom).</p>"
+            + figure_html(run_rows(data.df, commit), commit))
+
+
 def write_report(out_dir: Path, baseline: str | None = None, plots: bool = True, warn=_stderr) -> dict:
     """``tables.md``, ``plots/*.png|svg``, ``report.md`` and ``report.html`` for a result directory.
 
@@ -74,6 +91,12 @@ def write_report(out_dir: Path, baseline: str | None = None, plots: bool = True,
         at = 1 if doc and doc[0].key == "header" else 0
         doc.insert(at, Section("Figures", blocks=figs, key="figures"))
     write_atomic(out_dir / "report.md", to_markdown(doc))
-    write_atomic(out_dir / "report.html", to_html(doc, out_dir))
+    page = to_html(doc, out_dir)
+    figure = _interactive(data, out_dir, warn)
+    if figure:
+        at = page.find("<h2>", page.find("<h2>Figures</h2>") + 1) if "<h2>Figures</h2>" in page else -1
+        at = at if at >= 0 else page.rfind("</body>")
+        page = page[:at] + figure + page[at:]
+    write_atomic(out_dir / "report.html", page)
     return {"tables": out_dir / "tables.md", "report_md": out_dir / "report.md",
             "report_html": out_dir / "report.html", "plots": written}

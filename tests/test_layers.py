@@ -20,8 +20,8 @@ LAYERS = [
     ("backends", "data"),
     ("cells", "config", "results", "suites", "fuzz", "sweep"),
     ("runner", "executors"),
-    ("reporting", "select", "study", "comparison", "gate", "history"),
-    ("cli", "api", "workflow", "__main__", "__init__"),
+    ("reporting", "select", "study", "comparison", "gate", "history", "site", "against"),
+    ("cli", "api", "workflow", "check_worker", "__main__", "__init__"),
 ]
 
 

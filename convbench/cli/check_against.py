@@ -232,13 +232,15 @@ def run_against(o: dict) -> int:
                       aa=dict(aa, sampled_problems=sorted(sample), margin=AA_MARGIN),
                       threshold=max(factor, floor), warm_s=warm_s, wall_s=wall, remeasured=remeasured,
                       rows=[dict(problem=r.problem, backend=r.backend, base_s=r.base, head_s=r.new, ratio=r.ratio,
-                                 low=r.low, high=r.high, p=r.p, verdict=r.verdict) for r in first.rows],
+                                 low=r.low, high=r.high, p=r.p, first_verdict=r.verdict) for r in first.rows],
                       confirmed=[f"{r.problem}/{r.backend}" for r, _ in failing],
                       improvements=[f"{p}/{b}" for p, b in sorted(better)],
                       accepted=[dict(cell=f"{r.problem}/{r.backend}", ratio=r.ratio, factor=a.factor, reason=a.reason)
                                 for r, a in acc_rows],
                       head_fails_verification=[dict(cell=f"{p}/{b}", status=s, reason=why) for p, b, s, why in wrong],
                       fixed=[f"{p}/{b}" for p, b in fixed])
+        for row in report["rows"]:
+            row["verdict"] = _final_verdict(row["first_verdict"], f"{row['problem']}/{row['backend']}", report)
         (out / "check.json").write_text(json.dumps(report, indent=2, default=str))
         text = _render(report, first)
         (out / "check.md").write_text(text)
@@ -257,6 +259,18 @@ def run_against(o: dict) -> int:
 
 def _fmt_ratio(x: float) -> str:
     return "-" if x != x else f"{x:.2f}x"
+
+
+def _final_verdict(first: str, cell: str, rep: dict) -> str:
+    """A cell's verdict after re-measurement: a first-pass regression or improvement stands only
+    when every re-measurement confirmed it; a regression a reviewed record covers is accepted."""
+    if first == "improvement":
+        return "improvement" if cell in rep["improvements"] else "not confirmed (noise)"
+    if first == "REGRESSION":
+        if cell in rep["confirmed"]:
+            return "REGRESSION"
+        return "accepted" if any(a["cell"] == cell for a in rep["accepted"]) else "not confirmed (noise)"
+    return first
 
 
 def _render(rep: dict, c) -> str:
@@ -286,13 +300,7 @@ def _render(rep: dict, c) -> str:
     rows = []
     for r in c.rows:
         ci = "" if math.isnan(r.low) else f"[{r.low:.2f}, {r.high:.2f}]"
-        verdict = r.verdict
-        cell = f"{r.problem}/{r.backend}"
-        if r.verdict == "improvement" and cell not in rep["improvements"]:
-            verdict = "not confirmed (noise)"
-        if r.verdict == "REGRESSION":
-            verdict = ("REGRESSION" if cell in rep["confirmed"] else
-                       "accepted" if any(a["cell"] == cell for a in rep["accepted"]) else "not confirmed (noise)")
+        verdict = _final_verdict(r.verdict, f"{r.problem}/{r.backend}", rep)
         rows.append([f"{r.problem} / {r.backend}", fmt_time(r.base) or "-", fmt_time(r.new) or "-",
                      _fmt_ratio(r.ratio), ci, "" if math.isnan(r.p) else f"{r.p:.1e}", verdict])
     lines.append(md_table(["cell", "base", "head", "head/base", "95% CI", "p", "verdict"], rows))

@@ -11,7 +11,7 @@ import pytest
 from convbench.cli import main
 from convbench.study.digits import load_split, place, ring, shift_image
 from convbench.study.experiment import StudyConfig, run_study
-from convbench.study.layers import Conv2d, Dense, Engine, LocallyConnected2d, MaxPool2d, ReLU
+from convbench.study.layers import Conv2d, Dense, Engine, GlobalMaxPool2d, LocallyConnected2d, MaxPool2d, ReLU
 from convbench.study.models import MODELS, build
 
 from .conftest import backend_params
@@ -90,6 +90,9 @@ def test_pool_and_relu_gradients(backend):
     x = rng.standard_normal((2, 3, 8, 8))  # distinct values: the argmax is unique
     _check_grads(MaxPool2d(2, engine=Engine(pool=backend)), x, rng, n_probe=8)
     _check_grads(ReLU(), x + 0.05, rng, n_probe=8)
+    gmp = GlobalMaxPool2d(engine=Engine(pool=backend))
+    _check_grads(gmp, rng.standard_normal((2, 3, 7, 5)), rng, n_probe=8)
+    np.testing.assert_array_equal(gmp.forward(x, False)[..., 0, 0], x.max(axis=(2, 3)))
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -122,7 +125,7 @@ def test_cnn_gradients_match_torch_autograd():
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
     rng = np.random.default_rng(6)
-    for name in ("cnn", "cnn_stride"):
+    for name in ("cnn", "cnn_stride", "cnn_gap"):
         model = build(name, 16, 1)
         x = place(rng.random((5, 8, 8)).astype(np.float32), 16)
         y = rng.integers(0, 10, 5)
@@ -138,6 +141,8 @@ def test_cnn_gradients_match_torch_autograd():
                 h = F.relu(h)
             elif layer.name.startswith("pool"):
                 h = F.max_pool2d(h, 2)
+            elif layer.name == "global_pool":
+                h = F.adaptive_max_pool2d(h, 1)
             elif layer.name == "flatten":
                 h = h.reshape(len(h), -1)
             else:
@@ -167,6 +172,10 @@ def test_model_accounting():
     assert abs(mf.flops_fwd() - cnn.flops_fwd()) / cnn.flops_fwd() < 0.01
     rf = {r["layer"]: r["receptive_field"] for r in cnn.table()}
     assert (rf["conv1"], rf["pool1"], rf["conv2"], rf["pool2"]) == (3, 4, 8, 10)
+    gap = build("cnn_gap", 24, 0)
+    assert gap.n_params() == 80 + 1168 + 16 * 10 + 10  # the CNN's convolutions, a 16->10 head
+    assert [r["out_shape"] for r in gap.table()][-3:] == ["16x1x1", "16", "10"]
+    assert {r["layer"]: r["receptive_field"] for r in gap.table()}["global_pool"] == 24  # the whole canvas
     dil = {r["layer"]: r["receptive_field"] for r in build("cnn_dilated", 24, 0).table()}
     assert dil["conv2"] == 12 and build("cnn_dilated", 24, 0).n_params() == cnn.n_params()
 
@@ -189,14 +198,22 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, needle):
 
 def test_quick_study_end_to_end(tmp_path, capsys):
     out = tmp_path / "r"
-    assert main(["study", "--quick", "--models", "cnn,mlp_params", "--out", str(out), "--quiet"]) == 0
+    assert main(["study", "--quick", "--models", "cnn,cnn_gap,mlp_params", "--out", str(out), "--quiet"]) == 0
     s = out / "study"
     for f in ("models.csv", "equivariance.csv", "layers.csv", "accuracy_vs_size.csv", "seeds.csv", "inference.csv",
-              "insitu.csv", "report.md", "report.html", "plots/accuracy_vs_shift.png", "plots/equivariance.svg",
-              "plots/filters.png", "plots/accuracy_vs_size.png", "plots/computation.png"):
+              "insitu.csv", "invariance.csv", "curves.csv", "report.md", "report.html", "plots/accuracy_vs_shift.png",
+              "plots/equivariance.svg", "plots/filters.png", "plots/accuracy_vs_size.png", "plots/computation.png"):
         assert (s / f).is_file(), f
     rows = list(csv.DictReader(open(s / "models.csv")))
-    assert [r["model"] for r in rows] == ["cnn", "mlp_params"]
+    assert [r["model"] for r in rows] == ["cnn", "cnn_gap", "mlp_params"]
+    inv = list(csv.DictReader(open(s / "invariance.csv")))
+    assert [(r["model"], r["arm"], r["jitter"]) for r in inv] == [
+        (m, arm, j) for arm, j in (("centred", "0"), ("jitter", "2")) for m in ("cnn", "cnn_gap", "mlp_params")]
+    for col in ("params", "flops_fwd", "train_s_per_epoch", "images_to_90", "acc_shift_2", "kept_at_max_shift"):
+        assert all(r[col] != "" for r in inv), col
+    curves = list(csv.DictReader(open(s / "curves.csv")))
+    assert len(curves) == 2 * 3 * (1 + 2 * 4)  # two arms, three models, the start and 4 checkpoints per epoch
+    assert max(int(r["images"]) for r in curves) == 2 * len(load_split(0).train_y)
     for col in ("params", "flops_fwd", "flops_step", "acc_shift_0", "acc_shift_1", "acc_shift_2",
                 "train_s_per_epoch", "infer_s_per_image"):
         assert all(r[col] != "" for r in rows), col
@@ -205,8 +222,10 @@ def test_quick_study_end_to_end(tmp_path, capsys):
     assert max(v for (la, d), v in eq.items() if la == "conv") < 1e-5
     assert min(v for (la, d), v in eq.items() if la == "dense" and d > 0) > 0.5
     assert eq[("conv_pool", 2)] < 1e-5 and eq[("conv_pool", 1)] > 1e-3
+    assert eq[("global_pool", 0)] == 0 and max(v for (la, d), v in eq.items() if la == "global_pool") < 0.5
     text = (s / "report.md").read_text()
     assert "What was measured" in text and "Centred test accuracy" in text
+    assert "Where translation invariance comes from" in text and "Learned instead" in text
     # nothing is overwritten: a second study into the same directory is refused
     assert main(["study", "--quick", "--out", str(out)]) == 2
     assert "already holds a study" in capsys.readouterr().err

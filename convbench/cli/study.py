@@ -22,15 +22,18 @@ DESCRIPTION = ("The CNN-against-dense experiment: scikit-learn's bundled digits 
 PRELOAD = True
 
 OPTIONS = [
-    option("models", _text, metavar="LIST", help="comma-separated subset of cnn, cnn_stride, locally_connected, "
-                                                 "mlp_params, mlp_flops (default all)"),
+    option("models", _text, metavar="LIST", help="comma-separated subset of cnn, cnn_stride, cnn_gap, "
+                                                 "locally_connected, mlp_params, mlp_flops (default all)"),
     option("epochs", int, metavar="N", help="training epochs (default 12, --quick 2; 0: no training)"),
     option("batch", int, metavar="N", default=32, help="minibatch size (32)"),
     option("lr", positive_float, metavar="X", default=0.05, help="SGD learning rate (0.05)"),
     option("seed", int, metavar="S", default=0, help="split, initialisation and batch order (0); the study also "
                                                      "trains at S+1 and reports both"),
     option("canvas", int, metavar="PX", default=24, help="canvas side in pixels, at least 8 (24)"),
-    option("jitter", int, metavar="PX", default=0, help="random training offset per axis, pixels (0: centred)"),
+    option("jitter", int, metavar="PX",
+           help="every model is also trained, at equal epochs, on digits shifted by a random offset of up to PX "
+                "pixels per axis (shift augmentation), and both arms are reported side by side (default: "
+                "--max-shift, 4; --quick 2; 0: centred training only)"),
     option("max_shift", int, metavar="PX", default=4, help="test offsets 0..PX (4; --quick 2)"),
     option("backend", _text, metavar="NAME", default="auto",
            help="conv backend for every convolution (auto: per model the own backend with the fastest "
@@ -67,7 +70,7 @@ def _out_dir(out: str | None) -> Path:
     return base
 
 
-def run(*, models=None, epochs=None, batch=32, lr=0.05, seed=0, canvas=24, jitter=0, max_shift=4, backend="auto",
+def run(*, models=None, epochs=None, batch=32, lr=0.05, seed=0, canvas=24, jitter=None, max_shift=4, backend="auto",
         pool_backend=None, threads=1, quick=False, out=None, no_plots=False, quiet=False) -> int:
     from ..study import MODELS, StudyConfig, run_study, write_study_report
     from ..study.experiment import check_config
@@ -76,8 +79,12 @@ def run(*, models=None, epochs=None, batch=32, lr=0.05, seed=0, canvas=24, jitte
         names = tuple(parse_models(models)) if models else MODELS
     except ValueError as e:
         raise UsageError(f"--models: {e}") from None
-    kw = dict(models=names, batch=batch, lr=lr, seed=seed, canvas=canvas, jitter=jitter, backend=backend,
-              threads=threads)
+    kw = dict(models=names, batch=batch, lr=lr, seed=seed, canvas=canvas, backend=backend, threads=threads)
+    if jitter is None:  # the augmented arm is trained on the offsets it is tested on
+        from ..study.digits import max_shift_for
+        shown = 2 if quick and max_shift == 4 else max_shift
+        jitter = max(0, min(shown, max_shift_for(max(canvas, 8)) if isinstance(canvas, int) else shown))
+    kw["jitter"] = jitter
     if pool_backend is not None:
         kw["pool_backend"] = pool_backend
     if epochs is not None:

@@ -48,7 +48,7 @@ class StudyConfig:
     momentum: float = 0.9
     seed: int = 0
     canvas: int = 24
-    jitter: int = 0
+    jitter: int = 4  #: the augmented arm's training offsets, per axis (0: no augmented arm)
     max_shift: int = 4
     backend: str = "auto"
     pool_backend: str = DEFAULTS["pool"]
@@ -63,7 +63,7 @@ class StudyConfig:
 
     @classmethod
     def quick_config(cls, **kw) -> "StudyConfig":
-        base = dict(epochs=2, max_shift=2, sizes=(50, 0), test_limit=120, infer_batch=32, timing_rounds=2,
+        base = dict(epochs=2, max_shift=2, jitter=2, sizes=(50, 0), test_limit=120, infer_batch=32, timing_rounds=2,
                     quick=True, candidates=QUICK)
         base.update(kw)
         return cls(**base)
@@ -250,20 +250,44 @@ def _warm(model, x, y) -> float:
     return _first_call(lambda: model.loss_and_grad(x, y))
 
 
-def train_models(cfg: StudyConfig, split, engines: dict, seed: int, log) -> dict:
-    """Train every model at ``seed``; returns name -> (model, TrainResult, warm-up seconds)."""
+def train_models(cfg: StudyConfig, split, engines: dict, seed: int, log, *, jitter: int = 0,
+                 curves: bool = False) -> dict:
+    """Train every model at ``seed`` (with shift augmentation of up to ``jitter`` pixels per
+    axis when > 0; the same epochs either way); returns name -> (model, TrainResult, warm-up
+    seconds). ``curves``: checkpoint the centred test accuracy four times per epoch."""
     out = {}
     tcfg = TrainConfig(epochs=cfg.epochs, batch=cfg.batch, lr=cfg.lr, momentum=cfg.momentum, seed=seed)
     xw = place(split.train_x[:cfg.batch], cfg.canvas)
+    test = place(split.test_x, cfg.canvas) if curves else None
     for m in cfg.models:
         warm = _warm(build(m, cfg.canvas, seed, engines[m]), xw, split.train_y[:cfg.batch])
         model = build(m, cfg.canvas, seed, engines[m])
-        res = train(model, split.train_x, split.train_y, tcfg, canvas=cfg.canvas, jitter=cfg.jitter)
+        evaluate = (lambda model=model: float((model.predict(test) == split.test_y).mean())) if curves else None
+        res = train(model, split.train_x, split.train_y, tcfg, canvas=cfg.canvas, jitter=jitter, evaluate=evaluate)
         out[m] = (model, res, warm)
         if res.epoch_s:
-            log(f"study: {m} seed {seed}: {cfg.epochs} epochs, {np.median(res.epoch_s):.2f} s per epoch, "
-                f"final loss {res.losses[-1]:.3f}")
+            log(f"study: {m} seed {seed}{f' jitter {jitter}' if jitter else ''}: {cfg.epochs} epochs, "
+                f"{np.median(res.epoch_s):.2f} s per epoch, final loss {res.losses[-1]:.3f}")
     return out
+
+
+def invariance_rows(cfg: StudyConfig, split, arms: dict, max_shift: int) -> list[dict]:
+    """One row per model and training arm (``centred``, ``jitter``): accuracy at every test
+    shift, the share of its centred accuracy kept at the largest, parameters, FLOPs, training
+    seconds per epoch (measured) and the training images seen until its centred accuracy first
+    reached 90% of the best it reached (checkpoints every quarter epoch)."""
+    rows = []
+    for arm, (jitter, trained) in arms.items():
+        for m, (model, res, _) in trained.items():
+            acc = shift_accuracy(model, split.test_x, split.test_y, cfg.canvas, max_shift)
+            row = dict(model=m, arm=arm, jitter=jitter, params=model.n_params(), flops_fwd=model.flops_fwd(),
+                       flops_step=model.flops_step(),
+                       train_s_per_epoch=float(np.median(res.epoch_s)) if res.epoch_s else float("nan"),
+                       images_to_90=res.images_to(0.9), best_centred=max((a for _, a in res.curve), default=None))
+            row.update({f"acc_shift_{d}": a for d, a in enumerate(acc)})
+            row["kept_at_max_shift"] = acc[-1] / acc[0] if acc[0] > 0 else float("nan")
+            rows.append(row)
+    return rows
 
 
 def size_curves(cfg: StudyConfig, split, engines: dict, log) -> list[dict]:
@@ -283,7 +307,7 @@ def size_curves(cfg: StudyConfig, split, engines: dict, log) -> list[dict]:
             model = build(m, cfg.canvas, cfg.seed, engines[m])
             train(model, split.train_x[idx], split.train_y[idx],
                   TrainConfig(epochs=epochs, batch=cfg.batch, lr=cfg.lr, momentum=cfg.momentum, seed=cfg.seed),
-                  canvas=cfg.canvas, jitter=cfg.jitter)
+                  canvas=cfg.canvas)
             acc = float((model.predict(test) == split.test_y).mean())
             rows.append(dict(model=m, train_images=n, epochs=epochs, acc_shift_0=acc))
         log(f"study: {n} training images: " + ", ".join(f"{r['model']} {r['acc_shift_0']:.3f}"
@@ -305,13 +329,16 @@ def _interior(n: int, s: int, p: int, rf: int, t: int) -> np.ndarray:
     return np.array(out, int)
 
 
-def equivariance(cfg: StudyConfig, cnn, test_x, rng) -> list[dict]:
+def equivariance(cfg: StudyConfig, cnn, test_x, rng, gap=None) -> list[dict]:
     """rel_diff = ||f(shift_d x) - shift_t f(x)|| / ||shift_t f(x)|| over the interior, for a
     horizontal shift ``d`` of real test digits: ``conv`` is the trained CNN's first layer,
     ``conv_pool`` that layer + ReLU + its 2x2 max-pool (an output shift ``t`` of ``d/2``; for
     odd ``d``, the better of ``floor`` and ``ceil``), ``dense`` a He-initialised dense layer
     with the conv layer's input and output size (every output sees the whole canvas; it is
-    compared on the conv layer's interior)."""
+    compared on the conv layer's interior), and, given the trained ``gap`` model, ``global_pool``:
+    its whole convolutional body and global max pool, compared with no output shift at all (its
+    output has no position): exact while the digit's receptive footprint stays off the zero
+    padding of the canvas' border."""
     conv, relu, pool = cnn.layers[0], cnn.layers[1], cnn.layers[2]
     x = place(test_x, cfg.canvas)
     n, _, h, w = x.shape
@@ -329,9 +356,20 @@ def equivariance(cfg: StudyConfig, cnn, test_x, rng) -> list[dict]:
 
     layers = (("conv", f_conv, 1, 1, 3), ("conv_pool", f_pool, 2, 1, 4), ("dense", f_dense, 1, 1, 3))
     base = {name: f(x) for name, f, *_ in layers}
+    body = gap.layers[:gap.layers.index(next(la for la in gap.layers if la.name == "global_pool")) + 1] if gap else []
+
+    def f_gap(a):
+        for layer in body:
+            a = layer.forward(a, False)
+        return a
+    g0 = f_gap(x) if gap else None
     rows = []
     for d in range(cfg.max_shift + 1):
         xs = shift_image(x, 0, d)
+        if gap is not None:
+            den = float(np.linalg.norm(g0))
+            rows.append(dict(layer="global_pool", shift=d, out_shift=0, interior_positions=1,
+                             rel_diff=float(np.linalg.norm(f_gap(xs) - g0)) / den if den > 0 else float("nan")))
         for name, f, s, p, rf in layers:
             a = f(xs)
             best = None
@@ -490,8 +528,11 @@ def run_study(out: Path, cfg: StudyConfig, log=print) -> StudyResult:
         log("study: " + shift_note)
 
     engines, engine_rows = choose_engines(cfg, split, log)
-    trained = train_models(cfg, split, engines, cfg.seed, log)
+    trained = train_models(cfg, split, engines, cfg.seed, log, curves=True)
     other_seed = train_models(cfg, split, engines, cfg.seed + 1, lambda *_: None)
+    arms = {"centred": (0, trained)}
+    if cfg.jitter > 0:
+        arms["jitter"] = (cfg.jitter, train_models(cfg, split, engines, cfg.seed, log, jitter=cfg.jitter, curves=True))
 
     model_rows, layer_rows, train_rows, seed_rows = [], [], [], []
     for m, (model, res, warm) in trained.items():
@@ -519,8 +560,9 @@ def run_study(out: Path, cfg: StudyConfig, log=print) -> StudyResult:
     for row in model_rows:
         row["infer_s_per_image"] = fastest[row["model"]]["s_per_image"]
         row["infer_backend"] = fastest[row["model"]]["backend"]
-    eq_rows = equivariance(cfg, trained["cnn"][0], split.test_x[:200], np.random.default_rng(cfg.seed + 3)) \
-        if "cnn" in trained else []
+    eq_rows = equivariance(cfg, trained["cnn"][0], split.test_x[:200], np.random.default_rng(cfg.seed + 3),
+                           gap=trained["cnn_gap"][0] if "cnn_gap" in trained else None) if "cnn" in trained else []
+    inv_rows = invariance_rows(cfg, split, arms, max_shift)
     insitu_rows = insitu(cfg, trained["cnn"][0], infer_rows, log) if "cnn" in trained else []
     size_rows = size_curves(cfg, split, engines, log)
 
@@ -531,7 +573,10 @@ def run_study(out: Path, cfg: StudyConfig, log=print) -> StudyResult:
     fallback = [dict(note=k, models=", ".join(sorted(set(v)))) for k, v in notes.items()]
 
     files = {}
+    curve_rows = [dict(model=m, arm=arm, images=n, acc_shift_0=a) for arm, (_, tr) in arms.items()
+                  for m, (_, res, _) in tr.items() for n, a in res.curve]
     for name, rows in (("models", model_rows), ("layers", layer_rows), ("equivariance", eq_rows),
+                       ("invariance", inv_rows), ("curves", curve_rows),
                        ("accuracy_vs_size", size_rows), ("seeds", seed_rows), ("inference", infer_rows),
                        ("insitu", insitu_rows), ("training", train_rows), ("engine", engine_rows),
                        ("fallbacks", fallback)):

@@ -22,7 +22,8 @@ import numpy as np
 
 from ..backends import DEFAULTS
 
-__all__ = ["Engine", "Conv2d", "LocallyConnected2d", "MaxPool2d", "ReLU", "Flatten", "Dense", "conv_geometry"]
+__all__ = ["Engine", "Conv2d", "LocallyConnected2d", "MaxPool2d", "GlobalMaxPool2d", "ReLU", "Flatten", "Dense",
+           "conv_geometry"]
 
 
 def conv_geometry(h: int, k: int, s: int, p: int, d: int) -> int:
@@ -301,6 +302,33 @@ class MaxPool2d(Layer):
         p = self.problem(self.x.shape, self.x.dtype, "bwd_d")
         return self.engine.apply(self.engine.pool, p, self.x, np.ascontiguousarray(dy, dtype=self.x.dtype),
                                  indices=self.idx)
+
+
+class GlobalMaxPool2d(MaxPool2d):
+    """Global max pooling: one maximum per channel over the whole plane, on convbench's pooling
+    backends (a max pool whose window is the plane; backward through its argmax). The classifier
+    after it sees no position: the model is invariant to shifts up to its borders."""
+
+    def __init__(self, *, engine: Engine, name="global_pool"):
+        super().__init__(1, engine=engine, name=name)
+
+    def out_shape(self, s):
+        return (s[0], 1, 1)
+
+    def field(self):
+        return None  # every output sees the whole input
+
+    def describe(self):
+        return "global max pool"
+
+    def flops(self, s):
+        c, h, w = s
+        return dict(fwd=c * (h * w - 1), bwd_d=0 if self.first else c, bwd_w=0)
+
+    def problem(self, x_shape, dtype, direction="fwd"):
+        from ..problem import PoolProblem
+        return PoolProblem.from_torch_args(x_shape, tuple(x_shape[2:]), alg="max", dtype=str(dtype),
+                                           direction=direction)
 
 
 class ReLU(Layer):

@@ -15,10 +15,12 @@ from ..reporting.document import Figure, Section, Table, to_html, to_markdown
 __all__ = ["write_study_report"]
 
 LABELS = {"cnn": "CNN (sharing + pooling)", "cnn_stride": "CNN, stride 2 (no pooling)",
+          "cnn_gap": "CNN, global max-pool head",
           "locally_connected": "locally connected (no sharing)", "mlp_params": "MLP, CNN's parameters",
           "mlp_flops": "MLP, CNN's FLOPs", "cnn_dilated": "CNN, conv2 dilated 2"}
 COLORS = {"cnn": "C0", "cnn_stride": "C1", "locally_connected": "C2", "mlp_params": "C3", "mlp_flops": "C4",
-          "cnn_dilated": "C5"}
+          "cnn_dilated": "C5", "cnn_gap": "C6"}
+ARMS = {"centred": "trained centred", "jitter": "trained with shift augmentation"}
 
 
 def _f(v, nd=3):
@@ -80,25 +82,33 @@ def _figures(sdir: Path, t: dict, meta: dict, filters: dict) -> list[Figure]:
     add("accuracy_vs_params", "Accuracy against parameter count",
         "Test accuracy at the centre (o) and averaged over every offset (x) against each model's parameters.", fig)
 
-    # accuracy against shift
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for _, r in models.iterrows():
-        ax.plot(shifts, [r[f"acc_shift_{d}"] for d in shifts], "o-", color=COLORS.get(r.model),
-                label=LABELS.get(r.model))
-    ax.axhline(0.1, color="grey", ls=":", lw=1, label="chance")
-    ax.set_xlabel("test offset d (pixels, every position at Chebyshev distance d)")
-    ax.set_ylabel("test accuracy")
-    ax.set_xticks(shifts)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=.3)
-    add("accuracy_vs_shift", "Accuracy against shift", "Test accuracy of every model at each offset from the "
-        "training position.", fig)
+    # accuracy against shift, trained centred and trained with shift augmentation side by side
+    inv = t["invariance"]
+    arms = list(dict.fromkeys(inv.arm)) if not inv.empty else ["centred"]
+    fig, axes = plt.subplots(1, len(arms), figsize=(6 * len(arms), 4.2), sharey=True, squeeze=False)
+    for ax, arm in zip(axes[0], arms):
+        rows = inv[inv.arm == arm] if not inv.empty else models
+        for _, r in rows.iterrows():
+            ax.plot(shifts, [r[f"acc_shift_{d}"] for d in shifts], "o-", color=COLORS.get(r.model),
+                    label=LABELS.get(r.model), lw=2.5 if r.model == "cnn_gap" else 1.5)
+        ax.axhline(0.1, color="grey", ls=":", lw=1, label="chance")
+        jit = int(rows.jitter.iloc[0]) if "jitter" in rows and len(rows) else 0
+        ax.set_title(ARMS.get(arm, arm) + (f" (offsets up to {jit} px per axis)" if jit else ""), fontsize=10)
+        ax.set_xlabel("test offset d (pixels, every position at Chebyshev distance d)")
+        ax.set_xticks(shifts)
+        ax.grid(alpha=.3)
+    axes[0][0].set_ylabel("test accuracy")
+    axes[0][-1].legend(fontsize=7)
+    add("accuracy_vs_shift", "Accuracy against shift: built in, learned, or neither",
+        "Test accuracy of every model at each offset from the centre. Left: trained on centred digits; right "
+        "(when run): the same models, the same epochs, trained on digits shifted at random (`--jitter`).", fig)
 
     # equivariance
     eq = t["equivariance"]
     if not eq.empty:
         fig, ax = plt.subplots(figsize=(6, 4))
-        names = {"conv": "conv layer", "conv_pool": "conv + ReLU + max-pool", "dense": "dense layer (same in/out)"}
+        names = {"conv": "conv layer", "conv_pool": "conv + ReLU + max-pool", "dense": "dense layer (same in/out)",
+                 "global_pool": "cnn_gap: convolutions + global max pool (no output shift)"}
         for layer, g in eq.groupby("layer", sort=False):
             ax.plot(g["shift"], g.rel_diff, "o-", label=names.get(layer, layer))
         ax.set_xlabel("horizontal input shift d (pixels)")
@@ -222,12 +232,20 @@ def _findings(t: dict, meta: dict) -> list[str]:
                              f"shifts (a whole pooled pixel) and "
                              f"{od.min():.3g}..{od.max():.3g} at odd ones" if len(ev) else
                              f"conv + pool {od.min():.3g}..{od.max():.3g} at odd shifts")
+            elif layer == "global_pool":
+                parts.append("the global-pool model's features, compared with no output shift at all, "
+                             + ("exactly 0 at every shift" if g.rel_diff.max() == 0 else
+                                f"{g.rel_diff.min():.3g}..{g.rel_diff.max():.3g}")
+                             + " (exactly invariant while the digit, widened by the two convolutions' 5-pixel "
+                               "receptive field, stays off the canvas' zero padding; a border effect is all that "
+                               "can differ)")
             elif g.rel_diff.max() == 0:
                 parts.append(f"{layer} exactly 0 at every shift")
             else:
                 parts.append(f"{layer} {g.rel_diff.min():.3g}..{g.rel_diff.max():.3g}")
         out.append("Equivariance, relative difference of f(shift(x)) and shift(f(x)) on the interior over shifts "
                    f"1..{int(eq['shift'].max())}: " + "; ".join(parts) + ".")
+    out += _invariance_findings(t, D)
     sz = t["accuracy_vs_size"]
     if not sz.empty:
         n0 = int(sz.train_images.min())
@@ -256,19 +274,71 @@ def _findings(t: dict, meta: dict) -> list[str]:
     return out
 
 
+def _invariance_findings(t: dict, D: int) -> list[str]:
+    """Sentences from ``invariance.csv``: which models keep their accuracy under shift in each
+    training arm, and what that cost them in parameters, FLOPs and training time."""
+    inv = t["invariance"]
+    if inv.empty or D == 0:
+        return []
+    out = []
+    for arm, g in inv.groupby("arm", sort=False):
+        g = g.set_index("model")
+        # holding accuracy: 80% of its centred accuracy kept, and that accuracy at least 5x chance (0.5)
+        hold = [m for m in g.index if g.loc[m, "kept_at_max_shift"] >= 0.8 and g.loc[m, f"acc_shift_{D}"] >= 0.5]
+        low = [m for m in g.index if g.loc[m, "acc_shift_0"] < 0.5]
+        kept = ", ".join(f"{m} {g.loc[m, f'acc_shift_{D}']:.3f} ({g.loc[m, 'kept_at_max_shift']:.0%})" for m in g.index)
+        out.append(f"{ARMS.get(arm, arm).capitalize()}"
+                   + (f" (offsets up to {int(g.jitter.iloc[0])} px)" if arm != "centred" else "")
+                   + f", accuracy at offset {D} (share of the centred accuracy kept): {kept}. "
+                   + (f"Holding 80% or more of it, at 0.5 or above: {', '.join(hold)}." if hold else
+                      "No model holds 80% of it at 0.5 or above.")
+                   + (f" Not learned in {int(t['training'].epoch.max()) if not t['training'].empty else '?'} "
+                      f"epochs (centred accuracy under 0.5, so a share kept means nothing): {', '.join(low)}."
+                      if low else ""))
+    c = inv[inv.arm == "centred"].set_index("model")
+    if "cnn_gap" in c.index and "cnn" in c.index:
+        a, b = c.loc["cnn_gap"], c.loc["cnn"]
+        out.append(f"Built in: the global-pool CNN has {int(a.params)} parameters against the CNN's {int(b.params)} "
+                   f"and {_si(a.flops_fwd)} forward FLOPs per image against {_si(b.flops_fwd)}; trained centred it "
+                   f"scores {a.acc_shift_0:.3f} at the centre (the CNN {b.acc_shift_0:.3f}) and "
+                   f"{a[f'acc_shift_{D}']:.3f} at offset {D} (the CNN {b[f'acc_shift_{D}']:.3f}): built-in invariance "
+                   f"cost {b.acc_shift_0 - a.acc_shift_0:.3f} of centred accuracy and {a.flops_fwd / b.flops_fwd:.1f}x "
+                   f"the FLOPs (its second convolution runs on the unpooled plane), and saved "
+                   f"{b.params - a.params:.0f} parameters (pooling over space replaces the position-bound dense "
+                   f"head).")
+    j = inv[inv.arm == "jitter"].set_index("model")
+    if not j.empty:
+        parts = []
+        for m in j.index:
+            if m in c.index:
+                t_c, t_j = c.loc[m, "train_s_per_epoch"], j.loc[m, "train_s_per_epoch"]
+                n_c, n_j = c.loc[m, "images_to_90"], j.loc[m, "images_to_90"]
+                parts.append(f"{m} {c.loc[m, f'acc_shift_{D}']:.3f} -> {j.loc[m, f'acc_shift_{D}']:.3f} at offset {D}, "
+                             f"centred {c.loc[m, 'acc_shift_0']:.3f} -> {j.loc[m, 'acc_shift_0']:.3f}, "
+                             f"{_f(t_c, 2)} -> {_f(t_j, 2)} s per epoch, "
+                             f"{_n(n_c)} -> {_n(n_j)} training images to 90% of its best centred accuracy")
+        out.append("Learned instead (centred -> shift-augmented training, equal epochs): " + "; ".join(parts) + ".")
+    return out
+
+
+def _n(v) -> str:
+    return "never" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{int(v)}"
+
+
 def write_study_report(sdir: Path, filters: dict | None = None, plots: bool = True) -> dict:
     """Write ``report.md`` and ``report.html`` (and the figures) for a study directory."""
     sdir = Path(sdir)
     meta = json.loads((sdir / "meta.json").read_text())
     t = {n: _read(sdir, n) for n in ("models", "layers", "equivariance", "accuracy_vs_size", "seeds", "inference",
-                                     "insitu", "training", "engine", "fallbacks")}
+                                     "insitu", "training", "engine", "fallbacks", "invariance", "curves")}
     cfg = meta["config"]
     D = cfg["max_shift"]
     secs = [Section("convbench study: convolution against a dense network on an image task", level=1, key="header",
                     intro=(f"scikit-learn's bundled digits ({meta['train_images']} training and "
                            f"{meta['test_images']} held-out test images, seed {cfg['seed']}), each 8x8 digit on a "
                            f"{cfg['canvas']}x{cfg['canvas']} canvas. Training images sit at the centre"
-                           + (f" with a jitter of up to {cfg['jitter']} px" if cfg['jitter'] else "") +
+                           + (f"; every model is also trained, at the same epochs, on digits shifted at random by up "
+                              f"to {cfg['jitter']} px per axis (shift augmentation)" if cfg['jitter'] else "") +
                            f"; test images at the centre and at every offset up to {D} px. All models: SGD with "
                            f"momentum {cfg['momentum']}, learning rate {cfg['lr']}, batch {cfg['batch']}, "
                            f"{cfg['epochs']} epochs, {cfg['threads']} thread(s), float32. Convolutions and pooling "
@@ -290,6 +360,21 @@ def write_study_report(sdir: Path, filters: dict | None = None, plots: bool = Tr
                         "operations); a training step adds the weight gradient and every input gradient but "
                         "the first layer's (not computed). Activation bytes: float32 outputs of every layer, "
                         "one image.", blocks=[Table(heads, rows)]))
+    inv = t["invariance"]
+    if not inv.empty:
+        heads = ["model", "training", "params", "FLOPs fwd / image", "train s/epoch", "images to 90%"] + \
+            [f"acc d={d}" for d in range(D + 1)] + [f"kept at d={D}"]
+        rows = [[r.model, ARMS.get(r.arm, r.arm), int(r.params), _si(r.flops_fwd), _f(r.train_s_per_epoch, 2),
+                 _n(r.images_to_90)] + [_f(r[f"acc_shift_{d}"]) for d in range(D + 1)] +
+                [f"{r.kept_at_max_shift:.0%}" if r.kept_at_max_shift == r.kept_at_max_shift else ""]
+                for _, r in inv.iterrows()]
+        secs.append(Section("Where translation invariance comes from", intro=(
+            "`invariance.csv`: every model trained centred and, at equal epochs, with shift augmentation. "
+            "`images to 90%`: training images seen (steps x batch) until the model's centred test accuracy first "
+            "reached 90% of the best it reached in that run (checked four times per epoch; 0: the initial "
+            "weights already did). `kept`: accuracy at the largest offset over the centred accuracy. Training "
+            "seconds per epoch are measured (the checkpoints' evaluation is not counted)."),
+            blocks=[Table(heads, rows)]))
     arch = [f"- **{r.model}**: {r.architecture}" + (f" ({r.note})" if isinstance(r.note, str) and r.note else "")
             for _, r in m.iterrows()]
     secs.append(Section("Architectures", blocks=["\n".join(arch)]))

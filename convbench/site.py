@@ -27,6 +27,7 @@ import json
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 __all__ = ["SiteError", "publish", "MARKER", "SITE_FORMAT", "plotly_js", "run_rows", "figure_html"]
@@ -63,6 +64,7 @@ class Run:
         return f"{self.commit[:10] or 'no commit'} on {self.machine_label} ({self.path.name})"
 
 
+@lru_cache(maxsize=1)
 def plotly_js() -> str:
     """The plotly.js bundle of the installed plotly package (offline; about 4.8 MB)."""
     from plotly.offline import get_plotlyjs

@@ -167,7 +167,7 @@ def test_side_by_side_check_catches_an_injected_slowdown(tmp_path):
                         "reason = \"im2col now pads in float64 (test)\"\n")
     out = tmp_path / "chk"
     r = cli("check", "--against", "HEAD", "--allow-dirty", "--allow-deps-drift", "--suite", str(suite),
-            "--backends", "im2col_blas,fft_scipy", "--rounds", "9", "--inject-slowdown", "im2col_blas=3",
+            "--backends", "im2col_blas,fft_scipy", "--rounds", "7", "--retries", "1", "--inject-slowdown", "im2col_blas=3",
             "--out", str(out), "--quiet", "--accepted", str(accepted), cwd=ROOT)
     assert r.returncode == 1, r.stdout + r.stderr
     rep = json.loads((out / "check.json").read_text())

@@ -38,8 +38,10 @@ def _wait_rows(out: Path, n: int, proc, timeout=120.0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["sigint", "sigterm", "sigkill"])
+@pytest.mark.parametrize("how", ["sigint", "sigkill"])
 def test_interrupt_then_resume(tmp_path, how):
+    """Resume after Ctrl-C (the handler's path, which SIGTERM shares: its exit 143, message and
+    rows on disk are test_hostile's) and after SIGKILL (no handler at all)."""
     out = tmp_path / "r"
     proc = _start(out)
     _wait_rows(out, 2, proc)

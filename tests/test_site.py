@@ -138,7 +138,7 @@ def test_report_html_has_the_interactive_figure_beside_the_static_ones(tmp_path)
     from convbench.reporting import write_report
     d = tmp_path / "run"
     shutil.copytree(Path(__file__).parent / "data" / "aa1", d)
-    write_report(d, plots=False)
+    write_report(d, plots=False, interactive=True)
     page = (d / "report.html").read_text()
     assert "Interactive figure" in page and 'src="plotly.min.js"' in page and (d / "plotly.min.js").is_file()
     assert _embedded(d / "report.html", "run-data")["rows"]
@@ -252,7 +252,7 @@ def test_hover_shows_the_cells_median(browser, site, tmp_path):
     from convbench.reporting import write_report
     d = tmp_path / "run"
     shutil.copytree(Path(__file__).parent / "data" / "aa1", d)
-    write_report(d, plots=False)
+    write_report(d, plots=False, interactive=True)
     _open(browser, d / "report.html")
     assert _errors(browser) == [] and _figure_rendered(browser) > 0
     text = _hover_text(browser)

@@ -58,8 +58,12 @@ def _interactive(data: ReportData, out_dir: Path, warn) -> str:
             + figure_html(run_rows(data.df, commit), commit))
 
 
-def write_report(out_dir: Path, baseline: str | None = None, plots: bool = True, warn=_stderr) -> dict:
+def write_report(out_dir: Path, baseline: str | None = None, plots: bool = True, warn=_stderr,
+                 interactive: bool | None = None) -> dict:
     """``tables.md``, ``plots/*.png|svg``, ``report.md`` and ``report.html`` for a result directory.
+
+    ``interactive`` (default: ``plots``) adds the plotly figure to ``report.html``, with
+    ``plotly.min.js`` written next to it; ``--no-plots`` (tables only) leaves both out.
 
     A section or figure that cannot be computed is left out with a one-line warning
     (through ``warn``); the rest is written. Every file is written to a temporary name and
@@ -92,7 +96,7 @@ def write_report(out_dir: Path, baseline: str | None = None, plots: bool = True,
         doc.insert(at, Section("Figures", blocks=figs, key="figures"))
     write_atomic(out_dir / "report.md", to_markdown(doc))
     page = to_html(doc, out_dir)
-    figure = _interactive(data, out_dir, warn)
+    figure = _interactive(data, out_dir, warn) if (plots if interactive is None else interactive) else ""
     if figure:
         at = page.find("<h2>", page.find("<h2>Figures</h2>") + 1) if "<h2>Figures</h2>" in page else -1
         at = at if at >= 0 else page.rfind("</body>")

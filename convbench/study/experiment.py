@@ -92,7 +92,7 @@ def _named_backend(name: str, kind: str, flag: str, extra: str = ""):
     return get_backend(name)
 
 
-#: the most epochs a study trains: the default 12 take about 1.5 minutes here, so this bound is
+#: the most epochs a study trains: the default 12 take about 3 minutes here, so this bound is
 #: hours, not the years a mistyped --epochs 1000000000 would ask for
 MAX_EPOCHS = 500
 #: images in scikit-learn's digits (what every array of the study is sized by)
@@ -130,7 +130,7 @@ def check_config(cfg: StudyConfig) -> None:
         raise ValueError(f"--canvas {cfg.canvas}: smaller than the {DIGIT}x{DIGIT} digit; accepted: {DIGIT} or more")
     if cfg.epochs < 0 or cfg.epochs > MAX_EPOCHS:
         raise ValueError(f"--epochs {cfg.epochs}: accepted 0 (no training) to {MAX_EPOCHS} (the default 12 take "
-                         f"about 1.5 minutes on a 2-core machine; {MAX_EPOCHS} take hours)")
+                         f"about 3 minutes on a 2-core machine; {MAX_EPOCHS} take hours)")
     if cfg.batch < 1:
         raise ValueError(f"--batch {cfg.batch}: must be a positive number of images")
     _check_footprint(cfg)

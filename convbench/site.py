@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -304,6 +305,9 @@ def publish(dirs, out, threshold: float = 1.1) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # a site is for reading (mkdtemp made it owner-only)
         (tmp / "plotly.min.js").write_text(plotly_js())
         shutil.copy(ASSETS / "site.js", tmp / "site.js")
         labels = {r.machine: r.machine_label for r in runs}

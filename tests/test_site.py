@@ -69,6 +69,12 @@ def site(runs, tmp_path_factory):
     return out, pages
 
 
+def _umask() -> int:
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
 def _embedded(page: Path, id_: str):
     text = page.read_text()
     start = text.index(f'id="{id_}">') + len(f'id="{id_}">')
@@ -80,6 +86,7 @@ def test_site_pages_and_their_data(site, runs):
     for name in ("index.html", "history.html", "compare.html", "plotly.min.js", "site.js", MARKER):
         assert (out / name).is_file(), name
     assert len(pages["runs"]) == len(runs) and all(p.is_file() for p in pages["runs"])
+    assert out.stat().st_mode & 0o055 == 0o055 & ~_umask()  # readable by whoever serves it
     series = _embedded(out / "history.html", "history-data")["series"]
     assert len(series) == 2 * len(PROBLEMS) * len(BACKENDS)  # per machine, never mixed
     slowed = [s for s in series if s["backend"] == "im2col_blas" and s["machine_label"].startswith("CPU A")]

@@ -69,6 +69,28 @@ def test_tables_say_what_the_rows_say(run_dir):
     assert f"{n}. skipped: stride 2x2 not supported" in notes
 
 
+def test_fraction_of_peak_names_the_bound_and_the_fastest_own_backend(run_dir):
+    """Each problem's bound from its intensity against the measured machine balance, and the
+    fastest own backend's share of the FMA peak (executed FLOPs) or of the DRAM copy bandwidth."""
+    import json
+    from convbench.results import load_summary
+    meta = json.loads((run_dir / "meta.json").read_text())
+    fma, bw = meta["peaks"]["fma_gflops"], meta["peaks"]["stream"]["copy_dram_gbs"]
+    df = load_summary(run_dir)
+    rows = _table((run_dir / "tables.md").read_text(), "Fraction of this machine's peak")
+    assert len(rows) == df.problem.nunique()
+    for prob, intensity, bound, best in (r[:4] for r in rows):
+        g = df[(df.problem == prob) & (df.status == "passed")]
+        first = g.iloc[0]
+        compute = first.flops_direct / first.bytes_io >= fma / bw
+        assert bound == ("compute (FMA)" if compute else "memory (DRAM)")
+        assert float(intensity) == pytest.approx(first.flops_direct / first.bytes_io, abs=0.051)
+        fastest = g.loc[g.time_median_s.idxmin()]
+        share = (fastest.flops_executed / fastest.time_median_s / 1e9 / fma if compute
+                 else fastest.bytes_io / fastest.time_median_s / 1e9 / bw)
+        assert best == f"{fastest.backend} {share:.0%}"
+
+
 def test_report_files_share_one_list_of_sections(run_dir):
     tables = (run_dir / "tables.md").read_text()
     md = (run_dir / "report.md").read_text()

@@ -27,7 +27,7 @@ help:
 	@echo "make bench   - default sweep: tables in results/<timestamp>/tables.md"
 	@echo "make test    - the test suite"
 	@echo "make study   - CNN vs locally connected vs MLP on digits, trained on convbench's kernels (results/<timestamp>/study)"
-	@echo "make floors  - the speed floors of the issues, as ratios from one run"
+	@echo "make floors  - the speed floors of the issues, as ratios from one run (with ONNX Runtime/MLAS and oneDNN)"
 	@echo "make floors-ranks - the 1-D and 3-D floors (networks, roll-ups, the 3-D vs 2-D crossover table)"
 	@echo "make bench-against - CI regression gate: REF (HEAD~1) and the working tree side by side on the ci suite"
 	@echo "make bench-check - the committed-baseline gate: the ci suite against results/baseline"
@@ -93,8 +93,10 @@ browser:
 test: $(VENV)/.deps $(PEER_DEP) $(VENV)/.bytecode browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-floors: $(VENV)/.deps $(VENV)/.peers
+# issue 28's floors need ONNX Runtime (MLAS) as well as oneDNN: PEERS=all's packages
+floors: $(VENV)/.deps $(VENV)/.peers-extra
 	$(BIN)/python benchmarks/floors.py
+	$(BIN)/python benchmarks/mlas.py --training
 
 # issue 25's floors: 3-D networks' 3x3x3 layers and roll-ups, 1-D layers, the 3-D vs 2-D crossover table
 floors-ranks: $(VENV)/.deps $(VENV)/.peers

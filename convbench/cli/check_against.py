@@ -230,7 +230,8 @@ def run_against(o: dict) -> int:
                       deps_drift=trees.drift, blas=hello["head"].get("blas"), suite=o["suite"], backends=backends,
                       built={s: b for s, b in built.items()}, inject_slowdown=inject, factor=factor, alpha=o["alpha"],
                       aa=dict(aa, sampled_problems=sorted(sample), margin=AA_MARGIN),
-                      thresholds={b: max(factor, floor_of.get(b, aa["floor"])) for b in backends},
+                      thresholds={b: max(factor, floor_of.get(b, aa["floor"])) for b in backends
+                                  if any(r.backend == b for r in first.rows)},  # backends with compared cells
                       warm_s=warm_s, wall_s=wall, remeasured=remeasured,
                       rows=[dict(problem=r.problem, backend=r.backend, base_s=r.base, head_s=r.new, ratio=r.ratio,
                                  low=r.low, high=r.high, p=r.p, first_verdict=r.verdict) for r in first.rows],

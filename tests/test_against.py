@@ -9,9 +9,11 @@ injected slowdown: caught in the slowed backend, not in the other.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +38,6 @@ def cli(*args, cwd, timeout=300):
 
 
 def _env():
-    import os
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT)
     return env
@@ -151,7 +152,22 @@ def test_a_broken_base_worker_is_named_and_the_head_not_waited_for(repo, tmp_pat
             str(tmp_path / "chk"), "--quiet", cwd=repo, timeout=120)
     assert r.returncode == 1, r.stderr
     assert "the base tree's worker (HEAD~1 = " in r.stderr and "broken on purpose" in r.stderr
-    assert subprocess.run(["pgrep", "-f", str(repo)], capture_output=True).returncode != 0
+    assert _processes_in(repo) == [] and _processes_in(Path(tempfile.gettempdir()), "convbench-base-") == []
+
+
+def _processes_in(where: Path, prefix: str = "") -> list[int]:
+    """Pids whose working directory lies under ``where`` (and starts with ``prefix`` there): the
+    workers run with their tree as the working directory."""
+    out = []
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            cwd = Path(os.readlink(d / "cwd"))
+        except OSError:
+            continue
+        if cwd.is_relative_to(where) and (not prefix or cwd.relative_to(where).parts[:1]
+                                          and cwd.relative_to(where).parts[0].startswith(prefix)):
+            out.append(int(d.name))
+    return out
 
 
 def test_side_by_side_check_catches_an_injected_slowdown(tmp_path):

@@ -44,15 +44,64 @@ def test_generated_depthwise_kernels_match_the_reference(k, s, pad, icg, ocg, iw
     assert depthwise.fits(p)
     plan = _check(p, rng)
     assert "depthwise" in plan.note or p.sh > 1  # bwd_d of a strided problem runs at stride 1
-    # narrow strided planes of pure depthwise run vectorised over channels, the rest row by row
+    # same-padded pure depthwise runs over whole planes; other narrow strided planes of pure
+    # depthwise vectorised over channels; the rest row by row
     kind = convbench.get_backend("direct_numba")._layout(p)["kind"]
-    assert kind == ("depthwise_cb" if icg == ocg == 1 and s > 1 and p.ow < depthwise.LANES else "depthwise")
+    pure = icg == ocg == 1
+    if pure and p.ow == -(-p.iw // s) and not (s == 2 and p.ow in depthwise.FLAT_SLOW_S2):
+        assert kind == "depthwise_flat"
+    else:
+        assert kind == ("depthwise_cb" if pure and s > 1 and p.ow < depthwise.LANES else "depthwise")
+
+
+@pytest.mark.parametrize("k,s", depthwise.SHAPES)
+@pytest.mark.parametrize("ih,iw,ph,dtype", [(7, 7, None, "float32"), (13, 9, None, "float32"), (12, 12, 0, "float64"),
+                                            (5, 6, 3, "float32")])
+def test_whole_plane_depthwise_kernel_matches_the_reference(k, s, ih, iw, ph, dtype):
+    """Every stride phase, odd and even planes (the last phase row or column short), rows
+    read above and below the plane (ph from 0 to past the kernel) and both column masks, in
+    both directions (bwd_d of a stride-1 problem runs the same kernel)."""
+    pw = k // 2 if s == 1 else (k - 1) // 2
+    p = ConvProblem(mb=2, ic=5, oc=5, g=5, ih=ih, iw=iw, kh=k, kw=k, sh=s, sw=s,
+                    ph=k // 2 if ph is None else ph, pw=pw, dtype=dtype)
+    assert p.ow == -(-iw // s) and depthwise.flat_fits(p), p.label
+    rng = np.random.default_rng(k * 1000 + s * 100 + ih * 10 + iw)
+    w = rng.standard_normal(p.weight_shape)
+    ref_b = convbench.get_backend("reference")
+    for q in ([p, p.replace(direction="bwd_d")] if s == 1 else [p]):
+        x = rng.standard_normal(q.input_shape if q.direction == "fwd" else p.output_shape)
+        b = convbench.get_backend("direct_numba")
+        plan = b.prepare(q, w.astype(dtype))
+        assert "depthwise_flat" in plan.note
+        y = b.run(plan, x.astype(dtype))
+        ref = ref_b.run(ref_b.prepare(q, w), x)
+        assert y.shape == ref.shape and y.dtype == np.dtype(dtype)
+        err = np.abs(y - ref).max() / np.abs(ref).max()
+        assert err < (1e-5 if dtype == "float32" else 1e-12), (q.label, q.direction, err)
+        # the scratch's zero border survives a run: a second run on other data is exact too
+        x2 = rng.standard_normal(x.shape)
+        ref2 = ref_b.run(ref_b.prepare(q, w), x2)
+        err2 = np.abs(b.run(plan, x2.astype(dtype)) - ref2).max() / np.abs(ref2).max()
+        assert err2 < (1e-5 if dtype == "float32" else 1e-12), (q.label, q.direction, err2)
+
+
+def test_whole_plane_kernel_accounts_for_its_masks_and_scratch():
+    """The masks' multiplies are executed FLOPs and the phase planes workspace."""
+    p = ConvProblem.parse("g8mb1ic8ih14oc8kh3sh2ph1")
+    assert depthwise.flat_fits(p)
+    est = convbench.get_backend("direct_numba").estimate(p)
+    g = depthwise.flat_geometry(p)
+    assert g["dxs"] == [-1] and g["wq"] == p.ow == 7
+    dense = 2 * 8 * 9 * 7 * 7
+    assert est.flops_executed == dense + 8 * 49 * 1
+    assert est.workspace_bytes >= 4 * g["seg"] * 4
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 cores")
-# the row kernel at stride 2 with two output channels per group, and the channel-blocked kernel
+# the row kernel at stride 2 with two output channels per group, the channel-blocked kernel and
+# the whole-plane kernel
 # (numba's parallel builds are not cached on disk: each compiles for seconds)
-@pytest.mark.parametrize("d", ["g5mb3ic5ih9oc10kh3sh2ph1", "g19mb3ic19ih13oc19kh3sh2ph1"])
+@pytest.mark.parametrize("d", ["g5mb3ic5ih9oc10kh3sh2ph1", "g19mb3ic19ih13oc19kh3sh2ph1", "g7mb3ic7ih9oc7kh3ph1"])
 def test_parallel_depthwise_kernels_split_jobs_unevenly(d, monkeypatch):
     from convbench import threads
     from convbench.backends import direct_numba

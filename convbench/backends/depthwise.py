@@ -14,9 +14,12 @@ a 7x7 or 14x14 plane's work (MobileNetV2 b12-b17: 1.2-1.5x faster without it, me
 
 from __future__ import annotations
 
+import numpy as np
+
 from .codegen import load_generated
 
-__all__ = ["SHAPES", "depthwise_kernel", "fits", "blocked_fits", "LANES", "BLOCKED_BELOW"]
+__all__ = ["SHAPES", "depthwise_kernel", "fits", "blocked_fits", "flat_fits", "flat_geometry", "flat_masks",
+           "LANES", "BLOCKED_BELOW"]
 
 #: (kernel, stride) pairs with a generated kernel (dilation 1)
 SHAPES = ((3, 1), (3, 2), (5, 1), (5, 2))
@@ -42,6 +45,13 @@ def _header(parallel: bool) -> list[str]:
     deco = "@njit(parallel=True, fastmath=True, nogil=True)" if parallel else \
         "@njit(fastmath=True, cache=True, nogil=True)"
     return ["import numpy as np", "from numba import njit, prange", "", deco]
+
+
+def _tap_weights(a, k: int, index: str, indent: int) -> None:
+    """Emit one scalar per tap, ``w{ky}_{kx} = w[index, ky, kx]``, read once per channel."""
+    for ky in range(k):
+        for kx in range(k):
+            a(" " * indent + f"w{ky}_{kx} = w[{index}, {ky}, {kx}]")
 
 
 def _source(k: int, s: int, parallel: bool, ph: int = 0, pw: int = 0) -> str:
@@ -89,9 +99,7 @@ def _source(k: int, s: int, parallel: bool, ph: int = 0, pw: int = 0) -> str:
     a("        for m in range(ocg):")
     a("            o = gi * ocg + m")
     a("            for c in range(icg):")
-    for ky in range(k):
-        for kx in range(k):
-            a(f"                w{ky}_{kx} = w[o, c, {ky}, {kx}]")
+    _tap_weights(a, k, "o, c", 16)
     a("                for y in range(oh):")
     a(f"                    y0 = y * {s}")
     terms = " + ".join(f"w{ky}_{kx} * buf[c, {kx % s}, y0 + {ky}, j + {kx // s}]"
@@ -156,7 +164,122 @@ def _source_blocked(k: int, s: int, parallel: bool, ph: int, pw: int) -> str:
     return "\n".join(L) + "\n"
 
 
+def flat_geometry(p) -> dict:
+    """The whole-plane kernel's buffer geometry for ``p`` (:func:`flat_fits`): the input plane is
+    split into ``s*s`` stride phases (``phase[qr, qc][r, t] = x[s*r + qr, s*t + qc]``), each
+    ``hq x wq`` with ``wq == ow``, stored one after another in segments of ``seg`` values with
+    ``lead`` zeros before the plane and enough after it. Tap ``(ky, kx)`` of output ``o = y*ow + j``
+    then reads phase ``((ky - ph) % s, (kx - pw) % s)`` at ``o + dy*wq + dx`` with
+    ``dy, dx = (ky - ph) // s, (kx - pw) // s``: one offset per tap for the whole plane. A read
+    of row ``-1`` or ``hq`` lands in the zeros; a read of column ``-1`` or ``wq`` wraps into the
+    neighbouring row, which the tap's column mask zeroes (those are padding positions, because
+    ``s*wq >= iw``)."""
+    s, k = p.sh, p.kh
+    hq, wq = -(-p.ih // s), -(-p.iw // s)
+    taps = []
+    for ky in range(k):
+        dy, qr = divmod(ky - p.ph, s)
+        for kx in range(k):
+            dx, qc = divmod(kx - p.pw, s)
+            taps.append((ky, kx, qr, qc, dy, dx))
+    dys, dxs = [t[4] for t in taps], [t[5] for t in taps]
+    lead = max(0, -min(dys)) * wq + max(0, -min(dxs))
+    last = (p.oh - 1 + max(dys)) * wq + p.ow - 1 + max(dxs)  # the largest read past the lead
+    seg = lead + hq * wq + max(0, last - (hq * wq - 1))
+    return dict(hq=hq, wq=wq, taps=taps, lead=lead, seg=seg, dxs=sorted({d for d in dxs if d != 0}))
+
+
+#: stride-2 phase rows in this range (one 16-lane vector and a long scalar remainder) split
+#: slower in the whole-plane kernel than the row kernel: MobileNetV2 b4.dw (56 -> 28) 163 us
+#: against 137-145 us, measured interleaved at 1 thread; 7-14 and 56 wide gain (b14 173 -> 40,
+#: b7 99 -> 54, b2 305 -> 224 us)
+FLAT_SLOW_S2 = range(17, 32)
+
+
+def flat_fits(p) -> bool:
+    """True when ``p`` runs the whole-plane kernel: pure depthwise with ``ow == ceil(iw / s)``
+    (the "same" padding of every MobileNet-style layer), outside :data:`FLAT_SLOW_S2`."""
+    return (fits(p) and p.icg == 1 and p.ocg == 1 and p.ow == -(-p.iw // p.sw)
+            and not (p.sw == 2 and p.ow in FLAT_SLOW_S2))
+
+
+def flat_masks(p, dtype) -> np.ndarray:
+    """``(max(1, len(dxs)), oh*ow)`` column masks of the whole-plane kernel: row ``i`` is 1 where
+    output column ``j + dxs[i]`` lies inside the phase plane, 0 where the read wrapped."""
+    g = flat_geometry(p)
+    j = np.arange(p.oh * p.ow) % p.ow
+    m = np.ones((max(1, len(g["dxs"])), p.oh * p.ow), dtype=dtype)
+    for i, dx in enumerate(g["dxs"]):
+        m[i] = (j + dx >= 0) & (j + dx < g["wq"])
+    return m
+
+
+#: a plane at least this large is copied in one loop (stride 1); a smaller one row by row
+#: (measured on 7x7: the one-loop copy never reached its vector body, 49 -> 29 us for b15-17)
+PLANE_COPY_MIN = 128
+
+
+def _source_flat(p, parallel: bool) -> str:
+    """Same-padded planes, vectorised over the whole output plane: each channel's plane is copied
+    (split into stride phases) into a zero-bordered scratch (:func:`flat_geometry`), then every
+    output of the plane is one fused multiply-add expression over the ``k*k`` taps at literal
+    offsets, column-wrapped taps multiplied by their mask, written straight into the NCHW
+    output. The loop runs over ``oh*ow`` values instead of ``ow``: a 7- or 14-wide row is
+    shorter than one unrolled vector body, so the row kernel ran those planes in scalar code."""
+    gm = flat_geometry(p)
+    s, k, ih, iw = p.sh, p.kh, p.ih, p.iw
+    wq, lead, seg = gm["wq"], gm["lead"], gm["seg"]
+    n = p.oh * p.ow
+    L = _header(parallel)
+    a = L.append
+    a("def kern(x, w, out, mask, nchunk):")
+    a("    mb, C = x.shape[0], x.shape[1]")
+    a("    xf = x.reshape(mb, C, -1)")
+    a("    of = out.reshape(mb, C, -1)")
+    a("    jobs = mb * C")
+    a("    for part in prange(nchunk):")
+    a(f"      buf = np.zeros({s * s * seg}, dtype=x.dtype)")
+    a("      for job in range(part * jobs // nchunk, (part + 1) * jobs // nchunk):")
+    a("        b = job // C")
+    a("        c = job - b * C")
+    _tap_weights(a, k, "c, 0", 8)
+    if s == 1 and ih * iw >= PLANE_COPY_MIN:
+        a(f"        for i in range({ih * iw}):")
+        a(f"            buf[i + {lead}] = xf[b, c, i]")
+    else:
+        full = iw // s
+        for qr in range(s):
+            rows = len(range(qr, ih, s))
+            a(f"        for rr in range({rows}):")
+            a(f"            r = rr * {s} + {qr}")
+            a(f"            base = {qr * s * seg + lead} + rr * {wq}")
+            # every column phase in one loop: an interleaved read LLVM vectorises with shuffles
+            a(f"            for t in range({full}):")
+            for qc in range(s):
+                a(f"                buf[base + {qc * seg} + t] = x[b, c, r, t * {s} + {qc}]")
+            for qc in range(iw - full * s):
+                a(f"            buf[base + {qc * seg + full}] = x[b, c, r, {full * s + qc}]")
+    groups = []
+    for di, dx in enumerate([0] + gm["dxs"]):
+        terms = " + ".join(f"w{ky}_{kx} * buf[i + {(qr * s + qc) * seg + lead + dy * wq + dx}]"
+                           for (ky, kx, qr, qc, dy, ddx) in gm["taps"] if ddx == dx)
+        groups.append(f"({terms})" if dx == 0 else f"mask[{di - 1}, i] * ({terms})")
+    a(f"        for i in range({n}):")
+    a(f"            of[b, c, i] = {' + '.join(groups)}")
+    return "\n".join(L) + "\n"
+
+
 _KERNELS: dict = {}
+
+
+def flat_kernel(p, parallel: bool):
+    """The compiled whole-plane kernel for ``p`` (:func:`flat_fits`), specialised to its shape
+    (serial builds cached on disk): ``kern(x, w, out, mask, nchunk)`` with ``mask`` from
+    :func:`flat_masks`; the (image, channel) jobs run in ``nchunk`` parts."""
+    key = ("flat", p.kh, p.sh, p.ph, p.pw, p.ih, p.iw, p.oh, p.ow, parallel)
+    if key not in _KERNELS:
+        _KERNELS[key] = load_generated("depthwise_flat", _source_flat(p, parallel))["kern"]
+    return _KERNELS[key]
 
 
 def depthwise_kernel(k: int, s: int, parallel: bool, ph: int, pw: int, blocked: bool = False):

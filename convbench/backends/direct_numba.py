@@ -27,6 +27,10 @@ is good for both a 64-channel ResNet layer and a one-channel image:
 ``depthwise`` (few channels per group, 3x3 or 5x5, stride 1 or 2)
     Generated kernels (:mod:`.depthwise`): every tap a contiguous run of an L2-resident
     stride-phase plane, all taps of a row fused in one vectorised expression.
+    ``depthwise_flat``: pure depthwise with "same" padding (every MobileNet layer), the same
+    expression over the whole output plane at once (edge columns masked), so 7- and 14-wide
+    planes run in vector code too; ``depthwise_cb``: narrow strided planes otherwise,
+    vectorised over 8 channels.
 
 ``rows`` (the other few-channels-per-group cases, single-channel images)
     Vectorised along an output row: for each tap, ``acc[j] += w * x[j*sw + ...]``,
@@ -343,6 +347,8 @@ class DirectState:
     zero: Any
     crop: tuple = ()
     wbuf: np.ndarray | None = None
+    #: ``depthwise_flat``: the column masks (:func:`.depthwise.flat_masks`)
+    mask: np.ndarray | None = None
 
 
 class DirectNumba(Backend):
@@ -368,6 +374,8 @@ class DirectNumba(Backend):
 
     def _layout(self, q: ConvProblem) -> dict:
         """Loop-nest choice and buffer geometry for forward problem ``q`` (shape only)."""
+        if depthwise.flat_fits(q):
+            return dict(kind="depthwise_flat")
         if depthwise.blocked_fits(q):
             return dict(kind="depthwise_cb")
         if depthwise.fits(q):
@@ -422,13 +430,20 @@ class DirectNumba(Backend):
             weights = np.ascontiguousarray(wg.reshape(q.g * ocg4, q.kd * q.kh, q.kw * q.icg))
         else:  # the plan owns its weights
             weights = np.array(wq, dtype=dt, order="C", copy=True).reshape(q.oc, q.icg, q.kd * q.kh, q.kw)
-        if lay["kind"] in ("depthwise", "depthwise_cb"):
+        mask = None
+        if lay["kind"] == "depthwise_flat":
+            kernel = depthwise.flat_kernel(q, parallel)
+            weights = weights.reshape(q.weight_shape)
+            mask = depthwise.flat_masks(q, dt)
+        elif lay["kind"] in ("depthwise", "depthwise_cb"):
             kernel = depthwise.depthwise_kernel(q.kh, q.sh, parallel, q.ph, q.pw, lay["kind"] == "depthwise_cb")
             weights = weights.reshape(q.weight_shape)
         else:
             kernel = KERNELS[(lay["kind"], parallel)]
+        if lay["kind"] == "depthwise_flat":  # the thread count is fixed for the plan's life
+            lay = {**lay, "nchunk": min(q.mb * q.g, numba.get_num_threads()) if parallel else 1}
         st = DirectState(q=q, layout=lay, kernel=kernel, parallel=parallel,
-                         weights=weights, zero=dt.type(0), crop=crop, **self._buffers(q, lay, dt))
+                         weights=weights, zero=dt.type(0), crop=crop, mask=mask, **self._buffers(q, lay, dt))
         # compile now (or load numba's on-disk cache), never inside a timed run
         if lay["kind"] == "nhwc":
             warm(q.dtype, parallel)
@@ -442,6 +457,9 @@ class DirectNumba(Backend):
             k = q.kh
             st.kernel(np.zeros((1, 1, k, k), dt), np.zeros((1, 1, k, k), dt), np.zeros((1, 1, 1, 1), dt),
                       1, 1, k + 2 * q.ph, -(-(k + 2 * q.pw) // q.sw), 1)
+        elif lay["kind"] == "depthwise_flat":  # specialised to the plane: compiled at its size
+            st.kernel(np.zeros((1, 1, q.ih, q.iw), dt), np.zeros((1, 1, q.kh, q.kw), dt),
+                      np.zeros((1, 1, q.oh, q.ow), dt), mask, 1)
         elif lay["kind"] == "depthwise_cb":
             k = q.kh
             st.kernel(np.zeros((1, 1, k, k), dt), np.zeros((1, 1, k, k), dt), np.zeros((1, 1, 1, 1), dt),
@@ -462,7 +480,7 @@ class DirectNumba(Backend):
             gf = lay["gfold"]
             return dict(xbuf=np.zeros((q.mb * gf, q.dp, q.hp, lay["cols"], q.ic // gf), dtype=dt),
                         obuf=None if direct else np.empty((q.mb, ocp, q.od * q.oh, lay["owp"]), dtype=dt))
-        if lay["kind"] in ("depthwise", "depthwise_cb"):  # per-run scratch inside the kernel
+        if lay["kind"] in ("depthwise", "depthwise_cb", "depthwise_flat"):  # per-run scratch inside the kernel
             return dict(xbuf=np.zeros(0, dtype=dt), obuf=None)
         return dict(xbuf=np.zeros((q.mb, q.ic, q.dp, q.hp, q.wp), dtype=dt), obuf=None)
 
@@ -498,6 +516,10 @@ class DirectNumba(Backend):
         if lay["kind"] == "depthwise_cb":
             out = np.empty(q.output_shape, dtype=dt)
             st.kernel(np.ascontiguousarray(x), st.weights, out, q.hp, q.wp, self._chunks(st))
+            return out
+        if lay["kind"] == "depthwise_flat":
+            out = np.empty(q.output_shape, dtype=dt)
+            st.kernel(np.ascontiguousarray(x), st.weights, out, st.mask, lay["nchunk"])
             return out
         fill_padded(volume(xb) if q.rank == 3 else xb.reshape(q.mb, q.ic, q.hp, q.wp), x, q)
         out = np.zeros((q.mb, q.oc, q.od * q.oh, q.ow), dtype=dt)
@@ -539,6 +561,10 @@ class DirectNumba(Backend):
             buf = q.mb * q.dp * q.hp * lay["cols"] * q.ic * it
             if q.g * lay["ocg4"] != q.oc or lay["owp"] != q.ow:
                 buf += q.mb * q.g * lay["ocg4"] * q.od * q.oh * lay["owp"] * it
+        elif lay["kind"] == "depthwise_flat":  # the masks' multiplies run too; phase planes per thread
+            g = depthwise.flat_geometry(q)
+            flops = float(dense_flops(q) + q.mb * q.oc * q.oh * q.ow * len(g["dxs"]))
+            buf = (q.sh * q.sw * g["seg"] * max(1, numba.get_num_threads()) + max(1, len(g["dxs"])) * q.oh * q.ow) * it
         elif lay["kind"] == "depthwise_cb":  # LANES channels of padded input and output per thread
             cb = -(-q.oc // depthwise.LANES) * depthwise.LANES
             flops = float(dense_flops(q)) * cb / q.oc

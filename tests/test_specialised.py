@@ -202,3 +202,38 @@ def test_chunk_extent_from_the_shape_matches_the_chunks(desc):
     ncols = max(nb * nz * nr * nc for _, nb, _, nz, _, nr, _, nc in ch)
     whole = len(ch) == p.mb and all(nb == 1 and nz == p.od and nr == p.oh for _, nb, _, nz, _, nr, _, _ in ch)
     assert im2col_blas._chunk_extent(p) == (ncols, whole)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(ic=3, oc=8, ih=20, iw=33, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1),            # MobileNet-style stem, odd width
+    dict(ic=3, oc=6, ih=21, iw=40, kh=7, kw=7, sh=2, sw=2, ph=3, pw=3),            # ResNet-style 7x7/2, a tail block
+    dict(ic=1, oc=5, ih=9, iw=18, kh=3, kw=5, sh=1, sw=1, ph=0, pw=2),             # grey image, stride 1, uneven kernel
+    dict(ic=4, oc=4, ih=17, iw=50, kh=5, kw=3, sh=3, sw=2, ph=2, pw=0),            # RGBA, unequal strides and paddings
+    dict(ic=2, oc=3, ih=12, iw=36, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1, oh=5, ow=16),  # benchdnn-style cropped output
+], ids=["3x3s2", "7x7s2", "grey", "rgba", "cropped"])
+def test_few_input_channel_kernel_matches_the_reference(kw):
+    """The generated stem kernel on every stride phase, paddings past the kernel's reach, output
+    channels not a multiple of its block, two images, both directions of the contract it serves
+    (bwd_d runs its stride-1 transposed equivalent, which has many channels and another nest)."""
+    from convbench.backends import stem
+    p = ConvProblem(mb=2, **kw)
+    assert stem.fits(p), p.label
+    plan = _check(p, np.random.default_rng(p.ic * 10 + p.kh), directions=("fwd",))
+    assert "loop nest: stem" in plan.note
+    est = convbench.get_backend("direct_numba").estimate(p)
+    assert est.flops_executed == 2 * p.mb * p.oc * p.ic * p.oh * p.ow * p.kh * p.kw
+    assert est.workspace_bytes == stem.geometry(p)["size"] * 4
+
+
+def test_few_input_channel_kernel_in_float64_and_narrow_rows_elsewhere():
+    from convbench.backends import stem
+    p = ConvProblem(mb=1, ic=3, oc=4, ih=16, iw=32, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1, dtype="float64")
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal(p.input_shape), rng.standard_normal(p.weight_shape)
+    b, ref_b = convbench.get_backend("direct_numba"), convbench.get_backend("reference")
+    y = b.run(b.prepare(p, w), x)
+    ref = ref_b.run(ref_b.prepare(p, w), x)
+    assert y.dtype == np.float64 and np.abs(y - ref).max() < 1e-12 * np.abs(ref).max()
+    # rows narrower than a vector, groups, or dilation keep the other nests
+    for q in (p.replace(iw=12), p.replace(ic=4, oc=4, g=2), p.replace(dh=1, dw=1)):
+        assert not stem.fits(q)

@@ -32,7 +32,12 @@ is good for both a 64-channel ResNet layer and a one-channel image:
     planes run in vector code too; ``depthwise_cb``: narrow strided planes otherwise,
     vectorised over 8 channels.
 
-``rows`` (the other few-channels-per-group cases, single-channel images)
+``stem`` (one to four input channels, no groups: RGB stems, grey images)
+    Generated kernels (:mod:`.stem`): the image split into stride phases once, then per block
+    of 4 output channels a vectorised loop along the output row with one accumulator per
+    channel, each tap's input vector loaded once for the 4 of them.
+
+``rows`` (the other few-channels-per-group cases)
     Vectorised along an output row: for each tap, ``acc[j] += w * x[j*sw + ...]``,
     four taps fused per pass over the row to cut the accumulator traffic four-fold.
 
@@ -53,7 +58,7 @@ import numpy as np
 
 from ..flops import dense_flops, prod
 from ..problem import ConvProblem
-from . import depthwise
+from . import depthwise, stem
 from .base import Backend, Capabilities, Estimate, Plan, fill_padded, volume
 from .layout import to_channels_last, warm
 
@@ -380,6 +385,8 @@ class DirectNumba(Backend):
             return dict(kind="depthwise_cb")
         if depthwise.fits(q):
             return dict(kind="depthwise", wq=-(-q.wp // q.sw))
+        if stem.fits(q):
+            return dict(kind="stem")
         contiguous = q.g == 1 and q.dw == 0
         nseg, seglen = (1, q.kw * q.ic) if contiguous else (q.kw, q.icg)
         ocg4 = _ceil_to(q.ocg, BLOCK)
@@ -435,6 +442,9 @@ class DirectNumba(Backend):
             kernel = depthwise.flat_kernel(q, parallel)
             weights = weights.reshape(q.weight_shape)
             mask = depthwise.flat_masks(q, dt)
+        elif lay["kind"] == "stem":
+            kernel = stem.stem_kernel(q, parallel)
+            weights = weights.reshape(q.weight_shape)
         elif lay["kind"] in ("depthwise", "depthwise_cb"):
             kernel = depthwise.depthwise_kernel(q.kh, q.sh, parallel, q.ph, q.pw, lay["kind"] == "depthwise_cb")
             weights = weights.reshape(q.weight_shape)
@@ -457,6 +467,8 @@ class DirectNumba(Backend):
             k = q.kh
             st.kernel(np.zeros((1, 1, k, k), dt), np.zeros((1, 1, k, k), dt), np.zeros((1, 1, 1, 1), dt),
                       1, 1, k + 2 * q.ph, -(-(k + 2 * q.pw) // q.sw), 1)
+        elif lay["kind"] == "stem":  # specialised to the shape: compiled at its size
+            st.kernel(np.zeros((1,) + q.input_shape[1:], dt), weights, np.zeros((1,) + q.output_shape[1:], dt), st.xbuf)
         elif lay["kind"] == "depthwise_flat":  # specialised to the plane: compiled at its size
             st.kernel(np.zeros((1, 1, q.ih, q.iw), dt), np.zeros((1, 1, q.kh, q.kw), dt),
                       np.zeros((1, 1, q.oh, q.ow), dt), mask, 1)
@@ -480,6 +492,8 @@ class DirectNumba(Backend):
             gf = lay["gfold"]
             return dict(xbuf=np.zeros((q.mb * gf, q.dp, q.hp, lay["cols"], q.ic // gf), dtype=dt),
                         obuf=None if direct else np.empty((q.mb, ocp, q.od * q.oh, lay["owp"]), dtype=dt))
+        if lay["kind"] == "stem":  # the stride phases of one image; their zero border is never written
+            return dict(xbuf=np.zeros(stem.geometry(q)["size"], dtype=dt), obuf=None)
         if lay["kind"] in ("depthwise", "depthwise_cb", "depthwise_flat"):  # per-run scratch inside the kernel
             return dict(xbuf=np.zeros(0, dtype=dt), obuf=None)
         return dict(xbuf=np.zeros((q.mb, q.ic, q.dp, q.hp, q.wp), dtype=dt), obuf=None)
@@ -516,6 +530,10 @@ class DirectNumba(Backend):
         if lay["kind"] == "depthwise_cb":
             out = np.empty(q.output_shape, dtype=dt)
             st.kernel(np.ascontiguousarray(x), st.weights, out, q.hp, q.wp, self._chunks(st))
+            return out
+        if lay["kind"] == "stem":
+            out = np.empty(q.output_shape, dtype=dt)
+            st.kernel(np.ascontiguousarray(x), st.weights, out, st.xbuf)
             return out
         if lay["kind"] == "depthwise_flat":
             out = np.empty(q.output_shape, dtype=dt)
@@ -561,6 +579,9 @@ class DirectNumba(Backend):
             buf = q.mb * q.dp * q.hp * lay["cols"] * q.ic * it
             if q.g * lay["ocg4"] != q.oc or lay["owp"] != q.ow:
                 buf += q.mb * q.g * lay["ocg4"] * q.od * q.oh * lay["owp"] * it
+        elif lay["kind"] == "stem":  # exactly the taps inside the input or its padding
+            flops = float(dense_flops(q))
+            buf = stem.geometry(q)["size"] * it
         elif lay["kind"] == "depthwise_flat":  # the masks' multiplies run too; phase planes per thread
             g = depthwise.flat_geometry(q)
             flops = float(dense_flops(q) + q.mb * q.oc * q.oh * q.ow * len(g["dxs"]))

@@ -315,3 +315,15 @@ def test_features_count_every_axis_and_name_the_rank():
     assert f3[at["log_taps"]] == pytest.approx(np.log2(27)) and f3[at["log_od"]] == pytest.approx(3)
     assert f1[at["rank"]] == 1 and f1[at["log_taps"]] == pytest.approx(np.log2(5)) and f1[at["stride"]] == 2
     assert f1[at["kh"]] == 1 and f1[at["log_in_px"]] == pytest.approx(6)
+
+
+def test_builtin_rules_for_stems_and_large_depthwise_kernels():
+    """The rules follow what was measured (issue 28): stems and small image filters run
+    direct_numba's generated stem kernel forward; a 15x15 depthwise blur goes to the FFT."""
+    stem3 = ConvProblem(mb=1, ic=3, oc=32, ih=224, iw=224, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1)
+    assert builtin_rule(stem3) == "direct_numba"
+    assert builtin_rule(stem3.replace(direction="bwd_d")) == "im2col_blas"  # its transposed form has 32 channels
+    assert builtin_rule(stem3.replace(kh=7, kw=7, ph=3, pw=3)) == "im2col_blas"  # 49 taps: either way, measured
+    blur = ConvProblem(mb=1, ic=3, oc=3, g=3, ih=256, iw=256, kh=15, kw=15, ph=7, pw=7)
+    assert builtin_rule(blur) == "fft_pyfftw"
+    assert builtin_rule(blur.replace(kh=3, kw=3, ph=1, pw=1)) == "direct_numba"

@@ -98,18 +98,19 @@ def test_whole_plane_kernel_accounts_for_its_masks_and_scratch():
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 cores")
-# the row kernel at stride 2 with two output channels per group, the channel-blocked kernel and
-# the whole-plane kernel
+# the row kernel at stride 2 with two output channels per group, the channel-blocked kernel, the
+# whole-plane kernel and the stem kernel (9 output channels: two blocks of 4 in parallel and a tail)
 # (numba's parallel builds are not cached on disk: each compiles for seconds)
-@pytest.mark.parametrize("d", ["g5mb3ic5ih9oc10kh3sh2ph1", "g19mb3ic19ih13oc19kh3sh2ph1", "g7mb3ic7ih9oc7kh3ph1"])
-def test_parallel_depthwise_kernels_split_jobs_unevenly(d, monkeypatch):
+@pytest.mark.parametrize("d,kind", [("g5mb3ic5ih9oc10kh3sh2ph1", "depthwise"), ("g19mb3ic19ih13oc19kh3sh2", "depthwise_cb"),
+                                    ("g7mb3ic7ih9oc7kh3ph1", "depthwise_flat"), ("mb2ic3ih12iw34oc9kh3kw3sh2sw2ph1pw1", "stem")])
+def test_parallel_generated_kernels_split_jobs_unevenly(d, kind, monkeypatch):
     from convbench import threads
     from convbench.backends import direct_numba
     monkeypatch.setattr(direct_numba, "PARALLEL_MIN_FLOPS", 0)
     threads.set_threads(2)
     try:
         plan = _check(ConvProblem.parse(d), np.random.default_rng(3), directions=("fwd",))
-        assert "parallel" in plan.note and "depthwise" in plan.note
+        assert "parallel" in plan.note and f"loop nest: {kind}," in plan.note
     finally:
         threads.set_threads(1)
 

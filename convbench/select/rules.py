@@ -7,7 +7,10 @@ Built-in rules (from the default sweep's winner map on the project's 2-core mach
 problem                                                   backend
 ========================================================  ==================
 pooling                                                   ``pool_numba``
-depthwise (one input channel per group)                   ``direct_numba``
+depthwise (one input channel per group), unless the       ``direct_numba``
+kernel area is >= 49 at stride 1
+forward, 1-4 input channels, no groups, up to 25 taps     ``direct_numba``
+(stems, image filters: its generated ``stem`` kernel)
 3 taps per axis, stride 1, no dilation, >= 8 ch per group ``winograd_f4x3``
 kernel area or volume >= 49 (7x7, 4x4x4 up), stride 1     ``fft_pyfftw``
 everything else (1x1 included: a plain GEMM)              ``im2col_blas``
@@ -19,6 +22,7 @@ next candidate that can, in the order ``im2col_blas``, ``direct_numba``, ``refer
 
 from __future__ import annotations
 
+from ..backends import stem
 from ..flops import prod
 
 __all__ = ["builtin_rule", "nnpack_rule", "FALLBACK_ORDER"]
@@ -30,10 +34,16 @@ def builtin_rule(p) -> str:
     """The built-in rules' backend for ``p`` (before capability checks)."""
     if p.kind == "pool":
         return "pool_numba"
-    if p.icg == 1 and p.g > 1:
-        return "direct_numba"
     k = p.own("k")
     unit = all(s == 1 for s in p.own("s"))
+    # measured on the unseen layers (issue 28): a 15x15 depthwise blur took 16.2 ms in
+    # direct_numba and 0.9 ms in fft_pyfftw; 3x3/2 stems 479-663 us in direct_numba's stem
+    # kernel against 704-787 us in im2col_blas, a 5x5 grey filter 208 against 1100 us, while
+    # 7x7/2 stems went either way (3596 against 4214 us for GoogLeNet's, the other way for ResNet's)
+    if p.icg == 1 and p.g > 1 and not (prod(k) >= 49 and unit):
+        return "direct_numba"
+    if p.direction == "fwd" and stem.fits(p) and prod(k) <= 25:
+        return "direct_numba"
     plain = unit and not any(p.own("d"))
     if all(v == 3 for v in k) and plain and p.icg >= 8 and p.oc // p.g >= 8:
         return "winograd_f4x3"

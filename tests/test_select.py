@@ -327,3 +327,16 @@ def test_builtin_rules_for_stems_and_large_depthwise_kernels():
     blur = ConvProblem(mb=1, ic=3, oc=3, g=3, ih=256, iw=256, kh=15, kw=15, ph=7, pw=7)
     assert builtin_rule(blur) == "fft_pyfftw"
     assert builtin_rule(blur.replace(kh=3, kw=3, ph=1, pw=1)) == "direct_numba"
+
+
+def test_features_mark_same_padded_depthwise_and_few_input_channels():
+    """The two features that let a fitted model learn direct_numba's whole-plane depthwise and
+    stem kernels (held-out MobileNet-v2 regret 1.176 -> 1.090 with them, issue 28)."""
+    from convbench.select.features import FEATURES, features
+    at = {n: i for i, n in enumerate(FEATURES)}
+    dw = ConvProblem(mb=1, ic=576, oc=576, g=576, ih=14, iw=14, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1)
+    assert features(dw)[at["dw_same"]] == 1 and features(dw)[at["few_ic"]] == 0
+    assert features(dw.replace(ph=0, pw=0))[at["dw_same"]] == 0  # 6 wide, not ceil(14 / 2)
+    rgb = ConvProblem(mb=1, ic=3, oc=32, ih=224, iw=224, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1)
+    assert features(rgb)[at["few_ic"]] == 1 and features(rgb)[at["dw_same"]] == 0
+    assert features(rgb.replace(ic=8))[at["few_ic"]] == 0

@@ -99,10 +99,12 @@ def test_whole_plane_kernel_accounts_for_its_masks_and_scratch():
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 cores")
 # the row kernel at stride 2 with two output channels per group, the channel-blocked kernel, the
-# whole-plane kernel and the stem kernel (9 output channels: two blocks of 4 in parallel and a tail)
+# whole-plane kernel, the stem kernel (9 output channels: two blocks of 4 in parallel and a tail) and
+# the channel-blocked kernel (2 groups, a panel each with zero rows, 9-wide rows: a tile and a tail)
 # (numba's parallel builds are not cached on disk: each compiles for seconds)
 @pytest.mark.parametrize("d,kind", [("g5mb3ic5ih9oc10kh3sh2ph1", "depthwise"), ("g19mb3ic19ih13oc19kh3sh2", "depthwise_cb"),
-                                    ("g7mb3ic7ih9oc7kh3ph1", "depthwise_flat"), ("mb2ic3ih12iw34oc9kh3kw3sh2sw2ph1pw1", "stem")])
+                                    ("g7mb3ic7ih9oc7kh3ph1", "depthwise_flat"), ("mb2ic3ih12iw34oc9kh3kw3sh2sw2ph1pw1", "stem"),
+                                    ("g2mb2ic32ih9iw11oc80kh3kw3sh2sw2ph1pw1", "blocked")])
 def test_parallel_generated_kernels_split_jobs_unevenly(d, kind, monkeypatch):
     from convbench import threads
     from convbench.backends import direct_numba
@@ -110,7 +112,7 @@ def test_parallel_generated_kernels_split_jobs_unevenly(d, kind, monkeypatch):
     threads.set_threads(2)
     try:
         plan = _check(ConvProblem.parse(d), np.random.default_rng(3), directions=("fwd",))
-        assert "parallel" in plan.note and f"loop nest: {kind}," in plan.note
+        assert "parallel" in plan.note and plan.note.split(",")[0].split(" (")[0] == f"loop nest: {kind}"
     finally:
         threads.set_threads(1)
 
@@ -127,7 +129,8 @@ def test_problems_without_a_generated_kernel_keep_the_other_nests():
     b = convbench.get_backend("direct_numba")
     for p, kind in ((ConvProblem(mb=1, ic=4, oc=4, ih=9, iw=9, kh=3, kw=3, dh=1, dw=1, g=4), "rows"),
                     (ConvProblem(mb=1, ic=4, oc=4, ih=9, iw=9, kh=7, kw=7, g=4), "rows"),
-                    (ConvProblem(mb=1, ic=32, oc=32, ih=9, iw=9, kh=3, kw=3, g=2), "nhwc")):
+                    (ConvProblem(mb=1, ic=32, oc=8, ih=9, iw=9, kh=3, kw=3, g=2), "nhwc"),
+                    (ConvProblem(mb=1, ic=16, oc=16, id=5, ih=6, iw=6, kd=3, kh=3, kw=3, rank=3), "nhwc")):
         assert not depthwise.fits(p)
         assert f"loop nest: {kind}" in b.prepare(p, np.zeros(p.weight_shape, np.float32)).note
 
@@ -177,7 +180,7 @@ def test_unfold_in_column_blocks_of_rows_longer_than_the_cache(kw, monkeypatch):
     np.testing.assert_array_equal(b.run(plan, np.asfortranarray(x)), b.run(plan, x))
 
 
-@pytest.mark.parametrize("kw", [dict(mb=2, ic=24, oc=16, ih=9, iw=10, kh=3, kw=3, ph=1, pw=1, g=2),
+@pytest.mark.parametrize("kw", [dict(mb=2, ic=24, oc=8, ih=9, iw=10, kh=3, kw=3, ph=1, pw=1, g=2),
                                 dict(mb=1, ic=24, oc=18, ih=11, iw=9, kh=3, kw=2, sh=2, sw=2, ph=1, g=3),
                                 dict(mb=1, ic=16, oc=8, ih=8, iw=12, kh=2, kw=4, dh=1, dw=1, g=2),
                                 dict(mb=1, ic=32, oc=32, id=5, ih=7, iw=6, kd=3, kh=3, kw=3, pd=1, ph=1, pw=1, g=8,
@@ -238,3 +241,57 @@ def test_few_input_channel_kernel_in_float64_and_narrow_rows_elsewhere():
     # rows narrower than a vector, groups, or dilation keep the other nests
     for q in (p.replace(iw=12), p.replace(ic=4, oc=4, g=2), p.replace(dh=1, dw=1)):
         assert not stem.fits(q)
+
+
+BLOCKED = [
+    dict(mb=2, ic=20, oc=40, ih=7, iw=9, kh=1, kw=1),                                  # 1x1 on x itself, panels of 48 + zero rows
+    dict(mb=1, ic=16, oc=24, ih=9, iw=11, kh=1, kw=1, sh=2, sw=2),                     # 1x1/2: one phase, tiles across rows
+    dict(mb=2, ic=16, oc=32, ih=13, iw=17, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1),         # 3x3/2, 9-wide rows: a tile and a tail
+    dict(mb=1, ic=32, oc=32, ih=10, iw=15, kh=3, kw=3, ph=1, pw=1, g=2),               # groups
+    dict(mb=1, ic=8, oc=16, ih=17, iw=19, kh=3, kw=3, sh=2, sw=1, ph=3, pw=0, dh=1, dw=2),  # dilated, padding past the kernel
+    dict(mb=1, ic=6, oc=9, ih=20, iw=23, kh=5, kw=3, sh=3, sw=2, ph=2, pw=1, oh=6, ow=10),  # cropped output, 3 phases
+    dict(mb=2, ic=16, oc=20, iw=50, kw=5, sw=2, pw=2, rank=1),                          # 1-D
+    dict(mb=1, ic=3, oc=16, ih=30, iw=29, kh=7, kw=7, sh=2, sw=2, ph=3, pw=3),          # an RGB 7x7/2 stem
+]
+
+
+@pytest.mark.parametrize("kw", BLOCKED, ids=["1x1", "1x1s2", "3x3s2-tail", "g2", "dilated", "cropped", "1d", "stem7x7"])
+@pytest.mark.parametrize("lanes", ["host", "avx2"])
+def test_channel_blocked_kernel_matches_the_reference(kw, lanes, monkeypatch):
+    """The channel-blocked kernel (layout ``blocked``) against the float64 reference: every
+    geometry it takes (x read in place, stride phases, tiles across rows or along them with
+    a tail, zero panel rows, groups, dilation, cropping, 1-D), in both directions of the
+    contract (bwd_d runs its forward equivalent, the stride-dilated input, the same kernel);
+    also built for 256-bit vectors and 16 registers, as on a machine without AVX-512."""
+    from convbench.backends import blocked
+    if lanes == "avx2":
+        monkeypatch.setattr(blocked, "vector_lanes", lambda itemsize: (32 // itemsize, 16))
+    p = ConvProblem(**kw)
+    assert blocked.fits(p), p.label
+    _check(p, np.random.default_rng(p.ic * 10 + p.kh))
+    assert "loop nest: blocked" in convbench.get_backend("direct_numba").prepare(p, np.zeros(p.weight_shape, np.float32)).note
+    g = blocked.geometry(p)
+    assert g["nr"] * g["mb_v"] + g["mb_v"] + 1 <= blocked.vector_lanes(4)[1]  # fits the register file
+    est = convbench.get_backend("direct_numba").estimate(p)
+    assert est.flops_executed == 2 * p.mb * p.g * g["npg"] * g["mr"] * g["k"] * p.oh * p.ow >= 2 * p.mb * p.oc * g["k"] * p.oh * p.ow
+
+
+def test_channel_blocked_kernel_in_float64_and_where_it_does_not_run():
+    from convbench.backends import blocked, stem
+    p = ConvProblem(mb=1, ic=12, oc=10, ih=11, iw=12, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1, dtype="float64")
+    rng = np.random.default_rng(8)
+    x, w = rng.standard_normal(p.input_shape), rng.standard_normal(p.weight_shape)
+    b, ref_b = convbench.get_backend("direct_numba"), convbench.get_backend("reference")
+    plan = b.prepare(p, w)
+    y = b.run(plan, x)
+    ref = ref_b.run(ref_b.prepare(p, w), x)
+    assert "blocked" in plan.note and y.dtype == np.float64 and np.abs(y - ref).max() < 1e-12 * np.abs(ref).max()
+    # a second run on new data: the phase scratch's border stayed zero
+    x2 = rng.standard_normal(p.input_shape)
+    assert np.abs(b.run(plan, x2) - ref_b.run(ref_b.prepare(p, w), x2)).max() < 1e-12 * np.abs(ref).max()
+    # too few channels per group, too short a reduction, 3-D: other nests; 3x3 RGB stems stay with the stem kernel
+    for q, kind in ((p.replace(oc=10, g=2, kh=2, kw=2), "nhwc"), (p.replace(ic=1, oc=16, iw=40), "stem"),
+                    (p.replace(ic=3, oc=32, iw=40), "stem"), (p.replace(ic=16, oc=16, g=16), "depthwise_flat")):
+        assert b._layout(q)["kind"] == kind, q.label
+    q = p.replace(ic=3, oc=32, iw=40, kh=7, kw=7, ph=3, pw=3)  # a 7x7 RGB stem: the blocked kernel is faster
+    assert stem.fits(q) and blocked.beats_stem(q) and b._layout(q)["kind"] == "blocked"

@@ -58,7 +58,7 @@ import numpy as np
 
 from ..flops import dense_flops, prod
 from ..problem import ConvProblem
-from . import depthwise, stem
+from . import blocked, depthwise, stem
 from .base import Backend, Capabilities, Estimate, Plan, fill_padded, volume
 from .layout import to_channels_last, warm
 
@@ -352,7 +352,8 @@ class DirectState:
     zero: Any
     crop: tuple = ()
     wbuf: np.ndarray | None = None
-    #: ``depthwise_flat``: the column masks (:func:`.depthwise.flat_masks`)
+    #: ``depthwise_flat``: the column masks (:func:`.depthwise.flat_masks`); ``blocked``: the
+    #: reduction offsets (:func:`.blocked.offsets`)
     mask: np.ndarray | None = None
 
 
@@ -385,6 +386,8 @@ class DirectNumba(Backend):
             return dict(kind="depthwise_cb")
         if depthwise.fits(q):
             return dict(kind="depthwise", wq=-(-q.wp // q.sw))
+        if blocked.chosen(q):
+            return dict(kind="blocked", **blocked.geometry(q))
         if stem.fits(q):
             return dict(kind="stem")
         contiguous = q.g == 1 and q.dw == 0
@@ -445,6 +448,10 @@ class DirectNumba(Backend):
         elif lay["kind"] == "stem":
             kernel = stem.stem_kernel(q, parallel)
             weights = weights.reshape(q.weight_shape)
+        elif lay["kind"] == "blocked":
+            kernel = blocked.blocked_kernel(q, lay, parallel)
+            weights = blocked.pack_weights(weights, q, lay)
+            mask = blocked.offsets(q, lay)
         elif lay["kind"] in ("depthwise", "depthwise_cb"):
             kernel = depthwise.depthwise_kernel(q.kh, q.sh, parallel, q.ph, q.pw, lay["kind"] == "depthwise_cb")
             weights = weights.reshape(q.weight_shape)
@@ -467,6 +474,9 @@ class DirectNumba(Backend):
             k = q.kh
             st.kernel(np.zeros((1, 1, k, k), dt), np.zeros((1, 1, k, k), dt), np.zeros((1, 1, 1, 1), dt),
                       1, 1, k + 2 * q.ph, -(-(k + 2 * q.pw) // q.sw), 1)
+        elif lay["kind"] == "blocked":  # specialised to the shape: compiled at its size
+            st.kernel(np.zeros((1, q.ic, q.ih, q.iw), dt), weights, mask, np.zeros((1, q.oc, q.oh, q.ow), dt),
+                      st.xbuf)
         elif lay["kind"] == "stem":  # specialised to the shape: compiled at its size
             st.kernel(np.zeros((1,) + q.input_shape[1:], dt), weights, np.zeros((1,) + q.output_shape[1:], dt), st.xbuf)
         elif lay["kind"] == "depthwise_flat":  # specialised to the plane: compiled at its size
@@ -480,6 +490,9 @@ class DirectNumba(Backend):
             st.kernel(np.zeros((1, 1, 1, 1), dt), np.zeros((1, 1, 1, 1), dt),
                       np.zeros((1, 1, 1, 1), dt), 1, 1, 1, 1, 1, 1, (1, 1, 1, 1, 1))
         folded = ", groups folded into images (a channels-last buffer each)" if lay.get("gfold", 1) > 1 else ""
+        if lay["kind"] == "blocked":
+            folded = (f" ({lay['mr']}-channel panels x {lay['nr']}-pixel tiles, reduction {lay['k']}, "
+                      + ("input read in place" if lay["direct"] else f"{len(lay['phases'])} stride phase(s)") + ")")
         return self.make_plan(p, st, note=f"loop nest: {lay['kind']}{folded}, {'parallel' if parallel else 'serial'}")
 
     # ------------------------------------------------------------------ the work
@@ -492,6 +505,8 @@ class DirectNumba(Backend):
             gf = lay["gfold"]
             return dict(xbuf=np.zeros((q.mb * gf, q.dp, q.hp, lay["cols"], q.ic // gf), dtype=dt),
                         obuf=None if direct else np.empty((q.mb, ocp, q.od * q.oh, lay["owp"]), dtype=dt))
+        if lay["kind"] == "blocked":  # the stride phases of one image; their zero border is never written
+            return dict(xbuf=np.zeros(max(1, lay["scratch"]), dtype=dt), obuf=None)
         if lay["kind"] == "stem":  # the stride phases of one image; their zero border is never written
             return dict(xbuf=np.zeros(stem.geometry(q)["size"], dtype=dt), obuf=None)
         if lay["kind"] in ("depthwise", "depthwise_cb", "depthwise_flat"):  # per-run scratch inside the kernel
@@ -534,6 +549,11 @@ class DirectNumba(Backend):
         if lay["kind"] == "stem":
             out = np.empty(q.output_shape, dtype=dt)
             st.kernel(np.ascontiguousarray(x), st.weights, out, st.xbuf)
+            return out
+        if lay["kind"] == "blocked":
+            out = np.empty(q.output_shape, dtype=dt)
+            st.kernel(np.ascontiguousarray(x).reshape(q.mb, q.ic, q.ih, q.iw), st.weights, st.mask,
+                      out.reshape(q.mb, q.oc, q.oh, q.ow), st.xbuf)
             return out
         if lay["kind"] == "depthwise_flat":
             out = np.empty(q.output_shape, dtype=dt)
@@ -582,6 +602,10 @@ class DirectNumba(Backend):
         elif lay["kind"] == "stem":  # exactly the taps inside the input or its padding
             flops = float(dense_flops(q))
             buf = stem.geometry(q)["size"] * it
+        elif lay["kind"] == "blocked":  # zero rows of the last panel per group run too
+            flops = float(2 * q.mb * q.g * lay["npg"] * lay["mr"] * lay["k"] * q.oh * q.ow)
+            buf = (lay["scratch"] + q.g * lay["npg"] * lay["mr"] * lay["k"]
+                   + lay["nr"] * lay["mr"] * max(1, numba.get_num_threads())) * it + lay["k"] * 8
         elif lay["kind"] == "depthwise_flat":  # the masks' multiplies run too; phase planes per thread
             g = depthwise.flat_geometry(q)
             flops = float(dense_flops(q) + q.mb * q.oc * q.oh * q.ow * len(g["dxs"]))

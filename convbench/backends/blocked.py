@@ -1,0 +1,285 @@
+"""Channel-blocked direct convolution for ``direct_numba`` (layout ``blocked``): output
+channels in vector registers, the way MLAS's NCHWc and oneDNN's nChw16c kernels run.
+
+The weights are packed at prepare into panels of ``MR`` output channels (``MR`` a multiple of
+the vector width, zero rows past a group's last channel): panel ``p`` holds, for every
+reduction index ``k = c*taps + t`` (input channel ``c`` of the group, tap ``t``), the ``MR``
+weights of its channels contiguously. A micro-kernel computes ``NR`` consecutive output pixels
+x ``MR`` channels in ``NR * MR / lanes`` vector accumulators that stay in registers for the
+whole reduction: per ``k`` it loads ``MR / lanes`` weight vectors and broadcasts ``NR`` input
+values, ``NR * MR / lanes`` fused multiply-adds. Input value ``k`` of pixel ``j`` is read at
+``xbase + xtab[k] + j``, a table of offsets made at prepare: for a 1x1 convolution at stride
+1 the offsets of the input channels' planes in ``x`` itself; otherwise of the taps in a scratch
+holding each channel's zero-bordered stride phases (``phase[c, qy, qx][r, t] =
+xpad[c, s*r + qy, s*t + qx]``, filled every run and timed with it, as MLAS's input reorder
+is), where every tap of an output row is one contiguous run at a fixed offset. So strided,
+padded and dilated problems need no unfolded copy: the table is Dukhan's indirection buffer
+with one entry per reduction index instead of one per pixel and tap.
+
+The micro-kernel is LLVM vector IR emitted through a numba intrinsic (``llvm.fma`` on
+``<lanes x float>``): written as numba loops, with the accumulators in an array or in
+scalars, LLVM kept them in memory or vectorised the reduction the wrong way (6-15 GFLOP/s
+measured); the intrinsic runs a 2048x512 by 512x49 product at 112 GFLOP/s, 96% of this
+machine's FMA peak, against OpenBLAS's 91 (SkylakeX kernels, one thread).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .codegen import load_generated
+
+__all__ = ["beats_stem", "chosen", "fits", "geometry", "blocked_kernel", "pack_weights", "offsets", "vector_lanes"]
+
+#: output pixels per micro-tile (every ResNet/MobileNet/VGG plane width is a multiple of 7)
+NR = 7
+#: at least this many reduction values (input channels x taps) per group
+MIN_K = 16
+#: at least this many output channels per group (fewer: the panel is mostly zero rows)
+MIN_OCG = 8
+
+
+@lru_cache(maxsize=None)
+def vector_lanes(itemsize: int) -> tuple[int, int]:
+    """``(lanes, registers)`` of the host's widest float vectors: 512-bit with AVX-512F (32
+    registers), else 256-bit (16)."""
+    import llvmlite.binding as llvm
+    feats = llvm.get_host_cpu_features()
+    wide = bool(feats.get("avx512f", False))
+    return (64 if wide else 32) // itemsize, (32 if wide else 16)
+
+
+def _panel(ocg: int, itemsize: int) -> tuple[int, int]:
+    """``(vectors per panel, NR)`` for ``ocg`` output channels a group: the widest panel whose
+    zero rows are fewest, within the register file (accumulators + weights + a broadcast)."""
+    lanes, regs = vector_lanes(itemsize)
+    best = None
+    for mb in (3, 2, 1):
+        nr = NR
+        while nr * mb + mb + 1 > regs and nr > 1:
+            nr -= 1
+        if nr * mb + mb + 1 > regs:
+            continue
+        mr = mb * lanes
+        waste = -(-ocg // mr) * mr - ocg
+        if best is None or waste < best[0]:
+            best = (waste, mb, nr)
+    return best[1], best[2]
+
+
+def fits(p) -> bool:
+    """True when forward problem ``p`` runs the channel-blocked kernel: 1-D or 2-D, enough
+    channels per group to fill a panel and a reduction long enough to amortise a tile."""
+    return (p.rank <= 2 and p.icg * p.kh * p.kw >= MIN_K and p.ocg >= MIN_OCG
+            and p.dtype in ("float32", "float64"))
+
+
+def beats_stem(p) -> bool:
+    """True when the blocked kernel should run a few-input-channel problem that :mod:`.stem`
+    also fits: a reduction of at least 48 (7x7 on one channel, 5x5 or 7x7 on RGB) and 16 output
+    channels. Measured interleaved, 1 thread, SkylakeX kernels, stem/blocked time: 7x7/2 RGB ->
+    64 at 224 px 1.64, 5x5 RGB -> 32 1.33, 7x7 grey -> 16 at 1024 px 1.32; but 3x3/2 RGB -> 32
+    0.69, 3x3 RGB -> 64 0.75, 5x5 grey -> 16 0.92, 7x7 grey -> 8 0.75 (half the panel zero)."""
+    return p.icg * p.kh * p.kw >= 48 and p.ocg >= 16
+
+
+def chosen(p) -> bool:
+    """True when ``direct_numba`` runs forward problem ``p`` with this kernel (the depthwise
+    kernels take pure depthwise problems first: they never reach :data:`MIN_OCG`)."""
+    from . import stem
+    return fits(p) and (not stem.fits(p) or beats_stem(p))
+
+
+def geometry(p) -> dict:
+    """The plan's shape facts for forward problem ``p``.
+
+    ``direct``: a 1x1 stride-1 unpadded problem reads ``x`` itself; ``phases``: the stride
+    phases the taps use, in scratch order; ``hq x wq``: a phase plane; ``rows x width``: the
+    output as the tiles see it (one row of ``oh*ow`` pixels when ``wq == ow``, so tiles run
+    across rows); ``mb_v``: vectors per panel; ``mr``: channels per panel; ``npg``: panels per
+    group; ``k``: reduction length.
+    """
+    it = np.dtype(p.dtype).itemsize
+    lanes, _ = vector_lanes(it)
+    mbv, nr = _panel(p.ocg, it)
+    mr = mbv * lanes
+    dy, dx = p.dh + 1, p.dw + 1
+    taps = [(ky, kx) for ky in range(p.kh) for kx in range(p.kw)]
+    direct = (p.kh == p.kw == 1 and p.sh == p.sw == 1 and p.ph == p.pw == 0 and p.oh == p.ih and p.ow == p.iw)
+    hq = p.oh + (p.ext_h - 1) // p.sh
+    wq = p.ow + (p.ext_w - 1) // p.sw
+    phases = sorted({((ky * dy) % p.sh, (kx * dx) % p.sw) for ky, kx in taps})
+    if direct:
+        hq, wq, phases = p.ih, p.iw, [(0, 0)]
+    flat = wq == p.ow
+    rows, width = (1, p.oh * p.ow) if flat else (p.oh, p.ow)
+    cstride = len(phases) * hq * wq
+    return dict(direct=direct, phases=phases, hq=hq, wq=wq, rows=rows, width=width, pitch=wq, mb_v=mbv,
+                nr=nr, mr=mr, npg=-(-p.ocg // mr), k=p.icg * len(taps), cstride=cstride, taps=taps,
+                scratch=0 if direct else p.ic * cstride)
+
+
+def pack_weights(w: np.ndarray, p, g: dict) -> np.ndarray:
+    """``(oc, icg, kh, kw)`` weights as panels: ``[group, panel, k, MR]`` flattened, zero rows
+    past each group's last channel."""
+    mr, npg, k = g["mr"], g["npg"], g["k"]
+    wg = np.zeros((p.g, npg * mr, k), dtype=w.dtype)
+    wg[:, :p.ocg] = w.reshape(p.g, p.ocg, k)
+    return np.ascontiguousarray(wg.reshape(p.g, npg, mr, k).transpose(0, 1, 3, 2)).reshape(-1)
+
+
+def offsets(p, g: dict) -> np.ndarray:
+    """Offset of reduction index ``k = c*taps + t`` of group 0 from a tile's first pixel."""
+    dy, dx = p.dh + 1, p.dw + 1
+    if g["direct"]:
+        return np.arange(p.icg, dtype=np.int64) * (p.ih * p.iw)
+    plane = g["hq"] * g["wq"]
+    pidx = {ph: i for i, ph in enumerate(g["phases"])}
+    tab = [c * g["cstride"] + pidx[((ky * dy) % p.sh, (kx * dx) % p.sw)] * plane
+           + ((ky * dy) // p.sh) * g["wq"] + (kx * dx) // p.sw
+           for c in range(p.icg) for ky, kx in g["taps"]]
+    return np.asarray(tab, dtype=np.int64)
+
+
+@lru_cache(maxsize=None)
+def microkernel(nr: int, mbv: int, bits: int, lanes: int):
+    """The numba intrinsic ``mk(wp, wbase, xf, xtab, xbase, tile, n)``: for ``k < n``,
+    ``acc[j] += wp[wbase + k*MR : +MR] * xf[xbase + xtab[k] + j]`` for ``j < nr``, the
+    ``nr x MR`` accumulators in registers; then ``tile[j*MR + m] = acc[j][m]``."""
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    ft = ir.FloatType() if bits == 32 else ir.DoubleType()
+    vt = ir.VectorType(ft, lanes)
+    i64 = ir.IntType(64)
+    mr = mbv * lanes
+    name = f"llvm.fma.v{lanes}f{bits}"
+
+    @intrinsic
+    def mk(typingctx, wp, wbase, xf, xtab, xbase, tile, n):
+        sig = types.void(wp, wbase, xf, xtab, xbase, tile, n)
+
+        def codegen(context, builder, signature, args):
+            wpa, wb, xa, xta, xb, ta, cnt = args
+
+            def data(i, v):
+                return context.make_array(signature.args[i])(context, builder, v).data
+
+            wptr, xptr, xtp, tptr = data(0, wpa), data(2, xa), data(3, xta), data(5, ta)
+            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt, vt]), name)
+            zero = ir.Constant(vt, [0.0] * lanes)
+            undef = ir.Constant(vt, ir.Undefined)
+            splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+            # allocas never escape: SROA/mem2reg turn them into registers
+            acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(mbv)] for _ in range(nr)]
+            with cgutils.for_range(builder, cnt) as loop:
+                k = loop.index
+                wv0 = builder.bitcast(builder.gep(wptr, [builder.add(wb, builder.mul(k, ir.Constant(i64, mr)))]),
+                                      vt.as_pointer())
+                wv = [builder.load(builder.gep(wv0, [ir.Constant(i64, b)]), align=bits // 8) for b in range(mbv)]
+                xo = builder.add(builder.load(builder.gep(xtp, [k])), xb)
+                for j in range(nr):
+                    s = builder.load(builder.gep(xptr, [builder.add(xo, ir.Constant(i64, j))]))
+                    bc = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(ir.IntType(32), 0)),
+                                                undef, splat)
+                    for b in range(mbv):
+                        builder.store(builder.call(fma, [wv[b], bc, builder.load(acc[j][b])]), acc[j][b])
+            tv = builder.bitcast(tptr, vt.as_pointer())
+            for j in range(nr):
+                for b in range(mbv):
+                    builder.store(builder.load(acc[j][b]), builder.gep(tv, [ir.Constant(i64, j * mbv + b)]),
+                                  align=bits // 8)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return mk
+
+
+def _fill(a, p, g) -> None:
+    """Emit the copy of image ``n`` into its used stride phases (interior only: the scratch's
+    zero border is never written)."""
+    plane = g["hq"] * g["wq"]
+    for i, (qy, qx) in enumerate(g["phases"]):
+        r0 = max(0, -(-(p.ph - qy) // p.sh))
+        r1 = min(g["hq"], (p.ih - 1 + p.ph - qy) // p.sh + 1)
+        t0 = max(0, -(-(p.pw - qx) // p.sw))
+        t1 = min(g["wq"], (p.iw - 1 + p.pw - qx) // p.sw + 1)
+        if r1 <= r0 or t1 <= t0:
+            continue
+        a(f"        for c in range({p.ic}):")
+        a(f"            for r in range({r0}, {r1}):")
+        a(f"                ob = c * {g['cstride']} + {i * plane} + r * {g['wq']}")
+        a(f"                ib = c * {p.ih * p.iw} + (r * {p.sh} + {qy - p.ph}) * {p.iw} + {qx - p.pw}")
+        a(f"                for t in range({t0}, {t1}):")
+        a(f"                    xb[ob + t] = xn[ib + t * {p.sw}]")
+
+
+def _source(p, g: dict, parallel: bool) -> str:
+    """A driver specialised to ``p``'s geometry: per image, fill the phases, then per (group,
+    panel) in parallel, every micro-tile of every output row, each copied to NCHW output."""
+    it = np.dtype(p.dtype).itemsize
+    lanes, _ = vector_lanes(it)
+    nr, mbv, mr, npg, k = g["nr"], g["mb_v"], g["mr"], g["npg"], g["k"]
+    ohw = p.oh * p.ow
+    width, rows = g["width"], g["rows"]
+    full, tail = width // nr, width % nr
+    deco = "@njit(parallel=True, fastmath=True, nogil=True)" if parallel else \
+        "@njit(fastmath=True, cache=True, nogil=True)"
+    L = ["import numpy as np", "from numba import njit, prange",
+         "from convbench.backends.blocked import microkernel",
+         f"mk = microkernel({nr}, {mbv}, {it * 8}, {lanes})"]
+    if tail:
+        L.append(f"mkt = microkernel({tail}, {mbv}, {it * 8}, {lanes})")
+    L += ["", deco, "def kern(x, wp, xtab, out, xb):"]
+    a = L.append
+    a("    mb = x.shape[0]")
+    a("    of = out.reshape(-1)")
+    a("    for n in range(mb):")
+    a(f"        xn = x[n].reshape({p.ic * p.ih * p.iw})")
+    if g["direct"]:
+        a("        src = xn")
+        cst = p.ih * p.iw
+    else:
+        _fill(a, p, g)
+        a("        src = xb")
+        cst = g["cstride"]
+    a(f"        for pp in prange({p.g * npg}):")
+    a(f"            gi = pp // {npg}")
+    a(f"            m0 = (pp - gi * {npg}) * {mr}")
+    a(f"            nm = min({mr}, {p.ocg} - m0)")
+    a(f"            ob = n * {p.oc * ohw} + (gi * {p.ocg} + m0) * {ohw}")
+    a(f"            xg = gi * {p.icg * cst}")
+    a(f"            tile = np.empty({nr * mr}, dtype=wp.dtype)")
+    a(f"            for r in range({rows}):")
+    a(f"                for jt in range({full}):")
+    a(f"                    mk(wp, pp * {k * mr}, src, xtab, xg + r * {g['pitch']} + jt * {nr}, tile, {k})")
+    a(f"                    o0 = ob + r * {width} + jt * {nr}")
+    a("                    for m in range(nm):")
+    a(f"                        for j in range({nr}):")
+    a(f"                            of[o0 + m * {ohw} + j] = tile[j * {mr} + m]")
+    if tail:
+        a(f"                mkt(wp, pp * {k * mr}, src, xtab, xg + r * {g['pitch']} + {full * nr}, tile, {k})")
+        a(f"                o0 = ob + r * {width} + {full * nr}")
+        a("                for m in range(nm):")
+        a(f"                    for j in range({tail}):")
+        a(f"                        of[o0 + m * {ohw} + j] = tile[j * {mr} + m]")
+    return "\n".join(L) + "\n"
+
+
+_KERNELS: dict = {}
+
+
+def blocked_kernel(p, g: dict, parallel: bool):
+    """The compiled driver for forward problem ``p`` (:func:`fits`, :func:`geometry` ``g``),
+    specialised to its shape (serial builds cached on disk): ``kern(x, wp, xtab, out, xb)``
+    with ``x`` ``(mb, ic, ih, iw)``, ``out`` ``(mb, oc, oh, ow)`` and ``xb`` a zeroed scratch
+    of ``g["scratch"]`` values kept by the plan."""
+    src = _source(p, g, parallel)
+    if src not in _KERNELS:
+        _KERNELS[src] = load_generated("blocked", src)["kern"]
+    return _KERNELS[src]

@@ -323,10 +323,29 @@ def test_builtin_rules_for_stems_and_large_depthwise_kernels():
     stem3 = ConvProblem(mb=1, ic=3, oc=32, ih=224, iw=224, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1)
     assert builtin_rule(stem3) == "direct_numba"
     assert builtin_rule(stem3.replace(direction="bwd_d")) == "im2col_blas"  # its transposed form has 32 channels
-    assert builtin_rule(stem3.replace(kh=7, kw=7, ph=3, pw=3)) == "im2col_blas"  # 49 taps: either way, measured
+    # 7x7 RGB stems: the channel-blocked kernel (1.37x im2col_blas on ResNet-50's conv1)
+    assert builtin_rule(stem3.replace(kh=7, kw=7, ph=3, pw=3)) == "direct_numba"
+    assert builtin_rule(stem3.replace(oc=8, kh=7, kw=7, ph=3, pw=3)) == "im2col_blas"  # 8 channels: half a panel
     blur = ConvProblem(mb=1, ic=3, oc=3, g=3, ih=256, iw=256, kh=15, kw=15, ph=7, pw=7)
     assert builtin_rule(blur) == "fft_pyfftw"
     assert builtin_rule(blur.replace(kh=3, kw=3, ph=1, pw=1)) == "direct_numba"
+
+
+def test_builtin_rules_for_the_channel_blocked_kernel():
+    """Long reductions go to direct_numba's channel-blocked kernel forward and in bwd_d at
+    stride 1; short ones, strided bwd_d and bwd_w stay with the GEMM; 3x3 at stride 1 keeps
+    Winograd except on planes of at most 64 outputs."""
+    late = ConvProblem(mb=1, ic=512, oc=2048, ih=7, iw=7, kh=1, kw=1)
+    assert builtin_rule(late) == "direct_numba"
+    assert builtin_rule(late.replace(direction="bwd_d")) == "direct_numba"
+    assert builtin_rule(late.replace(direction="bwd_w")) == "im2col_blas"
+    assert builtin_rule(late.replace(ic=64, ih=56, iw=56)) == "im2col_blas"  # a reduction of 64
+    s2 = ConvProblem(mb=1, ic=128, oc=128, ih=56, iw=56, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1)
+    assert builtin_rule(s2) == "direct_numba"
+    assert builtin_rule(s2.replace(direction="bwd_d")) == "im2col_blas"  # runs on the stride-dilated input
+    s1 = ConvProblem(mb=1, ic=512, oc=512, ih=7, iw=7, kh=3, kw=3, ph=1, pw=1)
+    assert builtin_rule(s1) == "direct_numba"
+    assert builtin_rule(s1.replace(ic=128, oc=128, ih=28, iw=28)) == "winograd_f4x3"
 
 
 def test_features_mark_same_padded_depthwise_and_few_input_channels():

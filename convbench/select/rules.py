@@ -10,10 +10,14 @@ pooling                                                   ``pool_numba``
 depthwise (one input channel per group), unless the       ``direct_numba``
 kernel area is >= 49 at stride 1
 forward, 1-4 input channels, no groups, up to 25 taps     ``direct_numba``
-(stems, image filters: its generated ``stem`` kernel)
+(stems, image filters: its generated ``stem`` kernel),
+or 7x7 RGB stems (its channel-blocked kernel)
 3 taps per axis, stride 1, no dilation, >= 8 ch per group ``winograd_f4x3``
+(planes of at most 64 outputs: ``direct_numba``)
 kernel area or volume >= 49 (7x7, 4x4x4 up), stride 1     ``fft_pyfftw``
-everything else (1x1 included: a plain GEMM)              ``im2col_blas``
+the channel-blocked kernel runs it (forward, or bwd_d at  ``direct_numba``
+stride 1) with a reduction of >= 128 (channels x taps)
+everything else (1x1 with few input channels: GEMM)       ``im2col_blas``
 ========================================================  ==================
 
 A rule whose backend cannot run the problem (capabilities, direction) falls through to the
@@ -22,7 +26,8 @@ next candidate that can, in the order ``im2col_blas``, ``direct_numba``, ``refer
 
 from __future__ import annotations
 
-from ..backends import stem
+from ..backends import blocked, stem
+from ..backends.direct_numba import DirectNumba
 from ..flops import prod
 
 __all__ = ["builtin_rule", "nnpack_rule", "FALLBACK_ORDER"]
@@ -42,13 +47,22 @@ def builtin_rule(p) -> str:
     # 7x7/2 stems went either way (3596 against 4214 us for GoogLeNet's, the other way for ResNet's)
     if p.icg == 1 and p.g > 1 and not (prod(k) >= 49 and unit):
         return "direct_numba"
-    if p.direction == "fwd" and stem.fits(p) and prod(k) <= 25:
+    if p.direction == "fwd" and stem.fits(p) and (prod(k) <= 25 or blocked.beats_stem(p)):
         return "direct_numba"
+    # the channel-blocked kernel (issue 28), measured interleaved against the GEMM and Winograd, 1
+    # thread, SkylakeX kernels: 3x3/2 ResNet layers 1.31-1.46x im2col_blas; 1x1 on 7x7 and 14x14
+    # planes 1.05-1.31x; 3x3 at 512@7 2.16x winograd_f4x3 (at 256@14 0.91x, at 128@28 0.54x);
+    # but 1x1 from 16-64 channels on 56-112 px planes 0.54-0.76x im2col_blas (the output tile's
+    # transposition into NCHW outweighs a short reduction)
+    q = DirectNumba._forward_problem(p) if p.kind == "conv" and p.direction in ("fwd", "bwd_d") else None
+    fast_direct = q is not None and (p.direction == "fwd" or unit) and blocked.chosen(q)
     plain = unit and not any(p.own("d"))
     if all(v == 3 for v in k) and plain and p.icg >= 8 and p.oc // p.g >= 8:
-        return "winograd_f4x3"
+        return "direct_numba" if fast_direct and prod(p.out_spatial) <= 64 else "winograd_f4x3"
     if prod(k) >= 49 and unit:
         return "fft_pyfftw"
+    if fast_direct and q.icg * prod(q.kernel) >= 128:
+        return "direct_numba"
     return "im2col_blas"
 
 

@@ -48,7 +48,7 @@ def test_generated_depthwise_kernels_match_the_reference(k, s, pad, icg, ocg, iw
     # depthwise vectorised over channels; the rest row by row
     kind = convbench.get_backend("direct_numba")._layout(p)["kind"]
     pure = icg == ocg == 1
-    if pure and p.ow == -(-p.iw // s) and not (s == 2 and p.ow in depthwise.FLAT_SLOW_S2):
+    if pure and p.ow == -(-p.iw // s):
         assert kind == "depthwise_flat"
     else:
         assert kind == ("depthwise_cb" if pure and s > 1 and p.ow < depthwise.LANES else "depthwise")
@@ -295,3 +295,31 @@ def test_channel_blocked_kernel_in_float64_and_where_it_does_not_run():
         assert b._layout(q)["kind"] == kind, q.label
     q = p.replace(ic=3, oc=32, iw=40, kh=7, kw=7, ph=3, pw=3)  # a 7x7 RGB stem: the blocked kernel is faster
     assert stem.fits(q) and blocked.beats_stem(q) and b._layout(q)["kind"] == "blocked"
+
+
+@pytest.mark.parametrize("vector_bytes", [32, 64])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_deinterleave_intrinsic_splits_rows_and_writes_nothing_else(vector_bytes, dtype):
+    """:func:`convbench.backends.simd.deinterleave2` on rows shorter than, equal to and longer
+    than a vector (AVX2's and AVX-512's): the even and odd values land at their offsets, and the
+    masked row ends neither write past the row nor read past ``2n`` values."""
+    from numba import njit
+    from convbench.backends.simd import deinterleave2
+    dein = deinterleave2(vector_bytes)
+
+    @njit
+    def split(src, soff, spitch, dst, d0, d1, dpitch, n, rows):
+        dein(src, soff, spitch, dst, d0, d1, dpitch, n, rows)
+
+    for n in (0, 1, 7, 8, 14, 16, 17, 28, 40):
+        rows, spitch, dpitch = 3, 2 * n + 5, n + 2
+        src = np.arange(3 + rows * spitch, dtype=dtype)
+        dst = np.full(2 * rows * dpitch + 8, -1.0, dtype=dtype)
+        d1 = rows * dpitch + 4
+        split(src, 3, spitch, dst, 1, d1, dpitch, n, rows)
+        want = np.full_like(dst, -1.0)
+        for r in range(rows):
+            row = src[3 + r * spitch: 3 + r * spitch + 2 * n]
+            want[1 + r * dpitch: 1 + r * dpitch + n] = row[0::2]
+            want[d1 + r * dpitch: d1 + r * dpitch + n] = row[1::2]
+        np.testing.assert_array_equal(dst, want, err_msg=f"n={n}")

@@ -30,6 +30,7 @@ from functools import lru_cache
 import numpy as np
 
 from .codegen import load_generated
+from .simd import vector_lanes
 
 __all__ = ["beats_stem", "chosen", "fits", "geometry", "blocked_kernel", "pack_weights", "offsets", "vector_lanes"]
 
@@ -39,16 +40,6 @@ NR = 7
 MIN_K = 16
 #: at least this many output channels per group (fewer: the panel is mostly zero rows)
 MIN_OCG = 8
-
-
-@lru_cache(maxsize=None)
-def vector_lanes(itemsize: int) -> tuple[int, int]:
-    """``(lanes, registers)`` of the host's widest float vectors: 512-bit with AVX-512F (32
-    registers), else 256-bit (16)."""
-    import llvmlite.binding as llvm
-    feats = llvm.get_host_cpu_features()
-    wide = bool(feats.get("avx512f", False))
-    return (64 if wide else 32) // itemsize, (32 if wide else 16)
 
 
 def _panel(ocg: int, itemsize: int) -> tuple[int, int]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .codegen import load_generated
+from .simd import vector_lanes
 
 __all__ = ["SHAPES", "depthwise_kernel", "fits", "blocked_fits", "flat_fits", "flat_geometry", "flat_masks",
            "LANES", "BLOCKED_BELOW"]
@@ -189,18 +190,16 @@ def flat_geometry(p) -> dict:
     return dict(hq=hq, wq=wq, taps=taps, lead=lead, seg=seg, dxs=sorted({d for d in dxs if d != 0}))
 
 
-#: stride-2 phase rows in this range (one 16-lane vector and a long scalar remainder) split
-#: slower in the whole-plane kernel than the row kernel: MobileNetV2 b4.dw (56 -> 28) 163 us
-#: against 137-145 us, measured interleaved at 1 thread; 7-14 and 56 wide gain (b14 173 -> 40,
-#: b7 99 -> 54, b2 305 -> 224 us)
-FLAT_SLOW_S2 = range(17, 32)
-
-
 def flat_fits(p) -> bool:
     """True when ``p`` runs the whole-plane kernel: pure depthwise with ``ow == ceil(iw / s)``
-    (the "same" padding of every MobileNet-style layer), outside :data:`FLAT_SLOW_S2`."""
-    return (fits(p) and p.icg == 1 and p.ocg == 1 and p.ow == -(-p.iw // p.sw)
-            and not (p.sw == 2 and p.ow in FLAT_SLOW_S2))
+    (the "same" padding of every MobileNet-style layer).
+
+    At stride 2 the plane's split into column phases is :func:`.simd.deinterleave2` (vector
+    loads and shuffles, masked row ends). As a numba loop it stayed scalar on rows shorter than
+    its vector body: measured interleaved at 1 thread against ONNX Runtime (SkylakeX kernels),
+    MobileNetV2 b4.dw (56 -> 28) 76.9 us against 102.4 (the row kernel 128.4, the numba-loop
+    split 163), b7.dw 26.6 against 44.2 (was 56.6), b14.dw 30.6 against 37.1 (was 44.3)."""
+    return fits(p) and p.icg == 1 and p.ocg == 1 and p.ow == -(-p.iw // p.sw)
 
 
 def flat_masks(p, dtype) -> np.ndarray:
@@ -231,6 +230,8 @@ def _source_flat(p, parallel: bool) -> str:
     wq, lead, seg = gm["wq"], gm["lead"], gm["seg"]
     n = p.oh * p.ow
     L = _header(parallel)
+    L[-1:-1] = ["from convbench.backends.simd import deinterleave2",
+                f"dein = deinterleave2({vector_lanes(1)[0]})", ""]
     a = L.append
     a("def kern(x, w, out, mask, nchunk):")
     a("    mb, C = x.shape[0], x.shape[1]")
@@ -250,13 +251,18 @@ def _source_flat(p, parallel: bool) -> str:
         full = iw // s
         for qr in range(s):
             rows = len(range(qr, ih, s))
+            if s == 2:  # two column phases: vector loads, shuffles, masked row ends (:func:`.simd.deinterleave2`)
+                base = qr * s * seg + lead
+                a(f"        dein(xf[b, c], {qr * iw}, {s * iw}, buf, {base}, {base + seg}, {wq}, {full}, {rows})")
+                if iw % 2 == 0:
+                    continue
             a(f"        for rr in range({rows}):")
             a(f"            r = rr * {s} + {qr}")
             a(f"            base = {qr * s * seg + lead} + rr * {wq}")
-            # every column phase in one loop: an interleaved read LLVM vectorises with shuffles
-            a(f"            for t in range({full}):")
-            for qc in range(s):
-                a(f"                buf[base + {qc * seg} + t] = x[b, c, r, t * {s} + {qc}]")
+            if s != 2:  # every column phase in one loop
+                a(f"            for t in range({full}):")
+                for qc in range(s):
+                    a(f"                buf[base + {qc * seg} + t] = x[b, c, r, t * {s} + {qc}]")
             for qc in range(iw - full * s):
                 a(f"            buf[base + {qc * seg + full}] = x[b, c, r, {full * s + qc}]")
     groups = []

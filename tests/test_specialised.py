@@ -13,6 +13,7 @@ import pytest
 
 import convbench
 from convbench.backends import depthwise
+from convbench.flops import dense_flops, direct_flops
 from convbench.problem import ConvProblem
 
 
@@ -323,3 +324,28 @@ def test_deinterleave_intrinsic_splits_rows_and_writes_nothing_else(vector_bytes
             want[1 + r * dpitch: 1 + r * dpitch + n] = row[0::2]
             want[d1 + r * dpitch: d1 + r * dpitch + n] = row[1::2]
         np.testing.assert_array_equal(dst, want, err_msg=f"n={n}")
+
+
+POLY = [
+    ("mb2ic16ih13oc32kh3sh2ph1", 4),                     # 3x3/2: 2x2, 2x1, 1x2 and 1x1 sub-kernels
+    ("mb1ic16ih9iw11oc24kh1kw1sh2sw2", 1),               # 1x1/2: one phase of four, the rest zeros
+    ("mb1ic16ih17iw19oc16kh3kw3sh2sw1ph3pw0dh1dw2", 1),  # dilation 2 at stride 2: odd rows get no tap
+    ("mb1ic16ih20iw23oc16kh5kw3sh3sw2ph2pw1oh6ow10", 6),  # stride 3, padding past the kernel (a crop of dy)
+    ("mb2ic16iw50oc20kw5sw2pw2", 2),                      # 1-D
+    ("mb1ic16ih30oc32kh7sh2ph3", 4),                     # 7x7/2
+]
+
+
+@pytest.mark.parametrize("desc,live", POLY, ids=[d for d, _ in POLY])
+def test_strided_backward_data_by_phases(desc, live):
+    """direct_numba's strided bwd_d as one stride-1 forward problem per phase of dx
+    (:mod:`convbench.backends.polyphase`), against the float64 reference; its accounting is the
+    phases' (no multiplications by inserted zeros)."""
+    p = ConvProblem.parse(desc).replace(direction="bwd_d")
+    plan = _check(p, np.random.default_rng(11), directions=("bwd_d",))
+    assert plan.note.startswith(f"polyphase: {live} of ")
+    b = convbench.get_backend("direct_numba")
+    # at least the taps inside the input, at most with the zero rows of the last panel per group
+    # (an MR-channel panel for 16 channels), never the 4x of the zero-stuffed input
+    assert direct_flops(p) <= plan.flops_executed <= dense_flops(p) * 48 / 16
+    assert b.estimate(p).flops_executed == plan.flops_executed

@@ -58,7 +58,7 @@ import numpy as np
 
 from ..flops import dense_flops, prod
 from ..problem import ConvProblem
-from . import blocked, depthwise, stem
+from . import blocked, depthwise, polyphase, stem
 from .base import Backend, Capabilities, Estimate, Plan, fill_padded, volume
 from .layout import to_channels_last, warm
 
@@ -357,6 +357,15 @@ class DirectState:
     mask: np.ndarray | None = None
 
 
+@dataclass
+class PolyState:
+    """Backward data at stride > 1 by phases (:mod:`.polyphase`): per phase of ``dx``, its
+    forward sub-problem's state (``None``: zeros)."""
+
+    phases: list
+    states: list
+
+
 class DirectNumba(Backend):
     name = "direct_numba"
     algorithm = "direct"
@@ -406,6 +415,17 @@ class DirectNumba(Backend):
                         segstep=(q.dw + 1) * q.icg, gfold=q.g)
         return dict(kind="rows")
 
+    @staticmethod
+    def _polyphase(p: ConvProblem) -> list | None:
+        """The phases of a strided backward-data problem when each runs the channel-blocked
+        kernel (:mod:`.polyphase`); None otherwise (the stride-dilated input instead)."""
+        if not (p.transposed and p.rank <= 2 and any(ax.s > 1 for ax in p.axes)):
+            return None
+        phs = polyphase.phases(p)
+        if all(ph.q is None or blocked.chosen(ph.q) for ph in phs) and any(ph.q is not None for ph in phs):
+            return phs
+        return None
+
     def _prepare_wgrad(self, p: ConvProblem) -> Plan[DirectState]:
         dt = np.dtype(p.dtype)
         parallel = numba.get_num_threads() > 1 and self.estimate(p).flops_executed >= PARALLEL_MIN_FLOPS
@@ -426,6 +446,13 @@ class DirectNumba(Backend):
     def prepare(self, p: ConvProblem, w: np.ndarray | None) -> Plan[DirectState]:
         if p.direction == "bwd_w":
             return self._prepare_wgrad(p)
+        phs = self._polyphase(p)
+        if phs is not None:  # each phase an ordinary forward plan
+            subs = [None if ph.q is None else self.prepare(ph.q, polyphase.sub_weights(w, p, ph)) for ph in phs]
+            first = next(sp for sp in subs if sp is not None)
+            return self.make_plan(p, PolyState(phs, [None if sp is None else sp.state for sp in subs]),
+                                  note=f"polyphase: {sum(sp is not None for sp in subs)} of {len(phs)} phases of dx "
+                                       f"as stride-1 forward problems ({first.note})")
         q = self._forward_problem(p)
         wq = flip_transpose_weights(w, p) if p.transposed else w
         lay = self._layout(q)
@@ -580,9 +607,27 @@ class DirectNumba(Backend):
             dw = st.wbuf.reshape(p.g, p.kd, p.kh, p.kw, p.icg, p.ocg).transpose(0, 5, 4, 1, 2, 3)
             return np.ascontiguousarray(dw).reshape(p.weight_shape)
         x = inputs[0]
+        if isinstance(plan.state, PolyState):
+            return self._polyphase_run(p, plan.state, x)
         if p.transposed:
             x = dilate_input(x, p, plan.state.crop)
         return self._forward(plan.state, x)
+
+    def _polyphase_run(self, p: ConvProblem, st: PolyState, dy: np.ndarray) -> np.ndarray:
+        """Each phase's forward run, written into its strided positions of ``dx``."""
+        (ih, iw), (oh, ow) = p.spatial, p.out_spatial
+        d4 = dy.reshape(p.mb, p.oc, oh, ow)
+        dx = np.empty((p.mb, p.ic, ih, iw), dtype=dy.dtype)
+        (sh, sw) = (ax.s for ax in p.axes)
+        for ph, sub in zip(st.phases, st.states):
+            r0, r1 = ph.start
+            part = dx[:, :, r0::sh, r1::sw]
+            if ph.q is None:
+                part[...] = 0
+            else:
+                c0, c1 = ph.crop
+                part[...] = self._forward(sub, d4[:, :, c0:, c1:]).reshape(part.shape)
+        return dx.reshape(p.input_shape)
 
     # ------------------------------------------------------------------ accounting
     def _estimate(self, p: ConvProblem) -> Estimate:
@@ -590,6 +635,11 @@ class DirectNumba(Backend):
             flops = float(dense_flops(p))
             return Estimate(flops, flops, (p.mb * p.ic * prod(p.padded) + p.mb * p.oc * prod(p.out_spatial)
                                            + 2 * p.params) * p.itemsize)
+        phs = self._polyphase(p)
+        if phs is not None:  # the phases' forward runs
+            ests = [self.estimate(ph.q) for ph in phs if ph.q is not None]
+            flops = float(sum(e.flops_executed for e in ests))
+            return Estimate(flops, flops, sum(e.workspace_bytes for e in ests))
         q = self._forward_problem(p)
         lay = self._layout(q)
         it = q.itemsize

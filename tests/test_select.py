@@ -332,8 +332,8 @@ def test_builtin_rules_for_stems_and_large_depthwise_kernels():
 
 
 def test_builtin_rules_for_the_channel_blocked_kernel():
-    """Long reductions go to direct_numba's channel-blocked kernel forward and in bwd_d at
-    stride 1; short ones, strided bwd_d and bwd_w stay with the GEMM; 3x3 at stride 1 keeps
+    """Long reductions go to direct_numba's channel-blocked kernel forward and in bwd_d (at
+    stride 2 by phases); short ones and bwd_w stay with the GEMM; 3x3 at stride 1 keeps
     Winograd except on planes of at most 64 outputs."""
     late = ConvProblem(mb=1, ic=512, oc=2048, ih=7, iw=7, kh=1, kw=1)
     assert builtin_rule(late) == "direct_numba"
@@ -342,7 +342,8 @@ def test_builtin_rules_for_the_channel_blocked_kernel():
     assert builtin_rule(late.replace(ic=64, ih=56, iw=56)) == "im2col_blas"  # a reduction of 64
     s2 = ConvProblem(mb=1, ic=128, oc=128, ih=56, iw=56, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1)
     assert builtin_rule(s2) == "direct_numba"
-    assert builtin_rule(s2.replace(direction="bwd_d")) == "im2col_blas"  # runs on the stride-dilated input
+    assert builtin_rule(s2.replace(direction="bwd_d")) == "direct_numba"  # phase by phase
+    assert builtin_rule(s2.replace(direction="bwd_d", ic=16, oc=16)) == "im2col_blas"  # phases of 16 x 4 taps
     s1 = ConvProblem(mb=1, ic=512, oc=512, ih=7, iw=7, kh=3, kw=3, ph=1, pw=1)
     assert builtin_rule(s1) == "direct_numba"
     assert builtin_rule(s1.replace(ic=128, oc=128, ih=28, iw=28)) == "winograd_f4x3"

@@ -15,8 +15,9 @@ or 7x7 RGB stems (its channel-blocked kernel)
 3 taps per axis, stride 1, no dilation, >= 8 ch per group ``winograd_f4x3``
 (planes of at most 64 outputs: ``direct_numba``)
 kernel area or volume >= 49 (7x7, 4x4x4 up), stride 1     ``fft_pyfftw``
-the channel-blocked kernel runs it (forward, or bwd_d at  ``direct_numba``
-stride 1) with a reduction of >= 128 (channels x taps)
+the channel-blocked kernel runs it (forward, bwd_d; at    ``direct_numba``
+stride > 1 phase by phase) with a reduction of >= 128
+(channels x taps)
 everything else (1x1 with few input channels: GEMM)       ``im2col_blas``
 ========================================================  ==================
 
@@ -56,12 +57,17 @@ def builtin_rule(p) -> str:
     # transposition into NCHW outweighs a short reduction)
     q = DirectNumba._forward_problem(p) if p.kind == "conv" and p.direction in ("fwd", "bwd_d") else None
     fast_direct = q is not None and (p.direction == "fwd" or unit) and blocked.chosen(q)
+    reduction = q.icg * prod(q.kernel) if fast_direct else 0
+    phs = DirectNumba._polyphase(p) if q is not None and not fast_direct else None
+    if phs is not None:  # strided bwd_d by phases (1.09-1.53x oneDNN on ResNet-50's at mb8)
+        fast_direct = True
+        reduction = max(ph.q.icg * prod(ph.q.kernel) for ph in phs if ph.q is not None)
     plain = unit and not any(p.own("d"))
     if all(v == 3 for v in k) and plain and p.icg >= 8 and p.oc // p.g >= 8:
         return "direct_numba" if fast_direct and prod(p.out_spatial) <= 64 else "winograd_f4x3"
     if prod(k) >= 49 and unit:
         return "fft_pyfftw"
-    if fast_direct and q.icg * prod(q.kernel) >= 128:
+    if fast_direct and reduction >= 128:
         return "direct_numba"
     return "im2col_blas"
 

@@ -135,10 +135,13 @@ def offsets(p, g: dict) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def microkernel(nr: int, mbv: int, bits: int, lanes: int):
+def microkernel(nr: int, mbv: int, bits: int, lanes: int, accumulate: bool = False):
     """The numba intrinsic ``mk(wp, wbase, xf, xtab, xbase, tile, n)``: for ``k < n``,
     ``acc[j] += wp[wbase + k*MR : +MR] * xf[xbase + xtab[k] + j]`` for ``j < nr``, the
-    ``nr x MR`` accumulators in registers; then ``tile[j*MR + m] = acc[j][m]``."""
+    ``nr x MR`` accumulators in registers; then ``tile[j*MR + m] = acc[j][m]``. The
+    accumulators start at zero, or (``accumulate``) at ``tile[j*MR + m]``, so that a long
+    reduction can be taken in cache-sized parts. ``tile`` is read and written from index 0:
+    pass a view."""
     from llvmlite import ir
     from numba import types
     from numba.core import cgutils
@@ -166,7 +169,13 @@ def microkernel(nr: int, mbv: int, bits: int, lanes: int):
             undef = ir.Constant(vt, ir.Undefined)
             splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
             # allocas never escape: SROA/mem2reg turn them into registers
-            acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(mbv)] for _ in range(nr)]
+            tv = builder.bitcast(tptr, vt.as_pointer())
+            if accumulate:
+                acc = [[cgutils.alloca_once_value(builder, builder.load(
+                    builder.gep(tv, [ir.Constant(i64, j * mbv + b)]), align=bits // 8)) for b in range(mbv)]
+                    for j in range(nr)]
+            else:
+                acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(mbv)] for _ in range(nr)]
             with cgutils.for_range(builder, cnt) as loop:
                 k = loop.index
                 wv0 = builder.bitcast(builder.gep(wptr, [builder.add(wb, builder.mul(k, ir.Constant(i64, mr)))]),
@@ -179,7 +188,6 @@ def microkernel(nr: int, mbv: int, bits: int, lanes: int):
                                                 undef, splat)
                     for b in range(mbv):
                         builder.store(builder.call(fma, [wv[b], bc, builder.load(acc[j][b])]), acc[j][b])
-            tv = builder.bitcast(tptr, vt.as_pointer())
             for j in range(nr):
                 for b in range(mbv):
                     builder.store(builder.load(acc[j][b]), builder.gep(tv, [ir.Constant(i64, j * mbv + b)]),

@@ -58,7 +58,7 @@ import numpy as np
 
 from ..flops import dense_flops, prod
 from ..problem import ConvProblem
-from . import blocked, depthwise, polyphase, stem
+from . import blocked, blocked_wgrad, depthwise, polyphase, stem
 from .base import Backend, Capabilities, Estimate, Plan, fill_padded, volume
 from .layout import to_channels_last, warm
 
@@ -429,6 +429,20 @@ class DirectNumba(Backend):
     def _prepare_wgrad(self, p: ConvProblem) -> Plan[DirectState]:
         dt = np.dtype(p.dtype)
         parallel = numba.get_num_threads() > 1 and self.estimate(p).flops_executed >= PARALLEL_MIN_FLOPS
+        if blocked_wgrad.fits(p):
+            g = blocked_wgrad.geometry(p)
+            kernel = blocked_wgrad.wgrad_kernel(p, g, parallel)
+            bufs = blocked_wgrad.buffers(p, g, dt)
+            st = DirectState(q=p, layout={"kind": "blocked_wgrad", **g}, kernel=kernel, parallel=parallel,
+                             weights=np.empty(0, dt), xbuf=bufs["xb"], obuf=bufs["dyp"], zero=dt.type(0),
+                             wbuf=bufs["dwb"], mask=bufs["xtab"])
+            # compile now (specialised to the shape: on arrays of the run's sizes)
+            kernel(np.zeros((p.mb, p.ic, p.ih, p.iw), dt), np.zeros((p.mb, p.oc, p.oh, p.ow), dt), st.obuf, st.xbuf,
+                   st.mask, st.wbuf)
+            return self.make_plan(p, st, note=f"weight gradient: channel-blocked ({g['mr']}-channel panels x "
+                                              f"{g['nr']} of the {g['run']}-value kernel-row runs, pixels reduced "
+                                              f"in chunks of {blocked_wgrad.CHUNK}), "
+                                              f"{'parallel' if parallel else 'serial'}")
         kernel = KERNELS[("wgrad", parallel)]
         # channels-last buffers: the padded input (border stays zero), the output gradient and
         # the (g, kd*kh, kw, icg, ocg) result, all allocated once here
@@ -594,6 +608,13 @@ class DirectNumba(Backend):
 
     def run(self, plan: Plan[DirectState], *inputs: np.ndarray) -> np.ndarray:
         p = plan.problem
+        if p.direction == "bwd_w" and plan.state.layout["kind"] == "blocked_wgrad":
+            x, dy = inputs
+            st, g = plan.state, plan.state.layout
+            st.kernel(np.ascontiguousarray(x).reshape(p.mb, p.ic, p.ih, p.iw),
+                      np.ascontiguousarray(dy).reshape(p.mb, p.oc, p.oh, p.ow), st.obuf, st.xbuf, st.mask, st.wbuf)
+            dw = st.wbuf.reshape(g["npanel"] * g["mr"], p.kh, p.kw, p.ic)[:p.oc].transpose(0, 3, 1, 2)
+            return np.ascontiguousarray(dw).reshape(p.weight_shape)
         if p.direction == "bwd_w":
             x, dy = inputs
             st = plan.state
@@ -631,6 +652,10 @@ class DirectNumba(Backend):
 
     # ------------------------------------------------------------------ accounting
     def _estimate(self, p: ConvProblem) -> Estimate:
+        if p.direction == "bwd_w" and blocked_wgrad.fits(p):  # the zero lanes of the last panel run too
+            g = blocked_wgrad.geometry(p)
+            flops = float(dense_flops(p)) * g["npanel"] * g["mr"] / p.oc
+            return Estimate(flops, flops, blocked_wgrad.workspace(p, g))
         if p.direction == "bwd_w":  # every tap of every output, padding included, as the loop runs it
             flops = float(dense_flops(p))
             return Estimate(flops, flops, (p.mb * p.ic * prod(p.padded) + p.mb * p.oc * prod(p.out_spatial)

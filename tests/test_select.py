@@ -104,7 +104,8 @@ def test_rules_warn_once_and_choose_backend_takes_shapes_or_arrays():
     assert a == "winograd_f4x3"
     assert convbench.choose_backend((1, 1, 128, 128), (1, 1, 9, 9), padding=4) == "fft_pyfftw"
     assert convbench.choose_backend((1, 8, 16, 16), (8, 1, 3, 3), groups=8) == "direct_numba"
-    assert convbench.choose_backend((1, 8, 16, 16), (8, 8, 3, 3), stride=2, direction="bwd_w") == "im2col_blas"
+    assert convbench.choose_backend((1, 8, 16, 16), (8, 8, 3, 3), stride=2, direction="bwd_w") == "direct_numba"
+    assert convbench.choose_backend((1, 8, 16, 16), (8, 8, 1, 1), stride=2, direction="bwd_w") == "im2col_blas"
     with pytest.raises(ValueError, match="no candidate runs"):
         convbench.choose_backend((1, 1, 8, 8), (1, 1, 5, 5), candidates=["winograd_f4x3"])
     with pytest.raises(ValueError, match="direction"):
@@ -333,12 +334,15 @@ def test_builtin_rules_for_stems_and_large_depthwise_kernels():
 
 def test_builtin_rules_for_the_channel_blocked_kernel():
     """Long reductions go to direct_numba's channel-blocked kernel forward and in bwd_d (at
-    stride 2 by phases); short ones and bwd_w stay with the GEMM; 3x3 at stride 1 keeps
+    stride 2 by phases), and so do weight gradients of kernels larger than 1x1; short
+    reductions and 1x1 weight gradients stay with the GEMM; 3x3 at stride 1 keeps
     Winograd except on planes of at most 64 outputs."""
     late = ConvProblem(mb=1, ic=512, oc=2048, ih=7, iw=7, kh=1, kw=1)
     assert builtin_rule(late) == "direct_numba"
     assert builtin_rule(late.replace(direction="bwd_d")) == "direct_numba"
-    assert builtin_rule(late.replace(direction="bwd_w")) == "im2col_blas"
+    assert builtin_rule(late.replace(direction="bwd_w")) == "im2col_blas"  # 1x1: a GEMM without an unfold
+    assert builtin_rule(late.replace(direction="bwd_w", kh=3, kw=3, ph=1, pw=1)) == "direct_numba"
+    assert builtin_rule(late.replace(direction="bwd_w", kh=3, kw=3, ph=1, pw=1, g=2)) != "direct_numba"  # groups
     assert builtin_rule(late.replace(ic=64, ih=56, iw=56)) == "im2col_blas"  # a reduction of 64
     s2 = ConvProblem(mb=1, ic=128, oc=128, ih=56, iw=56, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1)
     assert builtin_rule(s2) == "direct_numba"

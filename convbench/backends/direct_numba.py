@@ -1,9 +1,17 @@
 """``direct_numba``: the direct convolution loop nest, compiled with numba.
 
-Two loop nests, chosen in ``prepare`` from the shape, because no single loop order
+Several loop nests, chosen in ``prepare`` from the shape, because no single loop order
 is good for both a 64-channel ResNet layer and a one-channel image:
 
-``nhwc`` (register-blocked, many channels per group)
+``blocked`` (1-D and 2-D, at least 8 output channels per group, a reduction of 16)
+    Channel-blocked direct convolution (:mod:`.blocked`): 16-48 output channels in vector
+    registers against 7 output pixels, an LLVM-IR micro-kernel through a numba intrinsic,
+    each input value read through a table of offsets into the zero-bordered stride phases of
+    the input (no unfold). Strided backward data runs as one stride-1 forward problem per
+    phase of ``dx`` (:mod:`.polyphase`, layout ``polyphase``), and the weight gradient on the
+    same micro-kernel (:mod:`.blocked_wgrad`, layout ``blocked_wgrad``).
+
+``nhwc`` (register-blocked, many channels per group: 3-D, few output channels)
     The input is copied once per run to a zero-padded NHWC buffer, so for one output
     pixel and one kernel row the taps it needs are one contiguous run of
     ``kw * ic`` values (or ``kw`` runs of ``ic/g`` values with groups or horizontal
@@ -369,7 +377,8 @@ class PolyState:
 class DirectNumba(Backend):
     name = "direct_numba"
     algorithm = "direct"
-    description = "compiled direct loop nest (numba): 4x4 register-blocked NHWC, or row-vectorised NCHW"
+    description = ("compiled direct loop nest (numba): channel-blocked (LLVM-IR micro-kernel), generated "
+                   "depthwise and stem kernels, 4x4 register-blocked NHWC, or row-vectorised NCHW")
     capabilities = Capabilities(exact=True, transposed=True, backward_weights=True, threads="numba",
                                 ranks=(1, 2, 3))
 

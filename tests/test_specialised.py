@@ -277,8 +277,13 @@ def test_channel_blocked_kernel_matches_the_reference(kw, lanes, monkeypatch):
     assert est.flops_executed == 2 * p.mb * p.g * g["npg"] * g["mr"] * g["k"] * p.oh * p.ow >= 2 * p.mb * p.oc * g["k"] * p.oh * p.ow
 
 
-def test_channel_blocked_kernel_in_float64_and_where_it_does_not_run():
+@pytest.mark.parametrize("lanes", ["host", "avx2"])
+def test_channel_blocked_kernel_in_float64_and_where_it_does_not_run(lanes, monkeypatch):
+    """float64 (on 256-bit vectors: 4 lanes, the output through a tile instead of the in-register
+    transposition), a second run on new data, and the problems other nests keep."""
     from convbench.backends import blocked, stem
+    if lanes == "avx2":
+        monkeypatch.setattr(blocked, "vector_lanes", lambda itemsize: (32 // itemsize, 16))
     p = ConvProblem(mb=1, ic=12, oc=10, ih=11, iw=12, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1, dtype="float64")
     rng = np.random.default_rng(8)
     x, w = rng.standard_normal(p.input_shape), rng.standard_normal(p.weight_shape)
@@ -287,6 +292,7 @@ def test_channel_blocked_kernel_in_float64_and_where_it_does_not_run():
     y = b.run(plan, x)
     ref = ref_b.run(ref_b.prepare(p, w), x)
     assert "blocked" in plan.note and y.dtype == np.float64 and np.abs(y - ref).max() < 1e-12 * np.abs(ref).max()
+    assert ("microkernel_nchw" in blocked._source(p, blocked.geometry(p), False)) == (blocked.vector_lanes(8)[0] % 8 == 0)
     # a second run on new data: the phase scratch's border stayed zero
     x2 = rng.standard_normal(p.input_shape)
     assert np.abs(b.run(plan, x2) - ref_b.run(ref_b.prepare(p, w), x2)).max() < 1e-12 * np.abs(ref).max()

@@ -134,6 +134,36 @@ def offsets(p, g: dict) -> np.ndarray:
     return np.asarray(tab, dtype=np.int64)
 
 
+def _reduction(builder, ctx, nr, mbv, bits, lanes, wptr, wb, xptr, xtp, xb, cnt, init):
+    """Emit the micro-kernel's reduction: ``nr x mbv`` vector accumulators (allocas that never
+    escape, so SROA/mem2reg keep them in registers) starting at ``init(j, b)``; returns their
+    final values."""
+    from llvmlite import ir
+    from numba.core import cgutils
+
+    ft = ir.FloatType() if bits == 32 else ir.DoubleType()
+    vt = ir.VectorType(ft, lanes)
+    i64 = ir.IntType(64)
+    mr = mbv * lanes
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt, vt]),
+                                         f"llvm.fma.v{lanes}f{bits}")
+    undef = ir.Constant(vt, ir.Undefined)
+    splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+    acc = [[cgutils.alloca_once_value(builder, init(j, b)) for b in range(mbv)] for j in range(nr)]
+    with cgutils.for_range(builder, cnt) as loop:
+        k = loop.index
+        wv0 = builder.bitcast(builder.gep(wptr, [builder.add(wb, builder.mul(k, ir.Constant(i64, mr)))]),
+                              vt.as_pointer())
+        wv = [builder.load(builder.gep(wv0, [ir.Constant(i64, b)]), align=bits // 8) for b in range(mbv)]
+        xo = builder.add(builder.load(builder.gep(xtp, [k])), xb)
+        for j in range(nr):
+            s = builder.load(builder.gep(xptr, [builder.add(xo, ir.Constant(i64, j))]))
+            bc = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(ir.IntType(32), 0)), undef, splat)
+            for b in range(mbv):
+                builder.store(builder.call(fma, [wv[b], bc, builder.load(acc[j][b])]), acc[j][b])
+    return [[builder.load(acc[j][b]) for b in range(mbv)] for j in range(nr)]
+
+
 @lru_cache(maxsize=None)
 def microkernel(nr: int, mbv: int, bits: int, lanes: int, accumulate: bool = False):
     """The numba intrinsic ``mk(wp, wbase, xf, xtab, xbase, tile, n)``: for ``k < n``,
@@ -144,14 +174,11 @@ def microkernel(nr: int, mbv: int, bits: int, lanes: int, accumulate: bool = Fal
     pass a view."""
     from llvmlite import ir
     from numba import types
-    from numba.core import cgutils
     from numba.extending import intrinsic
 
     ft = ir.FloatType() if bits == 32 else ir.DoubleType()
     vt = ir.VectorType(ft, lanes)
     i64 = ir.IntType(64)
-    mr = mbv * lanes
-    name = f"llvm.fma.v{lanes}f{bits}"
 
     @intrinsic
     def mk(typingctx, wp, wbase, xf, xtab, xbase, tile, n):
@@ -163,35 +190,105 @@ def microkernel(nr: int, mbv: int, bits: int, lanes: int, accumulate: bool = Fal
             def data(i, v):
                 return context.make_array(signature.args[i])(context, builder, v).data
 
-            wptr, xptr, xtp, tptr = data(0, wpa), data(2, xa), data(3, xta), data(5, ta)
-            fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt, vt]), name)
-            zero = ir.Constant(vt, [0.0] * lanes)
-            undef = ir.Constant(vt, ir.Undefined)
-            splat = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
-            # allocas never escape: SROA/mem2reg turn them into registers
-            tv = builder.bitcast(tptr, vt.as_pointer())
-            if accumulate:
-                acc = [[cgutils.alloca_once_value(builder, builder.load(
-                    builder.gep(tv, [ir.Constant(i64, j * mbv + b)]), align=bits // 8)) for b in range(mbv)]
-                    for j in range(nr)]
-            else:
-                acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(mbv)] for _ in range(nr)]
-            with cgutils.for_range(builder, cnt) as loop:
-                k = loop.index
-                wv0 = builder.bitcast(builder.gep(wptr, [builder.add(wb, builder.mul(k, ir.Constant(i64, mr)))]),
-                                      vt.as_pointer())
-                wv = [builder.load(builder.gep(wv0, [ir.Constant(i64, b)]), align=bits // 8) for b in range(mbv)]
-                xo = builder.add(builder.load(builder.gep(xtp, [k])), xb)
-                for j in range(nr):
-                    s = builder.load(builder.gep(xptr, [builder.add(xo, ir.Constant(i64, j))]))
-                    bc = builder.shuffle_vector(builder.insert_element(undef, s, ir.Constant(ir.IntType(32), 0)),
-                                                undef, splat)
-                    for b in range(mbv):
-                        builder.store(builder.call(fma, [wv[b], bc, builder.load(acc[j][b])]), acc[j][b])
+            tv = builder.bitcast(data(5, ta), vt.as_pointer())
+
+            def init(j, b):
+                if accumulate:
+                    return builder.load(builder.gep(tv, [ir.Constant(i64, j * mbv + b)]), align=bits // 8)
+                return ir.Constant(vt, [0.0] * lanes)
+            acc = _reduction(builder, context, nr, mbv, bits, lanes, data(0, wpa), wb, data(2, xa), data(3, xta), xb,
+                             cnt, init)
             for j in range(nr):
                 for b in range(mbv):
-                    builder.store(builder.load(acc[j][b]), builder.gep(tv, [ir.Constant(i64, j * mbv + b)]),
-                                  align=bits // 8)
+                    builder.store(acc[j][b], builder.gep(tv, [ir.Constant(i64, j * mbv + b)]), align=bits // 8)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return mk
+
+
+def _transpose_plan(nr: int, lanes: int) -> list:
+    """Shuffle stages that turn ``8`` vectors of ``lanes`` channels (pixel ``j``'s, ``j < 8``)
+    into ``8`` vectors of ``lanes/8`` channels x 8 pixels (channel-major): per stage a list of
+    ``(source a, source b, mask)``, masks over the concatenation of a and b. Labels are
+    ``(pixel, channel)``; pairs of vectors with the same channels and adjacent pixel groups
+    are merged, each output keeping half of the channels."""
+    vecs = [[(j, m) for m in range(lanes)] for j in range(8)]
+    stages = []
+    width = 1
+    while width < 8:
+        nxt, ops = [], []
+        for i in range(0, len(vecs), 2):
+            a, b = vecs[i], vecs[i + 1]
+            chans = sorted({m for _, m in a})
+            for half in (chans[:len(chans) // 2], chans[len(chans) // 2:]):
+                want = [(j, m) for m in half for j in sorted({j for j, _ in a + b})]
+                pos = {lab: k for k, lab in enumerate(a + b)}
+                ops.append((i, i + 1, [pos[lab] for lab in want]))
+                nxt.append(want)
+        # regroup so that the next stage pairs vectors of the same channels
+        order = sorted(range(len(nxt)), key=lambda k: (min(m for _, m in nxt[k]), min(j for j, _ in nxt[k])))
+        stages.append((ops, order))
+        vecs = [nxt[k] for k in order]
+        width *= 2
+    return stages, vecs
+
+
+@lru_cache(maxsize=None)
+def microkernel_nchw(nr: int, mbv: int, bits: int, lanes: int):
+    """The numba intrinsic ``mk(wp, wbase, xf, xtab, xbase, n, out, obase, ostride, nm)``: the
+    reduction of :func:`microkernel`, then the ``nr`` pixels of channel ``m < nm`` written to
+    ``out[obase + m*ostride + j]``: each vector of 16 (8) channels x up to 8 pixels transposed in
+    registers by three stages of shuffles and stored as channel rows with a masked store (as
+    a loop of scalar copies through a tile, the transposition cost as much as a reduction of 64
+    input channels). Needs ``nr <= 8`` and ``lanes`` a multiple of 8."""
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    assert nr <= 8 and lanes % 8 == 0
+    ft = ir.FloatType() if bits == 32 else ir.DoubleType()
+    vt, v8 = ir.VectorType(ft, lanes), ir.VectorType(ft, 8)
+    i64, i32, i1 = ir.IntType(64), ir.IntType(32), ir.IntType(1)
+    stages, final = _transpose_plan(nr, lanes)
+    per = lanes // 8  # channels per final vector
+
+    @intrinsic
+    def mk(typingctx, wp, wbase, xf, xtab, xbase, n, out, obase, ostride, nm):
+        sig = types.void(wp, wbase, xf, xtab, xbase, n, out, obase, ostride, nm)
+
+        def codegen(context, builder, signature, args):
+            wpa, wb, xa, xta, xb, cnt, oa, ob, ost, nmv = args
+
+            def data(i, v):
+                return context.make_array(signature.args[i])(context, builder, v).data
+
+            zero = ir.Constant(vt, [0.0] * lanes)
+            acc = _reduction(builder, context, nr, mbv, bits, lanes, data(0, wpa), wb, data(2, xa), data(3, xta), xb,
+                             cnt, lambda j, b: zero)
+            optr = data(6, oa)
+            ptr = optr.type
+            mstore = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [v8, ptr, i32, ir.VectorType(i1, 8)]),
+                f"llvm.masked.store.v8f{bits}.p0")
+            mask = ir.Constant(ir.VectorType(i1, 8), [1 if j < nr else 0 for j in range(8)])
+            for b in range(mbv):
+                vecs = [acc[j][b] if j < nr else zero for j in range(8)]
+                for ops, order in stages:
+                    nxt = [builder.shuffle_vector(vecs[i], vecs[k], ir.Constant(ir.VectorType(i32, lanes), m))
+                           for i, k, m in ops]
+                    vecs = [nxt[o] for o in order]
+                for v, labels in zip(vecs, final):
+                    for h in range(per):
+                        m = labels[h * 8][1]  # this half's channel within the vector block
+                        ch = ir.Constant(i64, b * lanes + m)
+                        row = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(i32, 8),
+                                                                          list(range(h * 8, h * 8 + 8))))
+                        with cgutils.if_likely(builder, builder.icmp_signed("<", ch, nmv)):
+                            dst = builder.gep(optr, [builder.add(ob, builder.mul(ch, ost))])
+                            builder.call(mstore, [row, dst, ir.Constant(i32, bits // 8), mask])
             return context.get_dummy_value()
 
         return sig, codegen
@@ -249,7 +346,9 @@ def _fill(a, p, g) -> None:
 
 def _source(p, g: dict, parallel: bool) -> str:
     """A driver specialised to ``p``'s geometry: per image, fill the phases, then per (group,
-    panel) in parallel, every micro-tile of every output row, each copied to NCHW output."""
+    panel) in parallel, every micro-tile of every output row, each written to the NCHW output
+    (transposed in registers, :func:`microkernel_nchw`; through a tile where the vector width
+    is not a multiple of 8 values, float64 on 256-bit vectors)."""
     it = np.dtype(p.dtype).itemsize
     lanes, _ = vector_lanes(it)
     nr, mbv, mr, npg, k = g["nr"], g["mb_v"], g["mr"], g["npg"], g["k"]
@@ -258,13 +357,15 @@ def _source(p, g: dict, parallel: bool) -> str:
     full, tail = width // nr, width % nr
     deco = "@njit(parallel=True, fastmath=True, nogil=True)" if parallel else \
         "@njit(fastmath=True, cache=True, nogil=True)"
+    nchw = nr <= 8 and lanes % 8 == 0
+    kind = "microkernel_nchw" if nchw else "microkernel"
     L = ["import numpy as np", "from numba import njit, prange",
-         "from convbench.backends.blocked import microkernel",
-         f"mk = microkernel({nr}, {mbv}, {it * 8}, {lanes})",
+         f"from convbench.backends.blocked import {kind}",
+         f"mk = {kind}({nr}, {mbv}, {it * 8}, {lanes})",
          "from convbench.backends.simd import deinterleave2",
          f"dein = deinterleave2({lanes * it})"]
     if tail:
-        L.append(f"mkt = microkernel({tail}, {mbv}, {it * 8}, {lanes})")
+        L.append(f"mkt = {kind}({tail}, {mbv}, {it * 8}, {lanes})")
     L += ["", deco, "def kern(x, wp, xtab, out, xb):"]
     a = L.append
     a("    mb = x.shape[0]")
@@ -284,6 +385,15 @@ def _source(p, g: dict, parallel: bool) -> str:
     a(f"            nm = min({mr}, {p.ocg} - m0)")
     a(f"            ob = n * {p.oc * ohw} + (gi * {p.ocg} + m0) * {ohw}")
     a(f"            xg = gi * {p.icg * cst}")
+    if nchw:  # the micro-kernel writes its pixels' channel rows itself
+        a(f"            for r in range({rows}):")
+        a(f"                for jt in range({full}):")
+        a(f"                    mk(wp, pp * {k * mr}, src, xtab, xg + r * {g['pitch']} + jt * {nr}, {k}, of, "
+          f"ob + r * {width} + jt * {nr}, {ohw}, nm)")
+        if tail:
+            a(f"                mkt(wp, pp * {k * mr}, src, xtab, xg + r * {g['pitch']} + {full * nr}, {k}, of, "
+              f"ob + r * {width} + {full * nr}, {ohw}, nm)")
+        return "\n".join(L) + "\n"
     a(f"            tile = np.empty({nr * mr}, dtype=wp.dtype)")
     a(f"            for r in range({rows}):")
     a(f"                for jt in range({full}):")

@@ -343,11 +343,12 @@ def test_builtin_rules_for_the_channel_blocked_kernel():
     assert builtin_rule(late.replace(direction="bwd_w")) == "im2col_blas"  # 1x1: a GEMM without an unfold
     assert builtin_rule(late.replace(direction="bwd_w", kh=3, kw=3, ph=1, pw=1)) == "direct_numba"
     assert builtin_rule(late.replace(direction="bwd_w", kh=3, kw=3, ph=1, pw=1, g=2)) != "direct_numba"  # groups
-    assert builtin_rule(late.replace(ic=64, ih=56, iw=56)) == "im2col_blas"  # a reduction of 64
+    assert builtin_rule(late.replace(ic=64, ih=56, iw=56)) == "direct_numba"  # a reduction of 64
+    assert builtin_rule(late.replace(ic=16, ih=56, iw=56)) == "im2col_blas"  # of 16
     s2 = ConvProblem(mb=1, ic=128, oc=128, ih=56, iw=56, kh=3, kw=3, sh=2, sw=2, ph=1, pw=1)
     assert builtin_rule(s2) == "direct_numba"
     assert builtin_rule(s2.replace(direction="bwd_d")) == "direct_numba"  # phase by phase
-    assert builtin_rule(s2.replace(direction="bwd_d", ic=16, oc=16)) == "im2col_blas"  # phases of 16 x 4 taps
+    assert builtin_rule(s2.replace(direction="bwd_d", ic=4, oc=4)) == "im2col_blas"  # phases of 4 channels
     s1 = ConvProblem(mb=1, ic=512, oc=512, ih=7, iw=7, kh=3, kw=3, ph=1, pw=1)
     assert builtin_rule(s1) == "direct_numba"
     assert builtin_rule(s1.replace(ic=128, oc=128, ih=28, iw=28)) == "winograd_f4x3"

@@ -18,9 +18,9 @@ bwd_w, 1-D or 2-D, no groups, kernels larger than 1x1     ``direct_numba``
 (planes of at most 64 outputs: ``direct_numba``)
 kernel area or volume >= 49 (7x7, 4x4x4 up), stride 1     ``fft_pyfftw``
 the channel-blocked kernel runs it (forward, bwd_d; at    ``direct_numba``
-stride > 1 phase by phase) with a reduction of >= 128
+stride > 1 phase by phase) with a reduction of >= 24
 (channels x taps)
-everything else (1x1 with few input channels: GEMM)       ``im2col_blas``
+everything else (a 1x1 from 16 channels: GEMM)           ``im2col_blas``
 ========================================================  ==================
 
 A rule whose backend cannot run the problem (capabilities, direction) falls through to the
@@ -53,10 +53,10 @@ def builtin_rule(p) -> str:
     if p.direction == "fwd" and stem.fits(p) and (prod(k) <= 25 or blocked.beats_stem(p)):
         return "direct_numba"
     # the channel-blocked kernel (issue 28), measured interleaved against the GEMM and Winograd, 1
-    # thread, SkylakeX kernels: 3x3/2 ResNet layers 1.31-1.46x im2col_blas; 1x1 on 7x7 and 14x14
-    # planes 1.05-1.31x; 3x3 at 512@7 2.16x winograd_f4x3 (at 256@14 0.91x, at 128@28 0.54x);
-    # but 1x1 from 16-64 channels on 56-112 px planes 0.54-0.76x im2col_blas (the output tile's
-    # transposition into NCHW outweighs a short reduction)
+    # thread, SkylakeX kernels: 3x3/2 ResNet layers 1.31-1.55x im2col_blas; 1x1 on 7x7 and 14x14
+    # planes 1.15-1.32x, MobileNetV2's 1x1 from 24-160 channels 1.03-1.42x; 3x3 at 512@7 2.16x
+    # winograd_f4x3 (at 256@14 0.91x, at 128@28 0.54x); but a reduction of 16 (1x1, 16 -> 96 at
+    # 112 px) 0.93x im2col_blas
     q = DirectNumba._forward_problem(p) if p.kind == "conv" and p.direction in ("fwd", "bwd_d") else None
     fast_direct = q is not None and (p.direction == "fwd" or unit) and blocked.chosen(q)
     reduction = q.icg * prod(q.kernel) if fast_direct else 0
@@ -73,7 +73,7 @@ def builtin_rule(p) -> str:
         return "direct_numba" if fast_direct and prod(p.out_spatial) <= 64 else "winograd_f4x3"
     if prod(k) >= 49 and unit:
         return "fft_pyfftw"
-    if fast_direct and reduction >= 128:
+    if fast_direct and reduction >= 24:
         return "direct_numba"
     return "im2col_blas"
 

@@ -296,9 +296,11 @@ def test_channel_blocked_kernel_in_float64_and_where_it_does_not_run(lanes, monk
     # a second run on new data: the phase scratch's border stayed zero
     x2 = rng.standard_normal(p.input_shape)
     assert np.abs(b.run(plan, x2) - ref_b.run(ref_b.prepare(p, w), x2)).max() < 1e-12 * np.abs(ref).max()
-    # too few channels per group, too short a reduction, 3-D: other nests; 3x3 RGB stems stay with the stem kernel
+    # too few channels per group, too short a reduction: other nests; 3x3 RGB stems keep the stem kernel
+    # unless strided with at least 32 output channels
     for q, kind in ((p.replace(oc=10, g=2, kh=2, kw=2), "nhwc"), (p.replace(ic=1, oc=16, iw=40), "stem"),
-                    (p.replace(ic=3, oc=32, iw=40), "stem"), (p.replace(ic=16, oc=16, g=16), "depthwise_flat")):
+                    (p.replace(ic=3, oc=16, iw=40), "stem"), (p.replace(ic=3, oc=32, iw=40), "blocked"),
+                    (p.replace(ic=3, oc=64, iw=40, sh=1, sw=1), "stem"), (p.replace(ic=16, oc=16, g=16), "depthwise_flat")):
         assert b._layout(q)["kind"] == kind, q.label
     q = p.replace(ic=3, oc=32, iw=40, kh=7, kw=7, ph=3, pw=3)  # a 7x7 RGB stem: the blocked kernel is faster
     assert stem.fits(q) and blocked.beats_stem(q) and b._layout(q)["kind"] == "blocked"

@@ -70,10 +70,11 @@ def fits(p) -> bool:
 def beats_stem(p) -> bool:
     """True when the blocked kernel should run a few-input-channel problem that :mod:`.stem`
     also fits: a reduction of at least 48 (7x7 on one channel, 5x5 or 7x7 on RGB) and 16 output
-    channels. Measured interleaved, 1 thread, SkylakeX kernels, stem/blocked time: 7x7/2 RGB ->
-    64 at 224 px 1.64, 5x5 RGB -> 32 1.33, 7x7 grey -> 16 at 1024 px 1.32; but 3x3/2 RGB -> 32
-    0.69, 3x3 RGB -> 64 0.75, 5x5 grey -> 16 0.92, 7x7 grey -> 8 0.75 (half the panel zero)."""
-    return p.icg * p.kh * p.kw >= 48 and p.ocg >= 16
+    channels, or a strided stem with at least 32. Measured interleaved, 1 thread, SkylakeX
+    kernels, stem/blocked time: 7x7/2 RGB -> 64 at 224 px 1.64, 5x5 RGB -> 32 1.33, 7x7 grey ->
+    16 at 1024 px 1.32, 3x3/2 RGB -> 32 (MobileNetV2's) 1.09; but 3x3 RGB -> 64 at stride 1
+    0.97, 5x5 grey -> 16 0.95, 7x7 grey -> 8 0.68 (half the panel zero)."""
+    return p.ocg >= 16 and (p.icg * p.kh * p.kw >= 48 or (p.ocg >= 32 and max(p.sh, p.sw) > 1))
 
 
 def chosen(p) -> bool:

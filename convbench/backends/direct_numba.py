@@ -361,7 +361,8 @@ class DirectState:
     crop: tuple = ()
     wbuf: np.ndarray | None = None
     #: ``depthwise_flat``: the column masks (:func:`.depthwise.flat_masks`); ``blocked``: the
-    #: reduction offsets (:func:`.blocked.offsets`)
+    #: reduction offsets (:func:`.blocked.offsets`); ``blocked_wgrad``: the pixel offsets
+    #: (:func:`.blocked_wgrad.pixel_offsets`)
     mask: np.ndarray | None = None
 
 
@@ -445,9 +446,10 @@ class DirectNumba(Backend):
             st = DirectState(q=p, layout={"kind": "blocked_wgrad", **g}, kernel=kernel, parallel=parallel,
                              weights=np.empty(0, dt), xbuf=bufs["xb"], obuf=bufs["dyp"], zero=dt.type(0),
                              wbuf=bufs["dwb"], mask=bufs["xtab"])
-            # compile now (specialised to the shape: on arrays of the run's sizes)
-            kernel(np.zeros((p.mb, p.ic, p.ih, p.iw), dt), np.zeros((p.mb, p.oc, p.oh, p.ow), dt), st.obuf, st.xbuf,
-                   st.mask, st.wbuf)
+            # compile now (or load numba's disk cache) for the run's argument types, without running:
+            # the kernel is specialised to the shape, so a stand-in array would have to be full size
+            four = numba.typeof(np.empty((0, 0, 0, 0), dt))
+            kernel.compile((four, four) + tuple(numba.typeof(a) for a in (st.obuf, st.xbuf, st.mask, st.wbuf)))
             return self.make_plan(p, st, note=f"weight gradient: channel-blocked ({g['mr']}-channel panels x "
                                               f"{g['nr']} of the {g['run']}-value kernel-row runs, pixels reduced "
                                               f"in chunks of {blocked_wgrad.CHUNK}), "

@@ -116,3 +116,29 @@ def test_a_ctrl_c_after_an_honoured_stop_is_only_noted():
         sg.getsignal(sg.SIGINT)(sg.SIGINT, None)  # after the loop: noted, not raised
         assert Interrupt.stopping() == "SIGINT" and outer.signal is None
     assert sg.getsignal(sg.SIGINT) is before and Interrupt.stopping() is None
+
+
+def test_a_signal_inside_a_finalizer_is_delivered_again_outside_it():
+    """An exception raised in a ``__del__`` is printed and swallowed: SIGTERM arriving while
+    llvmlite's objects were collected (numba compiling a kernel) left a traceback on stderr and
+    a run that went on. The handler re-delivers the signal outside the finalizer instead."""
+    import signal as sg
+    import sys
+    import time
+
+    from convbench.executors import Interrupt, Terminated
+    frames = []
+
+    class Collected:
+        def __del__(self):
+            frames.append(sys._getframe())
+
+    Collected()
+    with Interrupt(finish_first=True) as loop:
+        loop._sigterm(sg.SIGTERM, frames[0])  # inside the finalizer: not raised, not yet stopping
+        assert Interrupt.stopping() is None
+        with pytest.raises(Terminated):
+            deadline = time.time() + 5
+            while time.time() < deadline:
+                time.sleep(0.005)  # the re-delivered signal raises here, in this frame
+        assert Interrupt.stopping() == "SIGTERM"

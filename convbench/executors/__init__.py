@@ -23,8 +23,10 @@ on a cluster, the way ``concurrent.futures`` executors and Dask's ``Client.map``
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import threading
 import time
 
 __all__ = ["run_sweep", "LocalExecutor", "ExecutorError", "ExecutorLost", "Terminated", "run_unit", "EXECUTORS",
@@ -56,6 +58,15 @@ class Terminated(KeyboardInterrupt):
 _STOPPING = {"signal": None}
 
 
+def _in_finalizer(frame) -> bool:
+    """True when ``frame`` (where a signal arrived) runs inside a ``__del__``."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
 class Interrupt:
     """SIGINT and SIGTERM while a run is in progress.
 
@@ -85,7 +96,15 @@ class Interrupt:
         """The signal that is stopping this process's run, if one is."""
         return _STOPPING["signal"]
 
-    def _stop(self, name: str, exc):
+    def _stop(self, name: str, exc, signum, frame):
+        if _in_finalizer(frame):
+            # an exception raised inside a __del__ is printed ("Exception ignored in ...") and
+            # swallowed (it happened with llvmlite's objects, collected while numba compiled a
+            # kernel): deliver the signal again a moment later, outside the finalizer
+            t = threading.Timer(0.01, os.kill, (os.getpid(), signum))
+            t.daemon = True
+            t.start()
+            return
         self.signal = self.signal or name
         _STOPPING["signal"] = name
         raise exc
@@ -98,13 +117,13 @@ class Interrupt:
             sys.stderr.write("\ninterrupt: finishing what is running, then stopping "
                              "(press Ctrl-C again to stop now)\n")
             return
-        self._stop("SIGINT", KeyboardInterrupt)
+        self._stop("SIGINT", KeyboardInterrupt, signum, frame)
 
     def _sigterm(self, signum, frame):
         if _STOPPING["signal"]:
             return
         self.requested = True
-        self._stop("SIGTERM", Terminated)
+        self._stop("SIGTERM", Terminated, signum, frame)
 
     def __exit__(self, *exc):
         outermost = not any(isinstance(getattr(old, "__self__", None), Interrupt) for old in self._old.values())
